@@ -1,0 +1,18 @@
+"""TrainingPipeline task: register the model package with its metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autoloop import steps
+from autoloop.config import RegisterSettings, load_settings
+from autoloop.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return steps.register_model(event, load_settings(RegisterSettings))

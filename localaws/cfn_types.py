@@ -1,0 +1,626 @@
+"""CloudFormation resource types that moto's CloudFormation lacks, for ``template.yaml``.
+
+moto (5.2.5) builds its list of CloudFormation models from the direct subclasses of
+``moto.core.common_models.CloudFormationModel`` and caches it (``get_model_list`` /
+``get_model_map`` in ``moto.cloudformation.parsing`` are ``lru_cache``d). A type with no
+model is skipped with a warning, and then:
+
+- a ``Ref`` to it resolves to ``None`` and the referring property is silently dropped;
+- a ``Fn::GetAtt`` on it inside ``Resources`` leaves a stray ``{"Fn::GetAtt": ...}``
+  (or the stack stuck in ``CREATE_IN_PROGRESS``);
+- a ``Fn::GetAtt`` on it in ``Outputs`` makes ``create_stack`` fail.
+
+Each class below creates the resource through moto's own service backend, so the
+service's API (``describe_*``/``list_*``) sees it exactly as if it had been created by an
+API call. :func:`register` makes moto see the classes; it is idempotent and cheap.
+
+These models run inside moto, so they apply to ``moto.mock_aws`` and to a moto server
+started in this process (``ThreadedMotoServer``); a moto server in another process needs
+to import this module and call :func:`register` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from moto.core.common_models import CloudFormationModel
+
+logger = logging.getLogger(__name__)
+
+
+def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
+    return [
+        {"Key": str(t["Key"]), "Value": str(t["Value"])} for t in properties.get("Tags") or []
+    ]
+
+
+# --------------------------------------------------------------------------- SageMaker
+class ModelPackageGroup(CloudFormationModel):
+    """``AWS::SageMaker::ModelPackageGroup``: moto's SageMaker backend has the API
+    (create/describe/list model package groups) but no CloudFormation model.
+
+    ``Ref`` returns the group ARN (as on AWS); ``GetAtt`` supports ``ModelPackageGroupArn``,
+    ``ModelPackageGroupName``, ``CreationTime`` and ``ModelPackageGroupStatus``.
+    """
+
+    def __init__(self, account_id: str, region_name: str, name: str) -> None:
+        self.account_id = account_id
+        self.region_name = region_name
+        self.name = name
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[account_id][region_name]
+
+    @property
+    def _group(self) -> Any:
+        return self._backend(self.account_id, self.region_name).describe_model_package_group(
+            self.name
+        )
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self._group.arn)
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "ModelPackageGroupName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::ModelPackageGroup"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in (
+            "ModelPackageGroupArn",
+            "ModelPackageGroupName",
+            "CreationTime",
+            "ModelPackageGroupStatus",
+        )
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        group = self._group
+        if attribute_name == "ModelPackageGroupArn":
+            return group.arn
+        if attribute_name == "ModelPackageGroupName":
+            return group.model_package_group_name
+        if attribute_name == "CreationTime":
+            return str(group.creation_time)
+        if attribute_name == "ModelPackageGroupStatus":
+            return group.model_package_group_status
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> ModelPackageGroup:
+        properties = cloudformation_json.get("Properties") or {}
+        # resource_name is ModelPackageGroupName when given, else a generated name.
+        name = str(properties.get("ModelPackageGroupName") or resource_name)
+        cls._backend(account_id, region_name).create_model_package_group(
+            model_package_group_name=name,
+            model_package_group_description=properties.get("ModelPackageGroupDescription", ""),
+            tags=_tags(properties),
+        )
+        return cls(account_id, region_name, name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: ModelPackageGroup,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> ModelPackageGroup:
+        properties = cloudformation_json.get("Properties") or {}
+        name = str(properties.get("ModelPackageGroupName") or original_resource.name)
+        if name != original_resource.name:  # the name is immutable: replacement
+            new = cls.create_from_cloudformation_json(
+                name, cloudformation_json, account_id, region_name
+            )
+            original_resource.delete(account_id, region_name)
+            return new
+        group = original_resource._group
+        group.model_package_group_description = properties.get(
+            "ModelPackageGroupDescription", ""
+        )
+        group.tags = _tags(properties)
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        name = resource_name.rsplit("/", 1)[-1]  # the physical id is the ARN
+        cls._backend(account_id, region_name).model_package_groups.pop(name, None)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        # moto's SageMaker backend has no delete_model_package_group.
+        self._backend(account_id, region_name).model_package_groups.pop(self.name, None)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- S3
+class BucketPolicy(CloudFormationModel):
+    """``AWS::S3::BucketPolicy``: moto has ``put_bucket_policy`` but no model, so the
+    policy was silently not applied. ``Ref`` returns the bucket name.
+
+    Note: moto evaluates bucket policies only when its IAM authentication is turned on,
+    and then ignores ``Condition`` blocks (so a ``Deny`` on ``aws:SecureTransport`` would
+    deny everything). Local mode leaves authentication off.
+    """
+
+    def __init__(self, account_id: str, region_name: str, bucket: str) -> None:
+        self.account_id = account_id
+        self.region_name = region_name
+        self.bucket = bucket
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.s3.models import s3_backends
+        from moto.utilities.utils import get_partition
+
+        return s3_backends[account_id][get_partition(region_name)]
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.bucket
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> BucketPolicy:
+        properties = cloudformation_json["Properties"]
+        bucket = str(properties["Bucket"])
+        document = properties["PolicyDocument"]
+        if not isinstance(document, str):
+            document = json.dumps(document)
+        cls._backend(account_id, region_name).put_bucket_policy(bucket, document.encode())
+        return cls(account_id, region_name, bucket)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: BucketPolicy,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> BucketPolicy:
+        new = cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+        if new.bucket != original_resource.bucket:
+            original_resource.delete(account_id, region_name)
+        return new
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        bucket = (cloudformation_json.get("Properties") or {}).get("Bucket", resource_name)
+        cls(account_id, region_name, str(bucket)).delete(account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.s3.exceptions import MissingBucket
+
+        try:
+            self._backend(account_id, region_name).delete_bucket_policy(self.bucket)
+        except MissingBucket:
+            pass
+
+    def is_created(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- SNS
+class SnsSubscription(CloudFormationModel):
+    """``AWS::SNS::Subscription``: moto has ``subscribe`` but no model. ``Ref`` returns
+    the subscription ARN. Attributes in the template (``FilterPolicy``,
+    ``RawMessageDelivery``, ...) are set with moto's ``set_subscription_attributes``."""
+
+    _ATTRIBUTES = (
+        "DeliveryPolicy",
+        "FilterPolicy",
+        "FilterPolicyScope",
+        "RawMessageDelivery",
+        "RedrivePolicy",
+        "SubscriptionRoleArn",
+    )
+
+    def __init__(self, account_id: str, region_name: str, arn: str) -> None:
+        self.account_id = account_id
+        self.region_name = region_name
+        self.arn = arn
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.sns.models import sns_backends
+
+        return sns_backends[account_id][region_name]
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::Subscription"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "Arn":
+            return self.arn
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> SnsSubscription:
+        properties = cloudformation_json["Properties"]
+        backend = cls._backend(account_id, region_name)
+        subscription = backend.subscribe(
+            str(properties["TopicArn"]), str(properties["Endpoint"]), properties["Protocol"]
+        )
+        for name in cls._ATTRIBUTES:
+            if name in properties:
+                value = properties[name]
+                if isinstance(value, dict | list):
+                    value = json.dumps(value)
+                elif isinstance(value, bool):
+                    value = "true" if value else "false"
+                backend.set_subscription_attributes(subscription.arn, name, str(value))
+        return cls(account_id, region_name, subscription.arn)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: SnsSubscription,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> SnsSubscription:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        cls._backend(account_id, region_name).unsubscribe(resource_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self._backend(account_id, region_name).unsubscribe(self.arn)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- Lambda layers
+class LambdaLayerVersion(CloudFormationModel):
+    """``AWS::Lambda::LayerVersion``, replacing moto's own model, which
+    - has no ``physical_resource_id``, so ``Ref`` (the layer version ARN on AWS) resolves
+      to the model object; a function's ``Layers`` then cannot be applied or updated;
+    - ignores ``LayerName`` (``cloudformation_name_type`` is ``"LayerVersion"``, not
+      ``"LayerName"``) and ``CompatibleArchitectures``.
+    The layer is published through moto's Lambda backend as usual.
+    """
+
+    def __init__(self, layer_version: Any) -> None:
+        self.layer_version = layer_version
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.awslambda.models import lambda_backends
+
+        return lambda_backends[account_id][region_name]
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.layer_version.arn)
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "LayerName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::LayerVersion"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "LayerVersionArn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "LayerVersionArn":
+            return self.layer_version.arn
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> LambdaLayerVersion:
+        properties = cloudformation_json["Properties"]
+        spec: dict[str, Any] = {
+            "Content": properties["Content"],
+            "LayerName": str(properties.get("LayerName") or resource_name),
+        }
+        for prop in (
+            "Description",
+            "CompatibleRuntimes",
+            "CompatibleArchitectures",
+            "LicenseInfo",
+        ):
+            if prop in properties:
+                spec[prop] = properties[prop]
+        return cls(cls._backend(account_id, region_name).publish_layer_version(spec))
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: LambdaLayerVersion,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> LambdaLayerVersion:
+        # Layer versions are immutable: any change publishes a new version.
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        name, _, version = resource_name.rpartition(":")
+        cls._backend(account_id, region_name).delete_layer_version(name, version)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self._backend(account_id, region_name).delete_layer_version(
+            self.layer_version.name, str(self.layer_version.version)
+        )
+
+    def is_created(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- Scheduler
+class SchedulerSchedule(CloudFormationModel):
+    """``AWS::Scheduler::Schedule`` (SAM ``ScheduleV2`` events): moto has an EventBridge
+    Scheduler backend but no model. ``Ref`` returns the schedule name; ``GetAtt Arn``.
+    moto has no clock: schedules never fire by themselves."""
+
+    _FIELDS = {
+        "Description": "description",
+        "EndDate": "end_date",
+        "FlexibleTimeWindow": "flexible_time_window",
+        "KmsKeyArn": "kms_key_arn",
+        "ScheduleExpression": "schedule_expression",
+        "ScheduleExpressionTimezone": "schedule_expression_timezone",
+        "StartDate": "start_date",
+        "State": "state",
+        "Target": "target",
+    }
+
+    def __init__(self, account_id: str, region_name: str, group: str, name: str) -> None:
+        self.account_id = account_id
+        self.region_name = region_name
+        self.group = group
+        self.name = name
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.scheduler.models import scheduler_backends
+
+        return scheduler_backends[account_id][region_name]
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Scheduler::Schedule"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "Arn":
+            return self._backend(self.account_id, self.region_name).get_schedule(
+                self.group, self.name
+            ).arn
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def _kwargs(cls, properties: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {arg: properties.get(prop) for prop, arg in cls._FIELDS.items()}
+        kwargs["flexible_time_window"] = kwargs["flexible_time_window"] or {"Mode": "OFF"}
+        kwargs["target"] = dict(kwargs["target"] or {})
+        return kwargs
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> SchedulerSchedule:
+        properties = cloudformation_json["Properties"]
+        name = str(properties.get("Name") or resource_name)[:64]
+        group = str(properties.get("GroupName") or "default")
+        cls._backend(account_id, region_name).create_schedule(
+            group_name=group,
+            name=name,
+            action_after_completion=None,
+            **cls._kwargs(properties),
+        )
+        return cls(account_id, region_name, group, name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: SchedulerSchedule,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> SchedulerSchedule:
+        properties = cloudformation_json["Properties"]
+        name = str(properties.get("Name") or original_resource.name)[:64]
+        group = str(properties.get("GroupName") or "default")
+        if (group, name) != (original_resource.group, original_resource.name):
+            new = cls.create_from_cloudformation_json(
+                name, cloudformation_json, account_id, region_name
+            )
+            original_resource.delete(account_id, region_name)
+            return new
+        cls._backend(account_id, region_name).update_schedule(
+            group_name=group, name=name, **cls._kwargs(properties)
+        )
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        group = (cloudformation_json.get("Properties") or {}).get("GroupName") or "default"
+        cls(account_id, region_name, str(group), resource_name).delete(account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.scheduler.exceptions import ScheduleNotFound
+
+        try:
+            self._backend(account_id, region_name).delete_schedule(self.group, self.name)
+        except ScheduleNotFound:
+            pass
+
+    def is_created(self) -> bool:
+        return True
+
+
+MODELS: tuple[type[CloudFormationModel], ...] = (
+    ModelPackageGroup,
+    BucketPolicy,
+    SnsSubscription,
+    LambdaLayerVersion,
+    SchedulerSchedule,
+)
+
+
+def register() -> None:
+    """Make moto's CloudFormation use the models above. Idempotent.
+
+    Defining the classes registers them as ``CloudFormationModel`` subclasses; moto's
+    model list and maps are ``lru_cache``d, so they are cleared, rebuilt, and our models
+    pinned in the type map (this replaces moto's own ``AWS::Lambda::LayerVersion``).
+    """
+    from moto.cloudformation import parsing
+
+    model_map = parsing.get_model_map()
+    if all(model_map.get(m.cloudformation_type()) is m for m in MODELS):
+        return
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    model_map = parsing.get_model_map()
+    name_map = parsing.get_name_type_map()
+    for model in MODELS:
+        native = model_map.get(model.cloudformation_type())
+        if native is not None and native is not model:
+            logger.debug("replacing moto's model %s for %s", native, model.cloudformation_type())
+        model_map[model.cloudformation_type()] = model
+        name_map[model.cloudformation_type()] = model.cloudformation_name_type()
+
+
+def supported_types() -> frozenset[str]:
+    """Every resource type moto's CloudFormation can create (after :func:`register`)."""
+    from moto.cloudformation import parsing
+
+    register()
+    return frozenset(parsing.get_model_map())

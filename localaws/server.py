@@ -1,0 +1,233 @@
+"""Start the local AWS: moto with Step Functions execution and the local extensions.
+
+moto alone (5.2.5) does not execute state machines unless configured to, runs Lambda code
+only in Docker, does not deliver EventBridge events to Lambda or Step Functions, sleeps
+through Wait states in real time, and (in server mode) its Step Functions engine calls
+``http://localhost:${MOTO_PORT:-5000}``. This module puts the pieces together:
+
+- :func:`start` runs moto's ``ThreadedMotoServer`` on 127.0.0.1 (a free port by default)
+  in this process, so the extensions patched into moto's classes apply to it; turns on
+  Step Functions execution and keeps moto's Docker-backed Lambda backend selected (the
+  one ``lambda_runtime`` hooks; ``awslambda_simple`` runs no code); installs
+  ``lambda_runtime``, ``eventbridge``, ``sfn_time`` and, when present,
+  ``localaws.sagemaker_jobs``; and points clients at it through the environment
+  (``AWS_ENDPOINT_URL``, ``MOTO_PORT``, fake credentials, region ``us-east-1`` unless set).
+  :meth:`LocalAws.stop` undoes the environment and configuration changes.
+- :func:`in_process` is the same for tests without a server: ``moto.mock_aws`` with the
+  same configuration, and the extensions installed.
+
+moto's backends are process-global: a server and a ``mock_aws`` context in one process
+share (and reset) the same state. :func:`start` resets it by default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+LOG = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+#: moto configuration local mode needs (the same keys as ``mock_aws(config=...)``).
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": True},  # the Docker-backed backend is the one we hook
+}
+
+_start_lock = threading.Lock()
+
+
+def install_extensions() -> list[str]:
+    """Install every local extension (idempotent). Returns the names installed."""
+    from localaws import eventbridge, lambda_runtime, sfn_time
+
+    lambda_runtime.install()
+    eventbridge.install()
+    sfn_time.install()
+    names = ["lambda_runtime", "eventbridge", "sfn_time"]
+    sagemaker = _optional_module("localaws.sagemaker_jobs")
+    if sagemaker is not None and callable(getattr(sagemaker, "install", None)):
+        sagemaker.install()
+        names.append("sagemaker_jobs")
+    return names
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # the module itself is absent; its own import errors surface
+            return None
+        raise
+
+
+def _reset_extensions() -> None:
+    from localaws import eventbridge, lambda_runtime
+
+    lambda_runtime.reset()
+    eventbridge.reset()
+
+
+def _finish_async(timeout: float) -> None:
+    from localaws import lambda_runtime
+
+    if not lambda_runtime.drain(timeout):
+        dropped = lambda_runtime.discard_pending()
+        LOG.warning("local AWS stopping: %d asynchronous invocation(s) dropped", dropped)
+
+
+def _reset_default_boto3_session() -> None:
+    # boto3's default session caches credentials and region; start from the new environment
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+
+
+@dataclass
+class LocalAws:
+    """A running local AWS (server mode)."""
+
+    endpoint_url: str
+    host: str
+    port: int
+    _server: Any = field(repr=False)
+    _saved_env: dict[str, str | None] = field(repr=False, default_factory=dict)
+    _saved_config: dict[str, Any] = field(repr=False, default_factory=dict)
+    _stopped: bool = field(repr=False, default=False)
+
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        """Finish pending asynchronous deliveries (bounded), stop the server, restore the
+        environment and moto configuration. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            _finish_async(drain_timeout)
+        finally:
+            try:
+                self._server.stop()
+            finally:
+                _restore_env(self._saved_env)
+                _restore_config(self._saved_config)
+                _reset_default_boto3_session()
+                _reset_extensions()
+
+    def __enter__(self) -> LocalAws:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _apply_env(values: dict[str, str]) -> dict[str, str | None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, old in saved.items():
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
+def _apply_config(config: dict[str, Any]) -> dict[str, Any]:
+    from moto.core.config import default_user_config
+
+    saved = {key: default_user_config.get(key) for key in config}
+    for key, value in config.items():
+        default_user_config[key] = dict(value)  # type: ignore[literal-required]
+    return saved
+
+
+def _restore_config(saved: dict[str, Any]) -> None:
+    from moto.core.config import default_user_config
+
+    for key, value in saved.items():
+        if value is None:
+            default_user_config.pop(key, None)  # type: ignore[misc]
+        else:
+            default_user_config[key] = value  # type: ignore[literal-required]
+
+
+def client_environment(endpoint_url: str, port: int) -> dict[str, str]:
+    """The environment variables clients (and moto's engine) need for the server."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "MOTO_PORT": str(port),
+        **FAKE_CREDENTIALS,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or region,
+        "AWS_REGION": region,
+    }
+
+
+def start(port: int = 0, *, reset: bool = True, quiet: bool = True) -> LocalAws:
+    """Start moto's server on 127.0.0.1 (``port=0``: a free port), configured and extended
+    for local mode, with this process's environment pointing at it."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    with _start_lock:
+        if quiet:
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        install_extensions()
+        saved_config = _apply_config(MOTO_CONFIG)
+        if reset:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+            _reset_extensions()
+        server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=not quiet)
+        server.start()
+        host, bound = server.get_host_and_port()
+        endpoint = f"http://{HOST}:{bound}"
+        saved_env = _apply_env(client_environment(endpoint, bound))
+        _reset_default_boto3_session()
+        return LocalAws(
+            endpoint_url=endpoint,
+            host=host,
+            port=bound,
+            _server=server,
+            _saved_env=saved_env,
+            _saved_config=saved_config,
+        )
+
+
+@contextmanager
+def in_process(drain_timeout: float = 5.0) -> Iterator[None]:
+    """``moto.mock_aws`` with Step Functions execution on, and the extensions installed
+    (for tests). Pending asynchronous deliveries are finished (bounded) or dropped before
+    the mock stops, so none reaches a reset backend or real AWS."""
+    from moto import mock_aws
+
+    install_extensions()
+    _reset_extensions()
+    # requests must be intercepted, not sent to a server some earlier code pointed at
+    saved_env = {key: os.environ.pop(key, None) for key in ("AWS_ENDPOINT_URL",)}
+    if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
+        saved_env["AWS_DEFAULT_REGION"] = None
+        os.environ["AWS_DEFAULT_REGION"] = DEFAULT_REGION
+    try:
+        with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+            try:
+                yield
+            finally:
+                _finish_async(drain_timeout)
+                _reset_extensions()
+    finally:
+        _restore_env(saved_env)

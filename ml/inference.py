@@ -1,0 +1,222 @@
+"""Serving handlers for SageMaker's scikit-learn container (endpoints and batch transform).
+
+train.py copies this file to ``model.tar.gz:code/inference.py``. The container calls:
+
+- ``model_fn(model_dir)``: loads ``model.joblib`` (the dict written by train.py).
+- ``input_fn(input_data, content_type)``:
+  ``text/csv``: rows without a header, features in training order (a first row equal to the
+  feature names is skipped; empty fields are missing values);
+  ``application/json``: ``{"instances": [[...], ...]}``, ``{"instances": [{...}, ...]}``,
+  or a bare list of either (objects are keyed by feature name; extra keys are ignored;
+  ``null`` is a missing value).
+  Unsupported content types, wrong column counts, missing keys and non-numeric values in
+  numeric features raise ``ValueError`` with a clear message.
+- ``predict_fn(data, model)``: the probability of class 1 for each row (numpy array).
+- ``output_fn(prediction, accept)``: ``text/csv`` one probability a line, or
+  ``application/json`` ``{"predictions": [...]}`` (the default for ``*/*`` or no accept).
+
+Compatible with Python 3.9 / scikit-learn 1.2 / pandas 1.x. Standalone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import joblib
+import numpy as np
+import pandas as pd
+
+CSV = "text/csv"
+JSON = "application/json"
+_MISSING = ("", "nan", "NaN", "NA", "null", "None")
+
+
+# The container calls model_fn once at start-up, before any request. input_fn gets no model
+# but needs the feature names (header row, column count, JSON keys), so model_fn keeps the
+# last loaded model here. If input_fn runs first anyway, parsing waits for predict_fn.
+_LOADED = {}
+
+
+def model_fn(model_dir):
+    """Load the dict saved by train.py from ``model_dir/model.joblib``."""
+    path = os.path.join(model_dir, "model.joblib")
+    if not os.path.isfile(path):
+        raise ValueError(f"model.joblib not found in {model_dir}")
+    model = joblib.load(path)
+    if not isinstance(model, dict) or "pipeline" not in model or "features" not in model:
+        raise ValueError(f"{path} is not a model saved by train.py (a dict with 'pipeline')")
+    _LOADED["model"] = model
+    return model
+
+
+class _Deferred(object):
+    """A request body kept as text until predict_fn has the model."""
+
+    def __init__(self, media, text):
+        self.media = media
+        self.text = text
+
+
+def _media_type(value):
+    return (value or "").split(";")[0].strip().lower()
+
+
+def _text(input_data):
+    if isinstance(input_data, (bytes, bytearray)):
+        try:
+            return bytes(input_data).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"request body is not valid UTF-8: {exc}") from None
+    if isinstance(input_data, str):
+        return input_data[1:] if input_data.startswith("\ufeff") else input_data
+    raise ValueError(f"unsupported request body type {type(input_data).__name__}")
+
+
+def _rows_from_csv(text, features):
+    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+    rows = [row for row in rows if any(cell != "" for cell in row)]
+    if rows and rows[0] == list(features):
+        rows = rows[1:]
+    for i, row in enumerate(rows, start=1):
+        if len(row) != len(features):
+            hint = ""
+            if len(row) == len(features) + 1:
+                hint = " (if the first column is the label, drop it)"
+            raise ValueError(
+                f"text/csv row {i} has {len(row)} columns, expected {len(features)}: "
+                f"{', '.join(features)}{hint}"
+            )
+    return rows
+
+
+def _rows_from_json(text, features):
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"application/json body is not valid JSON: {exc}") from None
+    if isinstance(body, dict):
+        if "instances" in body:
+            items = body["instances"]
+        elif all(name in body for name in features):
+            items = [body]
+        else:
+            raise ValueError(
+                'application/json body must be {"instances": [...]} or a list of rows'
+            )
+    else:
+        items = body
+    if not isinstance(items, list):
+        raise ValueError('"instances" must be a list of rows (lists or objects)')
+    rows = []
+    for i, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            missing = [name for name in features if name not in item]
+            if missing:
+                raise ValueError(f"instance {i} lacks feature(s): {', '.join(missing)}")
+            rows.append([item[name] for name in features])
+        elif isinstance(item, list):
+            if len(item) != len(features):
+                raise ValueError(
+                    f"instance {i} has {len(item)} values, expected {len(features)}: "
+                    f"{', '.join(features)}"
+                )
+            rows.append(item)
+        else:
+            raise ValueError(f"instance {i} must be a list or an object, got {type(item).__name__}")
+    return rows
+
+
+def _is_missing(value):
+    if value is None:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() in _MISSING
+
+
+def _floats(values, name):
+    try:
+        return np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        pass
+    for i, value in enumerate(values, start=1):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"row {i}: feature {name} must be a number, got {value!r}") from None
+    raise ValueError(f"feature {name} has values that are not numbers")
+
+
+def _numeric_features(model):
+    if model.get("numeric_features") is not None:
+        return list(model["numeric_features"])
+    # Older model dicts: read the columns of the "numeric" branch of the ColumnTransformer.
+    try:
+        transformer = model["pipeline"].named_steps["features"]
+        for name, _, cols in transformer.transformers_:
+            if name == "numeric":
+                return list(cols)
+    except (AttributeError, KeyError, TypeError):
+        pass
+    return []
+
+
+def _frame(rows, model):
+    """A DataFrame in training layout: numeric features as floats, the rest as objects."""
+    features = list(model["features"])
+    numeric = set(_numeric_features(model))
+    columns = {}
+    for j, name in enumerate(features):
+        values = [np.nan if _is_missing(row[j]) else row[j] for row in rows]
+        if name in numeric:
+            columns[name] = _floats(values, name)
+        else:
+            columns[name] = pd.Series(
+                [v if _is_missing(v) else str(v) for v in values], dtype=object
+            )
+    return pd.DataFrame(columns, columns=features)
+
+
+def input_fn(input_data, content_type):
+    """Parse a request body (bytes or str) into a DataFrame of features."""
+    media = _media_type(content_type)
+    if media not in (CSV, JSON):
+        raise ValueError(f"unsupported content type {content_type!r}; use {CSV} or {JSON}")
+    text = _text(input_data)
+    model = _LOADED.get("model")
+    if model is None:
+        return _Deferred(media, text)
+    return _parse(media, text, model)
+
+
+def _parse(media, text, model):
+    features = list(model["features"])
+    rows = _rows_from_csv(text, features) if media == CSV else _rows_from_json(text, features)
+    if not rows:
+        raise ValueError("the request has no rows")
+    return _frame(rows, model)
+
+
+def predict_fn(input_data, model):
+    """Probabilities of class 1, one per input row (numpy array of floats)."""
+    if isinstance(input_data, _Deferred):
+        input_data = _parse(input_data.media, input_data.text, model)
+    pipeline = model["pipeline"]
+    features = list(model["features"])
+    positive = list(pipeline.classes_).index(1)
+    return pipeline.predict_proba(input_data[features])[:, positive]
+
+
+def output_fn(prediction, accept):
+    """Serialize probabilities: CSV one a line, or JSON {"predictions": [...]}."""
+    values = [float(p) for p in np.asarray(prediction, dtype=float).ravel()]
+    for part in (accept or "").split(","):
+        media = _media_type(part)
+        if media == CSV:
+            return "".join(f"{v!r}\n" for v in values)
+        if media in (JSON, "*/*", "application/*", ""):
+            return json.dumps({"predictions": values})
+    raise ValueError(f"unsupported accept type {accept!r}; use {CSV} or {JSON}")

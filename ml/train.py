@@ -1,0 +1,238 @@
+"""Training step (SageMaker script mode): fit a logistic-regression pipeline.
+
+Runs in SageMaker's scikit-learn 1.2-1 training container (Python 3.9, pandas 1.x) and
+locally on the project venv, unchanged. Standalone: imports nothing from this repo.
+
+Channels: ``SM_CHANNEL_TRAIN`` (required) and ``SM_CHANNEL_VALIDATION`` (optional), each a
+folder of CSV files with a header and the label first, as written by preprocess.py.
+Hyperparameters arrive as CLI args: ``--label churned --C 1.0 --max-iter 500``
+(``--max_iter`` also works; unknown ones are reported and ignored). Without ``--label``
+the first column is the label (SageMaker's CSV convention).
+
+Feature types come from the training CSV's dtypes: numeric columns get a median imputer and
+a standard scaler; every other column is categorical and gets a most-frequent imputer and a
+one-hot encoder that ignores unseen categories.
+
+Writes ``$SM_MODEL_DIR/model.joblib``, a dict with ``pipeline``, ``features`` (ordered),
+``label``, ``sklearn_version``, ``numeric_features`` and ``categorical_features``, and copies
+``inference.py`` (next to this file) to ``$SM_MODEL_DIR/code/inference.py``.
+
+On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
+``/opt/ml/output/failure``) and to stderr, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import sys
+import traceback
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+class ScriptError(Exception):
+    """An expected failure; the message is the one-line reason."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # type: ignore[override]
+        raise ScriptError(f"invalid arguments: {message}")
+
+
+def fail(reason: str) -> None:
+    """Write the one-line reason to $SM_OUTPUT_DIR/failure, print it, exit 1."""
+    reason = " ".join(str(reason).split())[:1000] or "unknown error"
+    out_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "failure"), "w", encoding="utf-8") as fh:
+            fh.write(reason)
+    except OSError as exc:
+        print(f"could not write the failure file in {out_dir}: {exc}", file=sys.stderr)
+    print(f"FAILED: {reason}", file=sys.stderr)
+    sys.exit(1)
+
+
+def log(message: str) -> None:
+    print(f"[train] {message}", flush=True)
+
+
+def parse_args(argv=None):
+    p = _Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--label", default=None, help="label column (default: the first column)")
+    p.add_argument("--C", dest="C", type=float, default=1.0, help="inverse regularization")
+    p.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=500)
+    p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
+    p.add_argument(
+        "--validation",
+        default=os.environ.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"),
+    )
+    p.add_argument("--model-dir", default=None, help="default: $SM_MODEL_DIR or /opt/ml/model")
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        log(f"ignoring unknown arguments: {' '.join(unknown)}")
+    if not args.C > 0:
+        raise ScriptError(f"--C must be > 0, got {args.C}")
+    if args.max_iter < 1:
+        raise ScriptError(f"--max-iter must be >= 1, got {args.max_iter}")
+    # Some launchers pass an S3 --model-dir; the local folder is always SM_MODEL_DIR.
+    if not args.model_dir or args.model_dir.startswith("s3://"):
+        args.model_dir = os.environ.get("SM_MODEL_DIR", "/opt/ml/model")
+    return args
+
+
+def read_channel(path: str, name: str, required: bool):
+    if not path or not os.path.isdir(path):
+        if required:
+            raise ScriptError(f"{name} channel folder not found: {path}")
+        return None
+    files = sorted(glob.glob(os.path.join(path, "**", "*.csv"), recursive=True))
+    if not files:
+        if required:
+            raise ScriptError(f"no .csv files in the {name} channel ({path})")
+        return None
+    frames = []
+    for f in files:
+        try:
+            frames.append(pd.read_csv(f, low_memory=False))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise ScriptError(f"{name} channel: cannot parse {os.path.basename(f)}: {exc}") from None
+    header = list(frames[0].columns)
+    for f, df in zip(files, frames):
+        if list(df.columns) != header:
+            raise ScriptError(f"{name} channel: {os.path.basename(f)} has a different header")
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    log(f"{name}: {len(df)} rows from {len(files)} file(s)")
+    return df
+
+
+def split_xy(df: pd.DataFrame, label: str, features: list, name: str):
+    missing = [c for c in [label] + features if c not in df.columns]
+    if missing:
+        raise ScriptError(f"{name} data lacks column(s) {missing}")
+    y = pd.to_numeric(df[label], errors="coerce")
+    valid = y.isin([0, 1])
+    if not valid.all():
+        log(f"{name}: dropping {int((~valid).sum())} row(s) whose label is missing or not 0/1")
+    X = df.loc[valid, features].copy()
+    return X, y[valid].astype("int64").to_numpy()
+
+
+def as_object(X: pd.DataFrame, categorical: list) -> pd.DataFrame:
+    """Categorical columns as plain object dtype with NaN for missing (any pandas version)."""
+    for col in categorical:
+        values = X[col].astype(object)
+        X[col] = values.where(X[col].notna(), np.nan)
+    return X
+
+
+def build_pipeline(numeric: list, categorical: list, C: float, max_iter: int) -> Pipeline:
+    transformers = []
+    if numeric:
+        transformers.append((
+            "numeric",
+            Pipeline([
+                ("impute", SimpleImputer(strategy="median")),
+                ("scale", StandardScaler()),
+            ]),
+            numeric,
+        ))
+    if categorical:
+        transformers.append((
+            "categorical",
+            Pipeline([
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("onehot", OneHotEncoder(handle_unknown="ignore")),
+            ]),
+            categorical,
+        ))
+    return Pipeline([
+        ("features", ColumnTransformer(transformers)),
+        ("model", LogisticRegression(C=C, max_iter=max_iter)),
+    ])
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    log(f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
+    train = read_channel(args.train, "train", required=True)
+    if train.shape[1] < 2:
+        raise ScriptError(f"train data needs a label and at least one feature, got {list(train.columns)}")
+    label = args.label or str(train.columns[0])
+    if label not in train.columns:
+        raise ScriptError(f"label column '{label}' is not in the train data columns {list(train.columns)}")
+    features = [str(c) for c in train.columns if c != label]
+    X, y = split_xy(train, label, features, "train")
+    if len(np.unique(y)) < 2:
+        raise ScriptError(f"train data has a single label class ({len(y)} valid rows)")
+    numeric = [
+        c for c in features
+        if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+    ]
+    categorical = [c for c in features if c not in numeric]
+    X = as_object(X, categorical)
+    log(f"label {label}; numeric {numeric}; categorical {categorical}")
+    log(f"fitting LogisticRegression(C={args.C}, max_iter={args.max_iter}) on {len(X)} rows")
+
+    pipeline = build_pipeline(numeric, categorical, args.C, args.max_iter)
+    pipeline.fit(X, y)
+    positive = list(pipeline.classes_).index(1)
+    train_auc = roc_auc_score(y, pipeline.predict_proba(X)[:, positive])
+    log(f"train:auc={train_auc:.4f}")
+
+    validation = read_channel(args.validation, "validation", required=False)
+    if validation is None:
+        log("no validation channel; skipping validation AUC")
+    else:
+        Xv, yv = split_xy(validation, label, features, "validation")
+        Xv = as_object(Xv, categorical)
+        if len(np.unique(yv)) < 2:
+            log("validation data has a single label class; skipping validation AUC")
+        else:
+            auc = roc_auc_score(yv, pipeline.predict_proba(Xv)[:, positive])
+            print(f"validation:auc={auc:.4f}", flush=True)
+
+    os.makedirs(args.model_dir, exist_ok=True)
+    model_path = os.path.join(args.model_dir, "model.joblib")
+    joblib.dump(
+        {
+            "pipeline": pipeline,
+            "features": features,
+            "label": label,
+            "sklearn_version": sklearn.__version__,
+            "numeric_features": numeric,
+            "categorical_features": categorical,
+        },
+        model_path,
+    )
+    log(f"saved {model_path}")
+
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inference.py")
+    if not os.path.isfile(source):
+        raise ScriptError(f"inference.py not found next to train.py ({source})")
+    code_dir = os.path.join(args.model_dir, "code")
+    os.makedirs(code_dir, exist_ok=True)
+    shutil.copyfile(source, os.path.join(code_dir, "inference.py"))
+    log(f"copied inference.py to {code_dir}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ScriptError as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - any crash must leave a reason behind
+        traceback.print_exc()
+        fail(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,127 @@
+"""AWS access: lazily created boto3 clients and translation of AWS errors to named ones.
+
+Clients are created on first use, never at import, so a cold start pays only for what a
+handler calls, and tests can swap them (``set_client``) or point them at moto.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from autoloop.errors import AutoloopError, AwsCallFailed, AwsThrottled, TransientAwsError
+
+_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+_clients: dict[str, Any] = {}
+
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException", "SlowDown",
+    "ResourceLimitExceeded",
+})
+TRANSIENT_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "InternalServerError"})
+
+
+def client(service: str) -> Any:
+    if service not in _clients:
+        _clients[service] = boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return _clients[service]
+
+
+def set_client(service: str, value: Any) -> None:
+    """Replace a client (tests); ``None`` forgets it so the next use creates a new one."""
+    if value is None:
+        _clients.pop(service, None)
+    else:
+        _clients[service] = value
+
+
+def reset_clients() -> None:
+    _clients.clear()
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_call(what: str) -> Iterator[None]:
+    """Turn boto errors into named errors: throttling and transient ones are retryable."""
+    try:
+        yield
+    except AutoloopError:
+        raise
+    except ClientError as exc:
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code in THROTTLING_CODES:
+            raise AwsThrottled(f"{what}: throttled by AWS ({code}: {message}).") from exc
+        if code in TRANSIENT_CODES:
+            raise TransientAwsError(f"{what}: AWS had a transient error ({code}: {message}).") from exc
+        raise AwsCallFailed(f"{what} failed: {code}: {message}.") from exc
+    except BotoCoreError as exc:
+        raise TransientAwsError(f"{what}: could not reach AWS ({exc}).") from exc
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def get_json(bucket: str, key: str) -> Any:
+    with aws_call(f"reading s3://{bucket}/{key}"):
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
+def object_exists(bucket: str, key: str) -> bool:
+    try:
+        client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        with aws_call(f"checking s3://{bucket}/{key}"):
+            raise
+    return True
+
+
+class TokenStore:
+    """Task tokens parked by job name until the job's state-change event arrives."""
+
+    def __init__(self, table: str, ttl_seconds: int = 7 * 24 * 3600) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+
+    def put(self, job_name: str, token: str, execution_arn: str, step: str) -> None:
+        item = {
+            "job_name": {"S": job_name},
+            "token": {"S": token},
+            "execution_arn": {"S": execution_arn},
+            "step": {"S": step},
+            "expires_at": {"N": str(int(time.time()) + self.ttl_seconds)},
+        }
+        with aws_call(f"saving the task token for {job_name}"):
+            client("dynamodb").put_item(TableName=self.table, Item=item)
+
+    def pop(self, job_name: str) -> dict[str, str] | None:
+        """Remove and return the token entry; None if it was already taken (or never parked).
+
+        The delete is the claim: of two deliveries of the same event, only one gets the item.
+        """
+        with aws_call(f"claiming the task token for {job_name}"):
+            response = client("dynamodb").delete_item(
+                TableName=self.table, Key={"job_name": {"S": job_name}}, ReturnValues="ALL_OLD"
+            )
+        item = response.get("Attributes")
+        if not item:
+            return None
+        return {k: v["S"] for k, v in item.items() if "S" in v}

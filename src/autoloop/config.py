@@ -1,0 +1,119 @@
+"""Per-model configuration (``ml/models/<model>.json``) and typed Lambda settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from autoloop.errors import ConfigError, InvalidModelConfig
+from autoloop.naming import is_valid_model_name
+
+
+class ModelConfig(BaseModel):
+    """What a model expects of its data, and how it is judged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    label: str
+    columns: tuple[str, ...]
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    metric: str = "auc"
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    min_rows: int = Field(default=100, ge=1)
+    max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if not is_valid_model_name(self.model):
+            raise ValueError(f"model name {self.model!r} must be lowercase letters, digits, '-'")
+        if not self.columns or self.columns[0] != self.label:
+            raise ValueError("the label must be the first of 'columns'")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("'columns' has duplicates")
+        features = set(self.numeric_features) | set(self.categorical_features)
+        if features != set(self.columns[1:]):
+            raise ValueError("numeric_features + categorical_features must be exactly the non-label columns")
+        return self
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.columns[1:]
+
+
+def parse_model_config(raw: bytes | str, source: str) -> ModelConfig:
+    try:
+        return ModelConfig.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        raise InvalidModelConfig(f"model config {source} is invalid: {exc}") from exc
+
+
+class Settings(BaseModel):
+    """Base for handler settings read from the environment (field name = VARIABLE name, lowercased)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(cls: type[S], environ: dict[str, str] | None = None) -> S:
+    """Read ``cls``'s fields from environment variables; name every missing or bad one."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    missing = []
+    for name, field in cls.model_fields.items():
+        var = name.upper()
+        if var in env and env[var] != "":
+            values[name] = env[var]
+        elif field.is_required():
+            missing.append(var)
+    if missing:
+        raise ConfigError(f"missing environment variable(s): {', '.join(missing)}.")
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"bad environment for {cls.__name__}: {exc}") from exc
+
+
+class StartSettings(Settings):
+    state_machine_arn: str
+    notify_topic_arn: str
+    data_bucket: str
+
+
+class ValidateSettings(Settings):
+    artifacts_bucket: str
+
+
+class LaunchSettings(Settings):
+    artifacts_bucket: str
+    task_token_table: str
+    sagemaker_role_arn: str
+    framework_image_uri: str
+    processing_instance_type: str = "ml.m5.large"
+    training_instance_type: str = "ml.m5.large"
+    job_max_runtime_seconds: int = Field(default=3600, ge=60)
+    environment: str = "dev"
+    stack_name: str = ""
+
+
+class CallbackSettings(Settings):
+    task_token_table: str
+
+
+class GateSettings(Settings):
+    artifacts_bucket: str
+    model_package_group_prefix: str
+    metric_threshold: float = Field(ge=0, le=1)
+
+
+class RegisterSettings(Settings):
+    model_package_group_prefix: str
+    approval_status: str = "PendingManualApproval"
+    framework_image_uri: str

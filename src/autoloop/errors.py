@@ -1,0 +1,123 @@
+"""Named errors. Step Functions Retry/Catch match on the class name, so each is a class.
+
+Every error carries a message that says what was wrong and a hint that says what to do.
+"""
+
+from __future__ import annotations
+
+
+class AutoloopError(Exception):
+    """Base class. ``str(err)`` is the message followed by the hint."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+        super().__init__(f"{message} {self.hint}".strip())
+
+
+# -- events and configuration ---------------------------------------------------------
+class InvalidEvent(AutoloopError):
+    hint = "The event does not have the documented shape; see events/ for samples."
+
+
+class ObjectOutsideIncoming(AutoloopError):
+    hint = "Upload training data under incoming/<model>/ in the data bucket."
+
+
+class UnknownModel(AutoloopError):
+    hint = "Add ml/models/<model>.json and run `autoloop publish`, or fix the key's model folder."
+
+
+class ConfigError(AutoloopError):
+    hint = "Check the function's environment in template.yaml."
+
+
+class InvalidModelConfig(AutoloopError):
+    hint = "Fix ml/models/<model>.json and run `autoloop publish` again."
+
+
+# -- input data (raised before any job starts) -----------------------------------------
+class InvalidInputData(AutoloopError):
+    """Base for data problems found by validation. Nothing was launched; the object is kept."""
+
+    hint = "Fix the file and upload it again; the original object is left untouched."
+
+
+class EmptyDataset(InvalidInputData):
+    pass
+
+
+class NotCsv(InvalidInputData):
+    pass
+
+
+class SchemaMismatch(InvalidInputData):
+    pass
+
+
+class LabelColumnMisplaced(InvalidInputData):
+    pass
+
+
+class AllNanColumn(InvalidInputData):
+    pass
+
+
+class DatasetTooLarge(InvalidInputData):
+    pass
+
+
+class TooFewRows(InvalidInputData):
+    pass
+
+
+# -- jobs ---------------------------------------------------------------------------------
+class MlCodeMissing(AutoloopError):
+    hint = "Run `autoloop publish --stack-name <stack>` to upload ml/ to the artifacts bucket."
+
+
+class JobFailed(AutoloopError):
+    hint = "Read the job's logs (CloudWatch /aws/sagemaker/...); the reason is above."
+
+
+class JobStillRunning(AutoloopError):
+    hint = "The pipeline will describe the job again later."
+
+
+class JobNotFound(AutoloopError):
+    hint = "The job was never created; check the launch step's logs."
+
+
+class EvaluationMissing(AutoloopError):
+    hint = "The evaluation job did not write evaluation.json with the configured metric."
+
+
+# -- AWS ----------------------------------------------------------------------------------
+class AwsThrottled(AutoloopError):
+    hint = "Retried with backoff by the state machine; raise the service quota if it persists."
+
+
+class TransientAwsError(AutoloopError):
+    hint = "Retried with backoff by the state machine."
+
+
+class AwsCallFailed(AutoloopError):
+    hint = "See the AWS error code above; usually a permission or a missing resource."
+
+
+class InvalidLabels(InvalidInputData):
+    pass
+
+
+class NonNumericValue(InvalidInputData):
+    pass
+
+
+class ChampionMetricMissing(AutoloopError):
+    hint = (
+        "The current Approved package carries no comparable metric. Register models through "
+        "Autoloop, attach evaluation.json as ModelMetrics, or reject that package."
+    )

@@ -1,0 +1,206 @@
+"""SageMaker job requests and results, as pure functions of the run.
+
+The requests follow the script-mode contract of SageMaker's prebuilt scikit-learn
+containers (see docs/ARCHITECTURE.md). Jobs run with network isolation: the training
+code reaches the container as an input channel, not by a download from inside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from autoloop.naming import job_name, run_prefix
+
+JobKind = Literal["processing", "training"]
+STEP_KIND: dict[str, JobKind] = {"preprocess": "processing", "train": "training", "evaluate": "processing"}
+CODE_PREFIX = "code/ml/"
+SOURCEDIR = "sourcedir.tar.gz"
+PROC = "/opt/ml/processing"
+TRAIN_CODE_CHANNEL = "/opt/ml/input/data/code"
+PREPROCESS_OUTPUTS = ("train", "validation", "test", "baseline")
+
+
+def config_key(model: str) -> str:
+    return f"config/models/{model}.json"
+
+
+def code_key(name: str) -> str:
+    return f"{CODE_PREFIX}{name}"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a job request depends on besides its inputs."""
+
+    run_id: str
+    model: str
+    artifacts_bucket: str
+    role_arn: str
+    image_uri: str
+    instance_type: str
+    max_runtime_seconds: int
+    stack_name: str = ""
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.artifacts_bucket}", run_prefix(self.model, self.run_id), *parts])
+
+    @property
+    def code_uri(self) -> str:
+        return f"s3://{self.artifacts_bucket}/{CODE_PREFIX}"
+
+    def tags(self, step: str) -> list[dict[str, str]]:
+        tags = {"autoloop:run-id": self.run_id, "autoloop:model": self.model, "autoloop:step": step}
+        if self.stack_name:
+            tags["autoloop:stack"] = self.stack_name
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local,
+            "S3DataType": data_type,
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _s3_output(name: str, uri: str, local: str) -> dict[str, Any]:
+    return {"OutputName": name, "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"}}
+
+
+def _processing(ctx: JobContext, step: str, script: str, args: list[str],
+                inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "ProcessingJobName": job_name(ctx.run_id, step),
+        "RoleArn": ctx.role_arn,
+        "AppSpecification": {
+            "ImageUri": ctx.image_uri,
+            "ContainerEntrypoint": ["python3", f"{PROC}/input/code/{script}"],
+            "ContainerArguments": args,
+        },
+        "ProcessingInputs": [*inputs, _s3_input("code", ctx.code_uri, f"{PROC}/input/code")],
+        "ProcessingOutputConfig": {"Outputs": outputs},
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": ctx.instance_type, "VolumeSizeInGB": 30}
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
+        "NetworkConfig": {"EnableNetworkIsolation": True},
+        "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
+        "Tags": ctx.tags(step),
+    }
+
+
+def preprocess_request(ctx: JobContext, source_uri: str) -> dict[str, Any]:
+    config_uri = f"s3://{ctx.artifacts_bucket}/{config_key(ctx.model)}"
+    outputs = [_s3_output(n, ctx.uri("preprocess", n), f"{PROC}/output/{n}") for n in PREPROCESS_OUTPUTS]
+    return _processing(
+        ctx, "preprocess", "preprocess.py",
+        [
+            "--input-dir", f"{PROC}/input/raw",
+            "--config", f"{PROC}/input/config/{ctx.model}.json",
+            "--output-dir", f"{PROC}/output",
+            "--seed", "42",
+        ],
+        [
+            _s3_input("raw", source_uri, f"{PROC}/input/raw", "S3Prefix"),
+            _s3_input("config", config_uri, f"{PROC}/input/config", "S3Prefix"),
+        ],
+        outputs,
+    )
+
+
+def evaluate_request(ctx: JobContext, model_artifacts: str, test_uri: str, label: str) -> dict[str, Any]:
+    return _processing(
+        ctx, "evaluate", "evaluate.py",
+        [
+            "--model-dir", f"{PROC}/input/model",
+            "--test-dir", f"{PROC}/input/test",
+            "--output-dir", f"{PROC}/output/evaluation",
+            "--label", label,
+        ],
+        [
+            _s3_input("model", model_artifacts, f"{PROC}/input/model", "S3Prefix"),
+            _s3_input("test", test_uri, f"{PROC}/input/test"),
+        ],
+        [_s3_output("evaluation", ctx.uri("evaluate", "evaluation"), f"{PROC}/output/evaluation")],
+    )
+
+
+def _channel(name: str, uri: str, content_type: str | None = "text/csv") -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
+        "InputMode": "File",
+    }
+    if content_type:
+        channel["ContentType"] = content_type
+    return channel
+
+
+def encode_hyperparameters(values: Mapping[str, object]) -> dict[str, str]:
+    """Script mode: every value JSON-encoded, as the SageMaker SDK does."""
+    return {k: json.dumps(v) for k, v in values.items()}
+
+
+def training_request(ctx: JobContext, train_uri: str, validation_uri: str,
+                     hyperparameters: Mapping[str, object], label: str) -> dict[str, Any]:
+    name = job_name(ctx.run_id, "train")
+    hps: dict[str, object] = {
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": f"{TRAIN_CODE_CHANNEL}/{SOURCEDIR}",
+        "sagemaker_container_log_level": 20,
+        "sagemaker_job_name": name,
+        "label": label,
+        **hyperparameters,
+    }
+    return {
+        "TrainingJobName": name,
+        "RoleArn": ctx.role_arn,
+        "AlgorithmSpecification": {"TrainingImage": ctx.image_uri, "TrainingInputMode": "File"},
+        "HyperParameters": encode_hyperparameters(hps),
+        "InputDataConfig": [
+            _channel("train", train_uri),
+            _channel("validation", validation_uri),
+            _channel("code", f"{ctx.code_uri}{SOURCEDIR}", None),
+        ],
+        "OutputDataConfig": {"S3OutputPath": ctx.uri("train", "output")},
+        "ResourceConfig": {"InstanceType": ctx.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
+        "EnableNetworkIsolation": True,
+        "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
+        "Tags": ctx.tags("train"),
+    }
+
+
+def job_result(kind: JobKind, description: Mapping[str, Any]) -> dict[str, Any]:
+    """The step result that both the callback and the reconcile path return."""
+    if kind == "processing":
+        name = description["ProcessingJobName"]
+        status = description["ProcessingJobStatus"]
+        outputs = {
+            o["OutputName"]: o["S3Output"]["S3Uri"]
+            for o in description.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        }
+        artifacts = None
+    else:
+        name = description["TrainingJobName"]
+        status = description["TrainingJobStatus"]
+        outputs = {}
+        artifacts = description.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    return {
+        "job_name": name,
+        "kind": kind,
+        "status": status,
+        "outputs": outputs,
+        "model_artifacts": artifacts,
+        "failure_reason": description.get("FailureReason"),
+    }

@@ -1,0 +1,64 @@
+"""Names for runs, executions and jobs: deterministic, valid, traceable."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+INCOMING_PREFIX = "incoming/"
+MAX_JOB_NAME = 63  # SageMaker job names
+MAX_EXECUTION_NAME = 80  # Step Functions execution names
+JOB_STEPS = ("preprocess", "train", "evaluate")
+
+_MODEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
+_JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_RUN_ID_RE = re.compile(r"^(?P<model>[a-z0-9-]+)-(?P<digest>[0-9a-f]{10})(?:-r(?P<attempt>\d+))?$")
+
+
+def model_from_key(key: str) -> str | None:
+    """``incoming/<model>/<file>`` -> ``<model>``; None if the key is not in that form."""
+    if not key.startswith(INCOMING_PREFIX):
+        return None
+    parts = key[len(INCOMING_PREFIX) :].split("/")
+    if len(parts) < 2 or not parts[-1]:
+        return None
+    model = parts[0]
+    return model if _MODEL_RE.match(model) else None
+
+
+def is_valid_model_name(model: str) -> bool:
+    return bool(_MODEL_RE.match(model))
+
+
+def run_id(model: str, bucket: str, key: str, version: str, attempt: int = 1) -> str:
+    """The run's identity: the same object (bucket, key, version or etag) gives the same id.
+
+    ``attempt`` > 1 is used when an earlier run of the same object ended in failure, so that
+    a retry of the same input can start a fresh execution.
+    """
+    digest = hashlib.sha256(f"{bucket}\n{key}\n{version}".encode()).hexdigest()[:10]
+    base = f"{model}-{digest}"
+    return base if attempt <= 1 else f"{base}-r{attempt}"
+
+
+def parse_run_id(value: str) -> tuple[str, int]:
+    """Return (model, attempt) of a run id, or raise ValueError."""
+    match = _RUN_ID_RE.match(value)
+    if not match:
+        raise ValueError(f"not a run id: {value!r}")
+    return match.group("model"), int(match.group("attempt") or 1)
+
+
+def job_name(run: str, step: str) -> str:
+    """``<run_id>-<step>``: unique per run and step, at most 63 characters."""
+    if step not in JOB_STEPS:
+        raise ValueError(f"unknown job step {step!r}; expected one of {JOB_STEPS}")
+    name = f"{run}-{step}"
+    if len(name) > MAX_JOB_NAME or not _JOB_NAME_RE.match(name):
+        raise ValueError(f"job name {name!r} is not a valid SageMaker name")
+    return name
+
+
+def run_prefix(model: str, run: str) -> str:
+    """Where a run's artifacts live in the artifacts bucket."""
+    return f"runs/{model}/{run}"

@@ -1,0 +1,93 @@
+"""Typed views of the state machine's payloads (execution input and task inputs)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autoloop.errors import InvalidEvent
+from autoloop.naming import JOB_STEPS
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Source(_Model):
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str = ""
+    size: int = 0
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class Trigger(_Model):
+    type: Literal["s3", "drift", "manual"] = "s3"
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Dataset(_Model):
+    rows: int
+    columns: int
+    bytes: int
+    missing_labels: int
+    label: str
+    metric: str
+    threshold: float | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobResult(_Model):
+    job_name: str
+    kind: Literal["processing", "training"]
+    status: str
+    outputs: dict[str, str] = Field(default_factory=dict)
+    model_artifacts: str | None = None
+    failure_reason: str | None = None
+
+
+class PipelineState(_Model):
+    run_id: str
+    model: str
+    source: Source
+    trigger: Trigger = Field(default_factory=Trigger)
+    dataset: Dataset | None = None
+    jobs: dict[str, JobResult] = Field(default_factory=dict)
+    gate: dict[str, Any] | None = None
+
+    def job(self, step: str) -> JobResult:
+        if step not in self.jobs:
+            raise InvalidEvent(f"the pipeline state has no result for step {step!r}")
+        return self.jobs[step]
+
+    def need_dataset(self) -> Dataset:
+        if self.dataset is None:
+            raise InvalidEvent("the pipeline state has no dataset (ValidateInput did not run)")
+        return self.dataset
+
+
+class LaunchRequest(_Model):
+    task_token: str = Field(min_length=1)
+    step: Literal["preprocess", "train", "evaluate"]
+    execution: str = ""
+    state: PipelineState
+
+
+class ReconcileRequest(_Model):
+    run_id: str
+    step: Literal["preprocess", "train", "evaluate"]
+
+
+def parse[T: BaseModel](cls: type[T], payload: Any, what: str) -> T:
+    try:
+        return cls.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidEvent(f"malformed {what}: {exc}") from exc
+
+
+__all__ = ["JOB_STEPS", "LaunchRequest", "PipelineState", "ReconcileRequest", "parse"]

@@ -1,0 +1,71 @@
+"""Shared fixtures: fake AWS credentials, no real endpoint, clean Powertools state."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "autoloop")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Autoloop")
+    from autoloop import adapters
+
+    adapters.reset_clients()
+    yield
+    adapters.reset_clients()
+    from autoloop.observability import metrics
+
+    metrics.clear_metrics()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def load_handler(function: str) -> ModuleType:
+    """Import functions/<function>/app.py under a unique name (every handler is app.py)."""
+    name = f"handler_{function}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    class Context:
+        function_name = "test-function"
+        function_version = "$LATEST"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+        memory_limit_in_mb = 256
+        aws_request_id = "00000000-0000-0000-0000-000000000000"
+        log_group_name = "/aws/lambda/test-function"
+        log_stream_name = "2026/11/25/[$LATEST]0"
+
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 30_000
+
+    return Context()
