@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -59,10 +59,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-S = TypeVar("S", bound=Settings)
-
-
-def load_settings(cls: type[S], environ: dict[str, str] | None = None) -> S:
+def load_settings[S: Settings](cls: type[S], environ: dict[str, str] | None = None) -> S:
     """Read ``cls``'s fields from environment variables; name every missing or bad one."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoloop.errors import InvalidEvent
 
-JOB_DETAIL_TYPES = {
+JOB_DETAIL_TYPES: dict[str, Literal["training", "processing"]] = {
     "SageMaker Training Job State Change": "training",
     "SageMaker Processing Job State Change": "processing",
 }

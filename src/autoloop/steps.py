@@ -176,6 +176,10 @@ def _describe(kind: JobKind, name: str) -> dict[str, Any]:
             raise
 
 
+def _failure_cause(result: dict[str, Any]) -> str:
+    return f"{result['job_name']} {result['status']}: {result['failure_reason'] or 'no reason given'}"
+
+
 def _complete_task(token: str, kind: JobKind, description: dict[str, Any]) -> dict[str, Any]:
     """SendTaskSuccess with the job result, or SendTaskFailure with its FailureReason."""
     result = job_result(kind, description)
@@ -189,7 +193,7 @@ def _complete_task(token: str, kind: JobKind, description: dict[str, Any]) -> di
                     sfn.send_task_failure(
                         taskToken=token,
                         error="JobFailed",
-                        cause=f"{result['job_name']} {result['status']}: {result['failure_reason'] or 'no reason given'}"[:32768],
+                        cause=_failure_cause(result)[:32768],
                     )
             except ClientError as exc:
                 if error_code(exc) in {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}:
@@ -283,7 +287,7 @@ def reconcile_job(payload: Any) -> dict[str, Any]:
     if result["status"] in {"InProgress", "Stopping"}:
         raise JobStillRunning(f"{kind} job {name} is still {result['status']}.")
     if result["status"] != "Completed":
-        raise JobFailed(f"{name} {result['status']}: {result['failure_reason'] or 'no reason given'}")
+        raise JobFailed(_failure_cause(result))
     return result
 
 

@@ -155,9 +155,8 @@ def test_handler_settings_are_satisfied_by_the_template_environment():
 
 def test_every_function_folder_is_deployed_and_vice_versa():
     folders = {p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()}
-    code_uris = {
-        res["Properties"]["CodeUri"].strip("/").split("/")[-1] for res in resources("AWS::Serverless::Function").values()
-    }
+    functions = resources("AWS::Serverless::Function").values()
+    code_uris = {res["Properties"]["CodeUri"].strip("/").split("/")[-1] for res in functions}
     assert folders == code_uris
 
 

@@ -1,0 +1,192 @@
+"""The `autoloop` command line.
+
+    autoloop local demo            boot the local AWS from template.yaml and run the lifecycle
+    autoloop local serve           run the local AWS as a server (other commands can use it)
+    autoloop local put FILE        upload a file into the running local AWS's data bucket
+    autoloop local executions      list executions with the path each took
+    autoloop local fire-schedule RULE   fire a schedule rule now
+    autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
+    autoloop gen-data --rows N --out F  write generated churn data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from localaws.console import Console
+
+STATE_FILE = Path(os.environ.get("AUTOLOOP_LOCAL_HOME", ".autoloop")) / "server.json"
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from localaws import demo
+
+    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout)
+    return 0 if result.status == "SUCCEEDED" else 1
+
+
+def _server_state() -> dict[str, Any]:
+    if not STATE_FILE.exists():
+        raise SystemExit(_fail(f"no local AWS is running ({STATE_FILE} not found). Start one: autoloop local serve"))
+    state = json.loads(STATE_FILE.read_text())
+    os.environ.setdefault("AWS_ENDPOINT_URL", state["endpoint_url"])
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ.setdefault(key, value)
+    return state
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from localaws import publish, server, stack
+    from localaws.clients import client
+
+    console = Console(stages=2)
+    local = server.start(port=args.port)
+    try:
+        with console.stage(f"Deploying template.yaml into the local AWS at {local.endpoint_url}"):
+            deployed = stack.deploy(Path(args.template), stack_name=args.stack_name)
+            publish.publish(client("s3"), deployed.outputs["ArtifactsBucketName"])
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps({"endpoint_url": local.endpoint_url, "stack": args.stack_name,
+                                          "outputs": deployed.outputs}, indent=2))
+        console.say(f"Local AWS ready. In another shell:\n  export AWS_ENDPOINT_URL={local.endpoint_url} "
+                    "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1")
+        for key, value in deployed.outputs.items():
+            console.say(f"  {key} = {value}")
+        console.say("Ctrl-C stops it.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        STATE_FILE.unlink(missing_ok=True)
+        local.stop()
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    from localaws.clients import client
+
+    state = _server_state()
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path} is not a file")
+    bucket = state["outputs"]["DataBucketName"]
+    key = args.key or f"incoming/{args.model}/{path.name}"
+    response = client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    print(f"uploaded s3://{bucket}/{key} (version {response.get('VersionId')})")
+    return 0
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    from localaws import executions
+    from localaws.clients import client
+
+    state = _server_state()
+    sfn = client("stepfunctions")
+    found = list(executions.executions(sfn, state["outputs"]["TrainingPipelineArn"]))
+    if not found:
+        print("no executions yet")
+    for execution in found:
+        events = executions.history(sfn, execution["executionArn"])
+        print(f"{execution['name']}  {execution['status']}  {execution['startDate']}")
+        print("  " + " -> ".join(s.name for s in executions.path(events)))
+    return 0
+
+
+def cmd_fire_schedule(args: argparse.Namespace) -> int:
+    from localaws import eventbridge
+
+    _server_state()
+    eventbridge.fire_schedule(args.rule)
+    print(f"fired {args.rule}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import boto3
+
+    from localaws import publish
+
+    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]["Outputs"]
+    }
+    result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"])
+    print(f"published {len(result.scripts)} scripts and models {', '.join(result.models)} to s3://{result.bucket}")
+    return 0
+
+
+def cmd_gen_data(args: argparse.Namespace) -> int:
+    from localaws import datagen
+
+    written = datagen.write_csv(args.out, args.rows, seed=args.seed, drift=args.drift)
+    print(f"wrote {args.rows:,} rows ({written:,} bytes) to {args.out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="autoloop", description="Autoloop: event-driven MLOps for SageMaker.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="the local AWS").add_subparsers(dest="local_command", required=True)
+    demo = local.add_parser("demo", help="run the lifecycle end to end on the local AWS")
+    demo.add_argument("--rows", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the pipeline")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
+    serve.add_argument("--port", type=int, default=4566)
+    serve.add_argument("--template", default="template.yaml")
+    serve.add_argument("--stack-name", default="autoloop-local")
+    serve.set_defaults(func=cmd_serve)
+
+    put = local.add_parser("put", help="upload a file to the data bucket of the running local AWS")
+    put.add_argument("file")
+    put.add_argument("--model", default="churn")
+    put.add_argument("--key", help="object key (default incoming/<model>/<file name>)")
+    put.set_defaults(func=cmd_put)
+
+    ex = local.add_parser("executions", help="list TrainingPipeline executions and their paths")
+    ex.set_defaults(func=cmd_executions)
+
+    fire = local.add_parser("fire-schedule", help="fire a schedule rule of the running local AWS now")
+    fire.add_argument("rule")
+    fire.set_defaults(func=cmd_fire_schedule)
+
+    pub = sub.add_parser("publish", help="upload ml/ and the model configs to a deployed stack")
+    pub.add_argument("--stack-name", required=True)
+    pub.add_argument("--region")
+    pub.set_defaults(func=cmd_publish)
+
+    gen = sub.add_parser("gen-data", help="write generated churn data as CSV")
+    gen.add_argument("--rows", type=int, default=10_000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--drift", type=float, default=0.0)
+    gen.add_argument("--out", required=True)
+    gen.set_defaults(func=cmd_gen_data)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    level = os.environ.get("AUTOLOOP_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Read Step Functions executions as people want to see them: the path, with timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    type: str
+    entered: datetime
+    exited: datetime | None
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.exited - self.entered).total_seconds() if self.exited else None
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events += page["events"]
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def path(events: list[dict[str, Any]]) -> list[Step]:
+    """The states the execution went through, in order, with entry and exit times."""
+    steps: list[Step] = []
+    open_steps: dict[str, int] = {}
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            open_steps[name] = len(steps)
+            steps.append(Step(name, kind[: -len("StateEntered")], event["timestamp"], None))
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            if name in open_steps:
+                i = open_steps.pop(name)
+                steps[i] = Step(steps[i].name, steps[i].type, steps[i].entered, event["timestamp"])
+    return steps
+
+
+def transitions(events: list[dict[str, Any]]) -> int:
+    """State transitions as Step Functions bills them: one per state entered."""
+    return sum(1 for e in events if e["type"].endswith("StateEntered"))
+
+
+def follow(sfn: Any, execution_arn: str, timeout: float, poll: float = 0.2,
+           on_step: Callable[[Step], None] | None = None) -> dict[str, Any]:
+    """Wait (bounded) for the execution to end, reporting each state as it is entered."""
+    deadline = time.monotonic() + timeout
+    reported = 0
+    while True:
+        description = sfn.describe_execution(executionArn=execution_arn)
+        steps = path(history(sfn, execution_arn))
+        if on_step:
+            for step in steps[reported:]:
+                on_step(step)
+        reported = len(steps)
+        if description["status"] in TERMINAL:
+            return dict(description)
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"execution {execution_arn} still {description['status']} after {timeout:.0f} s; "
+                f"last state: {steps[-1].name if steps else 'none'}"
+            )
+        time.sleep(poll)
+
+
+def executions(sfn: Any, state_machine_arn: str) -> Iterator[dict[str, Any]]:
+    paginator = sfn.get_paginator("list_executions")
+    for page in paginator.paginate(stateMachineArn=state_machine_arn):
+        yield from page["executions"]

@@ -1,0 +1,74 @@
+"""Handler tests run against moto with the resources of the real template.yaml.
+
+The template is booted into moto's CloudFormation (localaws.stack), so bucket, table,
+topic and group names, and each function's environment, come from the template and can't
+drift from it. No extension runs here: SageMaker jobs are moto's plain records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from localaws.publish import publish
+from tests.conftest import ROOT
+
+STACK = "autoloop-test"
+
+
+@dataclass
+class Deployed:
+    outputs: dict[str, str]
+    resources: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def data_bucket(self) -> str:
+        return self.outputs["DataBucketName"]
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.outputs["ArtifactsBucketName"]
+
+    def use_env(self, function: str) -> dict[str, str]:
+        """Apply the deployed function's environment, as Lambda would."""
+        config = boto3.client("lambda").get_function_configuration(FunctionName=self.resources[function])
+        env = config["Environment"]["Variables"]
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)
+        return env
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Messages published to the notification topic so far (through an SQS subscription)."""
+        sqs = boto3.client("sqs")
+        messages = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return messages
+            messages += [json.loads(m["Body"]) for m in batch]
+
+    queue_url: str = ""
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
+    from localaws import s3_policy
+    from localaws.stack import deploy
+
+    s3_policy.install()
+    with mock_aws():
+        stack = deploy(ROOT / "template.yaml", stack_name=STACK)
+        result = Deployed(dict(stack.outputs), dict(stack.resources), monkeypatch)
+        sqs = boto3.client("sqs")
+        result.queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=result.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=result.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+        publish(boto3.client("s3"), result.artifacts_bucket)
+        yield result

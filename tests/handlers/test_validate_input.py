@@ -1,0 +1,63 @@
+import boto3
+import pytest
+
+from autoloop import errors
+from localaws.datagen import generate
+from tests.conftest import load_handler
+
+
+@pytest.fixture
+def validate(deployed):
+    deployed.use_env("ValidateInputFunction")
+    return load_handler("validate_input").handler
+
+
+def upload(deployed, body: bytes, key="incoming/churn/x.csv"):
+    response = boto3.client("s3").put_object(Bucket=deployed.data_bucket, Key=key, Body=body)
+    return {
+        "run_id": "churn-0123456789", "model": key.split("/")[1],
+        "source": {"bucket": deployed.data_bucket, "key": key, "version_id": response.get("VersionId"),
+                   "etag": response["ETag"].strip('"'), "size": len(body)},
+    }
+
+
+def good_csv(rows=400) -> bytes:
+    return generate(rows, seed=1).to_csv(index=False).encode()
+
+
+def test_valid_upload_returns_the_dataset_and_the_model_settings(deployed, validate, lambda_context):
+    result = validate(upload(deployed, good_csv()), lambda_context)
+    assert result["rows"] == 400 and result["label"] == "churned" and result["metric"] == "auc"
+    assert result["hyperparameters"]["C"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", errors.EmptyDataset),
+        (b"\x00\x01\x02binary", errors.NotCsv),
+        (b"a,b\n1,2\n", errors.SchemaMismatch),
+    ],
+)
+def test_bad_uploads_raise_named_errors_and_keep_the_object(deployed, validate, lambda_context, body, error):
+    state = upload(deployed, body)
+    with pytest.raises(error):
+        validate(state, lambda_context)
+    kept = boto3.client("s3").get_object(Bucket=deployed.data_bucket, Key=state["source"]["key"])["Body"].read()
+    assert kept == body
+
+
+def test_validation_reads_the_exact_version_that_triggered_the_run(deployed, validate, lambda_context):
+    state = upload(deployed, good_csv())
+    boto3.client("s3").put_object(Bucket=deployed.data_bucket, Key=state["source"]["key"], Body=b"")
+    assert validate(state, lambda_context)["rows"] == 400
+
+
+def test_unknown_model_is_named(deployed, validate, lambda_context):
+    with pytest.raises(errors.UnknownModel, match="'fraud'"):
+        validate(upload(deployed, good_csv(), key="incoming/fraud/x.csv"), lambda_context)
+
+
+def test_malformed_state_is_an_invalid_event(deployed, validate, lambda_context):
+    with pytest.raises(errors.InvalidEvent, match="malformed pipeline input"):
+        validate({"model": "churn"}, lambda_context)
