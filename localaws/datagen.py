@@ -68,9 +68,7 @@ COLUMNS = (LABEL, *NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
 
 CONTRACTS = np.array(["month-to-month", "one-year", "two-year"], dtype=object)
 CONTRACT_P = np.array([0.45, 0.30, 0.25])
-PAYMENTS = np.array(
-    ["electronic_check", "mailed_check", "bank_transfer", "credit_card"], dtype=object
-)
+PAYMENTS = np.array(["electronic_check", "mailed_check", "bank_transfer", "credit_card"], dtype=object)
 PAYMENT_P = np.array([0.34, 0.22, 0.22, 0.22])
 REGIONS = np.array(["north", "south", "east", "west"], dtype=object)
 REGION_P = np.array([0.30, 0.25, 0.25, 0.20])
@@ -212,13 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=int, default=2000, help="data rows (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--drift", type=float, default=0.0, help="distribution shift, 0 = reference"
-    )
+    parser.add_argument("--drift", type=float, default=0.0, help="distribution shift, 0 = reference")
     parser.add_argument("--out", required=True, help="output CSV path")
-    parser.add_argument(
-        "--chunk-rows", type=int, default=100_000, help="rows per write (memory bound)"
-    )
+    parser.add_argument("--chunk-rows", type=int, default=100_000, help="rows per write (memory bound)")
     args = parser.parse_args(argv)
     try:
         size = write_csv(args.out, args.rows, args.seed, args.drift, args.chunk_rows)
@@ -226,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"wrote {args.rows} rows ({size} bytes) to {args.out} "
-        f"(seed={args.seed}, drift={args.drift})",
+        f"wrote {args.rows} rows ({size} bytes) to {args.out} (seed={args.seed}, drift={args.drift})",
         file=sys.stderr,
     )
     return 0

@@ -84,7 +84,7 @@ def log(message: str) -> None:
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0])
+    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--model-dir", default="/opt/ml/processing/input/model")
     p.add_argument("--test-dir", default="/opt/ml/processing/input/test")
     p.add_argument("--output-dir", default="/opt/ml/processing/output/evaluation")

@@ -52,7 +52,7 @@ def model_fn(model_dir):
     return model
 
 
-class _Deferred(object):
+class _Deferred:
     """A request body kept as text until predict_fn has the model."""
 
     def __init__(self, media, text):

@@ -60,7 +60,7 @@ def log(message: str) -> None:
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0])
+    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--input-dir", default="/opt/ml/processing/input/raw")
     p.add_argument("--config", default="/opt/ml/processing/input/config/model.json")
     p.add_argument("--output-dir", default="/opt/ml/processing/output")

@@ -5,8 +5,9 @@ locally on the project venv, unchanged. Standalone: imports nothing from this re
 
 Channels: ``SM_CHANNEL_TRAIN`` (required) and ``SM_CHANNEL_VALIDATION`` (optional), each a
 folder of CSV files with a header and the label first, as written by preprocess.py.
-Hyperparameters arrive as CLI args: ``--label churned --C 1.0 --max-iter 500``
-(``--max_iter`` also works; unknown ones are reported and ignored). Without ``--label``
+Hyperparameters arrive as CLI args: ``--label churned --C 1.0 --max-iter 500`` (the
+training toolkit writes one-letter keys as ``-C 1.0``; ``--max_iter`` also works; values
+may be JSON-quoted; unknown ones are reported and ignored). Without ``--label``
 the first column is the label (SageMaker's CSV convention).
 
 Feature types come from the training CSV's dtypes: numeric columns get a median imputer and
@@ -69,11 +70,33 @@ def log(message: str) -> None:
     print(f"[train] {message}", flush=True)
 
 
+def _unquote(value: str) -> str:
+    """Hyperparameters may arrive JSON-encoded (the SageMaker SDK's convention): '"x"' -> x."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def number(value: str) -> float:
+    return float(_unquote(value))
+
+
+def integer(value: str) -> int:
+    x = float(_unquote(value))
+    if not np.isfinite(x) or x != int(x):
+        raise ValueError(value)
+    return int(x)
+
+
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0])
-    p.add_argument("--label", default=None, help="label column (default: the first column)")
-    p.add_argument("--C", dest="C", type=float, default=1.0, help="inverse regularization")
-    p.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=500)
+    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p.add_argument("--label", type=_unquote, default=None,
+                   help="label column (default: the first column)")
+    # The training toolkit passes one-letter hyperparameters with one dash: -C 1.0.
+    p.add_argument("-C", "--C", dest="C", type=number, default=1.0,
+                   help="inverse regularization strength")
+    p.add_argument("--max-iter", "--max_iter", dest="max_iter", type=integer, default=500)
     p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     p.add_argument(
         "--validation",

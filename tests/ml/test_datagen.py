@@ -1,0 +1,221 @@
+"""Tests for localaws.datagen: schema, determinism, drift, learnability, CSV writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from localaws import datagen
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = json.loads((REPO / "ml" / "models" / "churn.json").read_text())
+NUMERIC = CONFIG["numeric_features"]
+CATEGORICAL = CONFIG["categorical_features"]
+
+
+def ks_distance(a: pd.Series, b: pd.Series) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic (missing values ignored)."""
+    x = np.sort(a.dropna().to_numpy(dtype=float))
+    y = np.sort(b.dropna().to_numpy(dtype=float))
+    grid = np.concatenate([x, y])
+    cdf_x = np.searchsorted(x, grid, side="right") / len(x)
+    cdf_y = np.searchsorted(y, grid, side="right") / len(y)
+    return float(np.max(np.abs(cdf_x - cdf_y)))
+
+
+def shares(s: pd.Series) -> pd.Series:
+    return s.value_counts(normalize=True)
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return datagen.generate(20_000, seed=1)
+
+
+def test_columns_and_types_follow_the_config() -> None:
+    df = datagen.generate(500, seed=0)
+    assert list(df.columns) == CONFIG["columns"]
+    assert list(datagen.COLUMNS) == CONFIG["columns"]
+    assert df.columns[0] == CONFIG["label"]
+    assert len(df) == 500
+    assert set(df[CONFIG["label"]].unique()) == {0, 1}
+    for col in NUMERIC:
+        assert pd.api.types.is_numeric_dtype(df[col]), col
+    for col in CATEGORICAL:
+        assert not pd.api.types.is_numeric_dtype(df[col]), col
+    assert df["tenure_months"].between(1, 72).all()
+    assert df["age"].between(18, 90).all()
+    assert list(datagen.generate(0).columns) == CONFIG["columns"]
+
+
+def test_same_seed_same_rows_other_seed_other_rows() -> None:
+    a = datagen.generate(3000, seed=7)
+    pd.testing.assert_frame_equal(a, datagen.generate(3000, seed=7))
+    b = datagen.generate(3000, seed=8)
+    assert not a["monthly_charges"].equals(b["monthly_charges"])
+    # Rows come in fixed seeded blocks: whole blocks do not depend on the total row count.
+    block = datagen.BLOCK_ROWS
+    pd.testing.assert_frame_equal(datagen.generate(2 * block + 5, seed=7).head(block), datagen.generate(block, seed=7))
+
+
+def test_two_seeds_give_the_same_distribution(reference: pd.DataFrame) -> None:
+    other = datagen.generate(20_000, seed=2)
+    for col in NUMERIC:
+        assert ks_distance(reference[col], other[col]) < 0.03, col
+    for col in CATEGORICAL:
+        diff = (shares(reference[col]) - shares(other[col])).abs().max()
+        assert diff < 0.02, col
+    assert abs(reference["churned"].mean() - other["churned"].mean()) < 0.02
+
+
+def test_drift_shifts_features(reference: pd.DataFrame) -> None:
+    drifted = datagen.generate(20_000, seed=1, drift=1.0)
+    ks = {col: ks_distance(reference[col], drifted[col]) for col in NUMERIC}
+    assert sum(d > 0.15 for d in ks.values()) >= 2, ks
+    assert ks["monthly_charges"] > 0.15
+    assert ks["data_usage_gb"] > 0.15
+    assert ks["tenure_months"] > 0.1
+    shift = drifted["monthly_charges"].mean() - reference["monthly_charges"].mean()
+    assert 9 < shift < 15
+    ratio = drifted["data_usage_gb"].median() / reference["data_usage_gb"].median()
+    assert 1.4 < ratio < 1.6
+    assert drifted["tenure_months"].median() < reference["tenure_months"].median()
+    m2m_ref = shares(reference["contract"])["month-to-month"]
+    m2m_drift = shares(drifted["contract"])["month-to-month"]
+    assert m2m_drift - m2m_ref > 0.15
+    assert drifted["churned"].mean() > reference["churned"].mean() + 0.1
+
+
+def test_drift_grows_with_the_knob(reference: pd.DataFrame) -> None:
+    small = datagen.generate(20_000, seed=1, drift=0.25)
+    large = datagen.generate(20_000, seed=1, drift=2.0)
+    d_small = ks_distance(reference["monthly_charges"], small["monthly_charges"])
+    d_large = ks_distance(reference["monthly_charges"], large["monthly_charges"])
+    assert d_small < 0.1 < d_large
+    with pytest.raises(ValueError, match="drift"):
+        datagen.generate(10, drift=-0.5)
+    with pytest.raises(ValueError, match="rows"):
+        datagen.generate(-1)
+
+
+def test_missing_values_only_in_some_numeric_features(reference: pd.DataFrame) -> None:
+    rates = reference.isna().mean()
+    assert rates[CONFIG["label"]] == 0
+    for col in ("monthly_charges", "data_usage_gb"):
+        assert 0.002 < rates[col] < 0.01, (col, rates[col])
+    others = [c for c in CONFIG["columns"] if c not in ("monthly_charges", "data_usage_gb")]
+    assert rates[others].sum() == 0
+
+
+def test_label_is_learnable_but_not_trivial() -> None:
+    train = datagen.generate(2000, seed=0)
+    test = datagen.generate(2000, seed=1)
+    features = NUMERIC + CATEGORICAL
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+                (
+                    "c",
+                    make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                    CATEGORICAL,
+                ),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    )
+    model.fit(train[features], train["churned"])
+    auc = roc_auc_score(test["churned"], model.predict_proba(test[features])[:, 1])
+    assert 0.78 < auc < 0.92, auc
+    assert 0.2 < train["churned"].mean() < 0.45
+
+
+def test_write_csv_matches_generate_whatever_the_chunking(tmp_path: Path) -> None:
+    small_chunks = tmp_path / "a.csv"
+    one_chunk = tmp_path / "nested" / "b.csv"
+    size = datagen.write_csv(small_chunks, 25_000, seed=3, drift=0.5, chunk_rows=7000)
+    assert size == small_chunks.stat().st_size
+    datagen.write_csv(one_chunk, 25_000, seed=3, drift=0.5, chunk_rows=1_000_000)
+    assert small_chunks.read_bytes() == one_chunk.read_bytes()
+    with open(small_chunks, encoding="utf-8") as fh:
+        assert fh.readline().rstrip("\n") == ",".join(CONFIG["columns"])
+    back = pd.read_csv(small_chunks)
+    expected = datagen.generate(25_000, seed=3, drift=0.5)
+    assert len(back) == 25_000
+    pd.testing.assert_frame_equal(
+        back.astype({c: object for c in CATEGORICAL}),
+        expected.astype({c: object for c in CATEGORICAL}),
+        check_dtype=False,
+    )
+
+
+def test_write_csv_memory_stays_flat(tmp_path: Path) -> None:
+    tracemalloc.start()
+    try:
+        datagen.write_csv(tmp_path / "small.csv", 20_000, chunk_rows=10_000)
+        small_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        datagen.write_csv(tmp_path / "large.csv", 40_000, chunk_rows=10_000)
+        large_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert large_peak < 1.25 * small_peak, (small_peak, large_peak)
+
+
+def test_write_csv_is_fast(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    size = datagen.write_csv(tmp_path / "fast.csv", 200_000, seed=5)
+    elapsed = time.perf_counter() - start
+    assert size > 200_000 * 40
+    # About 0.5 s on a laptop core (1M rows in ~3 s); generous for shared CI runners.
+    assert elapsed < 5.0, elapsed
+
+
+def test_cli_writes_the_same_rows(tmp_path: Path) -> None:
+    out = tmp_path / "cli" / "churn.csv"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-m", "localaws.datagen", "--rows", "500", "--seed", "5", "--drift", "0.5", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "500 rows" in proc.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 501
+    expected = datagen.generate(500, seed=5, drift=0.5)
+    back = pd.read_csv(out)
+    np.testing.assert_allclose(back["monthly_charges"], expected["monthly_charges"])
+    assert back["contract"].tolist() == expected["contract"].tolist()
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "localaws.datagen", "--rows", "5", "--drift", "-1", "--out", str(tmp_path / "bad.csv")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "drift" in bad.stderr
+    assert not (tmp_path / "bad.csv").exists()
