@@ -1,4 +1,11 @@
-"""CloudFormation resource types that moto's CloudFormation lacks, for ``template.yaml``.
+"""CloudFormation models for moto's CloudFormation: types it lacks, and fixes to some it has.
+
+Added (moto has no model): ``AWS::SageMaker::ModelPackageGroup``, ``AWS::S3::BucketPolicy``,
+``AWS::SNS::Subscription``, ``AWS::Scheduler::Schedule``.
+Replaced (moto's model is wrong for local mode): ``AWS::StepFunctions::StateMachine``
+(wrong backend when ASL execution is on), ``AWS::Lambda::LayerVersion`` (no ``Ref``).
+Extended (moto's model cannot be updated, so a stack update drops the resource):
+``AWS::Logs::LogGroup``, ``AWS::DynamoDB::Table``, ``AWS::Lambda::Permission``.
 
 moto (5.2.5) builds its list of CloudFormation models from the direct subclasses of
 ``moto.core.common_models.CloudFormationModel`` and caches it (``get_model_list`` /
@@ -31,9 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
-    return [
-        {"Key": str(t["Key"]), "Value": str(t["Value"])} for t in properties.get("Tags") or []
-    ]
+    return [{"Key": str(t["Key"]), "Value": str(t["Value"])} for t in properties.get("Tags") or []]
 
 
 # --------------------------------------------------------------------------- SageMaker
@@ -58,9 +63,7 @@ class ModelPackageGroup(CloudFormationModel):
 
     @property
     def _group(self) -> Any:
-        return self._backend(self.account_id, self.region_name).describe_model_package_group(
-            self.name
-        )
+        return self._backend(self.account_id, self.region_name).describe_model_package_group(self.name)
 
     @property
     def physical_resource_id(self) -> str:
@@ -98,7 +101,7 @@ class ModelPackageGroup(CloudFormationModel):
         raise UnformattedGetAttTemplateException()
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -117,7 +120,7 @@ class ModelPackageGroup(CloudFormationModel):
         return cls(account_id, region_name, name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
+    def update_from_cloudformation_json(
         cls,
         original_resource: ModelPackageGroup,
         new_resource_name: str,
@@ -128,20 +131,16 @@ class ModelPackageGroup(CloudFormationModel):
         properties = cloudformation_json.get("Properties") or {}
         name = str(properties.get("ModelPackageGroupName") or original_resource.name)
         if name != original_resource.name:  # the name is immutable: replacement
-            new = cls.create_from_cloudformation_json(
-                name, cloudformation_json, account_id, region_name
-            )
+            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
             original_resource.delete(account_id, region_name)
             return new
         group = original_resource._group
-        group.model_package_group_description = properties.get(
-            "ModelPackageGroupDescription", ""
-        )
+        group.model_package_group_description = properties.get("ModelPackageGroupDescription", "")
         group.tags = _tags(properties)
         return original_resource
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -164,9 +163,10 @@ class BucketPolicy(CloudFormationModel):
     """``AWS::S3::BucketPolicy``: moto has ``put_bucket_policy`` but no model, so the
     policy was silently not applied. ``Ref`` returns the bucket name.
 
-    Note: moto evaluates bucket policies only when its IAM authentication is turned on,
-    and then ignores ``Condition`` blocks (so a ``Deny`` on ``aws:SecureTransport`` would
-    deny everything). Local mode leaves authentication off.
+    Note: moto evaluates a bucket policy's ``Deny`` on every object request
+    (``S3Response._key_response``) and cannot evaluate ``aws:SecureTransport``, so the
+    template's TLS-only statement alone would deny everything; ``localaws.stack.deploy``
+    installs ``localaws.s3_policy``, which evaluates it as for a TLS request.
     """
 
     def __init__(self, account_id: str, region_name: str, bucket: str) -> None:
@@ -198,7 +198,7 @@ class BucketPolicy(CloudFormationModel):
         return False
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -215,7 +215,7 @@ class BucketPolicy(CloudFormationModel):
         return cls(account_id, region_name, bucket)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
+    def update_from_cloudformation_json(
         cls,
         original_resource: BucketPolicy,
         new_resource_name: str,
@@ -223,15 +223,13 @@ class BucketPolicy(CloudFormationModel):
         account_id: str,
         region_name: str,
     ) -> BucketPolicy:
-        new = cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
         if new.bucket != original_resource.bucket:
             original_resource.delete(account_id, region_name)
         return new
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -303,7 +301,7 @@ class SnsSubscription(CloudFormationModel):
         raise UnformattedGetAttTemplateException()
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -327,7 +325,7 @@ class SnsSubscription(CloudFormationModel):
         return cls(account_id, region_name, subscription.arn)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
+    def update_from_cloudformation_json(
         cls,
         original_resource: SnsSubscription,
         new_resource_name: str,
@@ -336,12 +334,10 @@ class SnsSubscription(CloudFormationModel):
         region_name: str,
     ) -> SnsSubscription:
         original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -400,7 +396,7 @@ class LambdaLayerVersion(CloudFormationModel):
         raise UnformattedGetAttTemplateException()
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -424,7 +420,7 @@ class LambdaLayerVersion(CloudFormationModel):
         return cls(cls._backend(account_id, region_name).publish_layer_version(spec))
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
+    def update_from_cloudformation_json(
         cls,
         original_resource: LambdaLayerVersion,
         new_resource_name: str,
@@ -433,12 +429,10 @@ class LambdaLayerVersion(CloudFormationModel):
         region_name: str,
     ) -> LambdaLayerVersion:
         # Layer versions are immutable: any change publishes a new version.
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -507,9 +501,7 @@ class SchedulerSchedule(CloudFormationModel):
         from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 
         if attribute_name == "Arn":
-            return self._backend(self.account_id, self.region_name).get_schedule(
-                self.group, self.name
-            ).arn
+            return self._backend(self.account_id, self.region_name).get_schedule(self.group, self.name).arn
         raise UnformattedGetAttTemplateException()
 
     @classmethod
@@ -520,7 +512,7 @@ class SchedulerSchedule(CloudFormationModel):
         return kwargs
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -540,7 +532,7 @@ class SchedulerSchedule(CloudFormationModel):
         return cls(account_id, region_name, group, name)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
+    def update_from_cloudformation_json(
         cls,
         original_resource: SchedulerSchedule,
         new_resource_name: str,
@@ -552,18 +544,14 @@ class SchedulerSchedule(CloudFormationModel):
         name = str(properties.get("Name") or original_resource.name)[:64]
         group = str(properties.get("GroupName") or "default")
         if (group, name) != (original_resource.group, original_resource.name):
-            new = cls.create_from_cloudformation_json(
-                name, cloudformation_json, account_id, region_name
-            )
+            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
             original_resource.delete(account_id, region_name)
             return new
-        cls._backend(account_id, region_name).update_schedule(
-            group_name=group, name=name, **cls._kwargs(properties)
-        )
+        cls._backend(account_id, region_name).update_schedule(group_name=group, name=name, **cls._kwargs(properties))
         return original_resource
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -585,12 +573,288 @@ class SchedulerSchedule(CloudFormationModel):
         return True
 
 
+# --------------------------------------------------------------------------- Step Functions
+class StepFunctionsStateMachine(CloudFormationModel):
+    """``AWS::StepFunctions::StateMachine``, replacing moto's own model, which
+    - always creates the state machine in moto's plain Step Functions backend, while with
+      ``stepfunctions.execute_state_machine`` on (local mode) the API is served by the
+      executing backend (``moto/stepfunctions/responses.py: get_backend``): the stack's
+      state machine then does not exist for DescribeStateMachine or StartExecution;
+    - ignores ``LoggingConfiguration``, ``TracingConfiguration``, ``StateMachineType``,
+      ``Definition`` and ``DefinitionSubstitutions``;
+    - has no ``GetAtt Arn``.
+    The executing backend also validates the definition, as AWS does.
+    """
+
+    def __init__(self, backend: Any, arn: str) -> None:
+        self.backend = backend
+        self.arn = arn
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.stepfunctions.responses import get_backend
+
+        return get_backend(account_id, region_name)
+
+    @property
+    def _machine(self) -> Any:
+        return self.backend.describe_state_machine(self.arn)
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "StateMachineName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::StepFunctions::StateMachine"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("Arn", "Name", "StateMachineName", "StateMachineRevisionId")
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "Arn":
+            return self.arn
+        if attribute_name in ("Name", "StateMachineName"):
+            return self._machine.name
+        if attribute_name == "StateMachineRevisionId":
+            return getattr(self._machine, "revision_id", None) or self.arn
+        raise UnformattedGetAttTemplateException()
+
+    @staticmethod
+    def _definition(properties: dict[str, Any]) -> str:
+        definition = properties.get("DefinitionString")
+        if definition is None and "Definition" in properties:
+            definition = json.dumps(properties["Definition"])
+        definition = str(definition or "")
+        for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + name + "}", str(value))
+        return definition
+
+    @staticmethod
+    def _logging(properties: dict[str, Any]) -> dict[str, Any] | None:
+        config = properties.get("LoggingConfiguration")
+        if config is None:
+            return None
+        return {
+            "level": config.get("Level", "OFF"),
+            "includeExecutionData": str(config.get("IncludeExecutionData", False)).lower() == "true",
+            "destinations": [
+                {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+                for d in config.get("Destinations", [])
+            ],
+        }
+
+    @staticmethod
+    def _tracing(properties: dict[str, Any]) -> dict[str, Any] | None:
+        config = properties.get("TracingConfiguration")
+        if config is None:
+            return None
+        return {"enabled": str(config.get("Enabled", False)).lower() == "true"}
+
+    @staticmethod
+    def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"key": t["Key"], "value": str(t["Value"])} for t in _tags(properties)]
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> StepFunctionsStateMachine:
+        properties = cloudformation_json.get("Properties") or {}
+        backend = cls._backend(account_id, region_name)
+        machine = backend.create_state_machine(
+            name=str(properties.get("StateMachineName") or resource_name),
+            definition=cls._definition(properties),
+            roleArn=str(properties.get("RoleArn", "")),
+            tags=cls._tags(properties),
+            loggingConfiguration=cls._logging(properties),
+            tracingConfiguration=cls._tracing(properties),
+            sm_type=properties.get("StateMachineType", "STANDARD"),
+        )
+        return cls(backend, machine.arn)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: StepFunctionsStateMachine,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> StepFunctionsStateMachine:
+        properties = cloudformation_json.get("Properties") or {}
+        machine = original_resource._machine
+        name = str(properties.get("StateMachineName") or machine.name)
+        kind = properties.get("StateMachineType", "STANDARD")
+        if name != machine.name or kind != getattr(machine, "type", kind):  # replacement
+            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+            original_resource.delete(account_id, region_name)
+            return new
+        original_resource.backend.update_state_machine(
+            original_resource.arn,
+            definition=cls._definition(properties),
+            role_arn=properties.get("RoleArn"),
+            logging_configuration=cls._logging(properties),
+            tracing_configuration=cls._tracing(properties),
+        )
+        tags = {t["key"]: t["value"] for t in cls._tags(properties)}
+        if tags:
+            original_resource.backend.tag_resource(original_resource.arn, tags)
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        cls._backend(account_id, region_name).delete_state_machine(resource_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self.backend.delete_state_machine(self.arn)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- in-place updates
+# moto's models for these types have no update_from_cloudformation_json. On a stack
+# update that changes one of them (a parameter change is enough: LogRetentionDays), moto's
+# ResourceMap.update stores None for the resource: it vanishes from the stack, and every
+# Ref to it resolves to nothing. These subclasses update in place what moto can, and keep
+# the resource otherwise (the physical name, which other resources hold, stays the same).
+def _moto_log_group() -> type[Any]:
+    from moto.logs.models import LogGroup
+
+    return LogGroup
+
+
+def _moto_table() -> type[Any]:
+    from moto.dynamodb.models.table import Table
+
+    return Table
+
+
+def _moto_permission() -> type[Any]:
+    from moto.awslambda.models import Permission
+
+    return Permission
+
+
+class LogGroupInPlace(_moto_log_group()):  # type: ignore[misc]
+    """``AWS::Logs::LogGroup``: moto's model plus in-place updates of
+    ``RetentionInDays`` and ``Tags`` (a new ``LogGroupName`` replaces the group)."""
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        from moto.logs.models import logs_backends
+
+        properties = cloudformation_json.get("Properties") or {}
+        backend = logs_backends[account_id][region_name]
+        name = properties.get("LogGroupName", original_resource.name)
+        if name != original_resource.name:
+            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+            original_resource.delete(account_id, region_name)
+            return new
+        retention = properties.get("RetentionInDays")
+        # moto annotates the value as str but stores it as given; the API returns a number.
+        days = int(retention) if retention else None
+        backend.put_retention_policy(original_resource.name, days)  # type: ignore[arg-type]
+        tags = {t["Key"]: str(t["Value"]) for t in properties.get("Tags") or []}
+        if tags:
+            backend.tag_resource(original_resource.arn, tags)
+        return original_resource
+
+
+class TableInPlace(_moto_table()):  # type: ignore[misc]
+    """``AWS::DynamoDB::Table``: moto's model plus in-place updates of ``BillingMode``,
+    ``ProvisionedThroughput`` and ``DeletionProtectionEnabled``. Key schema and index
+    changes are not applied (logged); TTL and point-in-time recovery are re-applied by
+    ``localaws.stack`` after every deploy."""
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        from moto.dynamodb.models import dynamodb_backends
+
+        properties = cloudformation_json.get("Properties") or {}
+        backend = dynamodb_backends[account_id][region_name]
+        name = properties.get("TableName", original_resource.name)
+        if name != original_resource.name:
+            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+            backend.delete_table(original_resource.name)
+            return new
+        if properties.get("KeySchema") not in (None, original_resource.schema):
+            logger.warning("table %s: KeySchema change not applied locally", name)
+        wanted = sorted(i["IndexName"] for i in properties.get("GlobalSecondaryIndexes") or [])
+        present = sorted(i.name for i in original_resource.global_indexes)
+        if wanted != present:
+            logger.warning("table %s: GlobalSecondaryIndexes change not applied locally", name)
+        backend.update_table(
+            name=original_resource.name,
+            attr_definitions=[],
+            global_index=[],
+            throughput=properties.get("ProvisionedThroughput") or {},
+            billing_mode="PAY_PER_REQUEST" if properties.get("BillingMode") == "PAY_PER_REQUEST" else "PROVISIONED",
+            stream_spec={},
+            deletion_protection_enabled=properties.get("DeletionProtectionEnabled"),
+            warm_throughput=None,
+        )
+        return original_resource
+
+
+class PermissionInPlace(_moto_permission()):  # type: ignore[misc]
+    """``AWS::Lambda::Permission``: moto's model, kept on update (every property of a
+    permission requires replacement on AWS; the statement added at creation stays)."""
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        return original_resource
+
+
 MODELS: tuple[type[CloudFormationModel], ...] = (
     ModelPackageGroup,
     BucketPolicy,
     SnsSubscription,
     LambdaLayerVersion,
     SchedulerSchedule,
+    StepFunctionsStateMachine,
+    LogGroupInPlace,
+    TableInPlace,
+    PermissionInPlace,
 )
 
 
