@@ -38,9 +38,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localaws.clients import client
 from localaws.sagemaker_sandbox import (
     JobFailure,
+    aws_client,
     dir_has_files,
     download_prefix,
     env_with,
@@ -126,7 +126,7 @@ def run_processing(job: Job) -> dict[str, Any]:
     outputs = (job.get("processing_output_config") or {}).get("Outputs") or []
     environment = job.get("environment") or {}
     resources = (job.get("processing_resources") or {}).get("ClusterConfig") or {}
-    s3 = client("s3")
+    s3 = aws_client("s3")
 
     (opt / "output").mkdir(parents=True, exist_ok=True)
     _write_json(
@@ -189,8 +189,10 @@ def run_processing(job: Job) -> dict[str, Any]:
         )
     cmd = _command(entrypoint + list(app.get("ContainerArguments") or []), sandbox)
     env = env_with(
-        **{str(k): rewrite(str(v), sandbox) for k, v in environment.items()},
-        SM_OUTPUT_DIR=str(opt / "output"),
+        {
+            **{str(k): rewrite(str(v), sandbox) for k, v in environment.items()},
+            "SM_OUTPUT_DIR": str(opt / "output"),
+        }
     )
     job.check_stop()
     result = job.run(cmd, env=env, cwd=sandbox)
@@ -360,7 +362,7 @@ def run_training(job: Job) -> dict[str, Any]:
     output_path = (job.get("output_data_config") or {}).get("S3OutputPath")
     if not output_path:
         raise JobFailure("ClientError: OutputDataConfig.S3OutputPath is required")
-    s3 = client("s3")
+    s3 = aws_client("s3")
 
     hyperparameters = {k: _decode_hp(v) for k, v in raw_hps.items()}
     program = hyperparameters.get("sagemaker_program")
@@ -374,6 +376,8 @@ def run_training(job: Job) -> dict[str, Any]:
         )
 
     input_data_config = _channels(job, s3, opt, algorithm.get("TrainingInputMode", "File"))
+    if submit_dir:  # s3://..., or a container path such as a channel's /opt/ml/input/data/...
+        submit_dir = rewrite(str(submit_dir), sandbox)
     if program:
         job.check_stop()
         if submit_dir:
@@ -416,11 +420,13 @@ def run_training(job: Job) -> dict[str, Any]:
     user_env = {str(k): rewrite(str(v), sandbox) for k, v in (job.get("environment") or {}).items()}
     pythonpath = os.pathsep.join(p for p in (str(code_dir), os.environ.get("PYTHONPATH")) if p)
     env = env_with(
-        **user_env,
-        **sm_env,
-        TRAINING_JOB_NAME=job.name,
-        TRAINING_JOB_ARN=job.arn,
-        PYTHONPATH=pythonpath,
+        {
+            **user_env,
+            **sm_env,
+            "TRAINING_JOB_NAME": job.name,
+            "TRAINING_JOB_ARN": job.arn,
+            "PYTHONPATH": pythonpath,
+        }
     )
     user_args = json.loads(sm_env["SM_USER_ARGS"])
     if custom:

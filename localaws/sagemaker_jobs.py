@@ -54,8 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from localaws.clients import client
-from localaws.sagemaker_sandbox import JobFailure, fresh_dir, truncate
+from localaws.sagemaker_sandbox import JobFailure, aws_client, fresh_dir, truncate
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +181,7 @@ class _Child:
     started: float
     tail: deque[str]
     drainer: threading.Thread
+    count_lifetime: bool = True  # else the caller accounts compute time (add_compute)
 
 
 # --- the job record ------------------------------------------------------------------------
@@ -283,7 +283,9 @@ class Job:
     ) -> _Child:
         """Start ``cmd``; stdout (unless ``pipes``) and stderr are appended to ``logs.txt``.
 
-        With ``pipes`` the child's stdin/stdout are pipes for a request protocol.
+        With ``pipes`` the child's stdin/stdout are pipes for a request protocol, and the
+        caller accounts its compute time with :meth:`add_compute` (the child's lifetime
+        includes the platform's own work between requests).
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
@@ -306,7 +308,7 @@ class Job:
                 target=_drain, args=(proc.stderr, self.log_path, tail), daemon=True
             )
             drainer.start()
-            child = _Child(proc, time.monotonic(), tail, drainer)
+            child = _Child(proc, time.monotonic(), tail, drainer, count_lifetime=not pipes)
             self._child = child
         return child
 
@@ -316,9 +318,14 @@ class Job:
             _kill(child.proc, _SETTINGS.stop_grace_seconds)
         child.drainer.join(timeout=5)
         with self.lock:
-            self.compute_seconds += time.monotonic() - child.started
+            if child.count_lifetime:
+                self.compute_seconds += time.monotonic() - child.started
             if self._child is child:
                 self._child = None
+
+    def add_compute(self, seconds: float) -> None:
+        with self.lock:
+            self.compute_seconds += seconds
 
     def run(self, cmd: Sequence[str], *, env: dict[str, str], cwd: Path) -> ProcessResult:
         """Run ``cmd`` to completion within the job's deadline (killed when it passes)."""
@@ -408,6 +415,7 @@ def _execute(job: Job) -> None:
         if _SETTINGS.emit_in_progress:
             _emit(job)
         try:
+            job.check_stop()  # stopped while it waited for a slot
             fields = _runner(job.kind)(job) or {}
             job.check_stop()
             final = "Completed"
@@ -498,7 +506,7 @@ def describe_detail(job: Job) -> dict[str, Any]:
     """The job's Describe response as EventBridge detail (datetimes as epoch millis)."""
     spec = job.spec
     try:
-        response = getattr(client("sagemaker"), spec.describe)(**{spec.name_param: job.name})
+        response = getattr(aws_client("sagemaker"), spec.describe)(**{spec.name_param: job.name})
         response.pop("ResponseMetadata", None)
     except Exception:  # e.g. the job was created in another region than the clients use
         with _LOCK:
@@ -510,7 +518,7 @@ def _emit(job: Job) -> None:
     spec = job.spec
     try:
         detail = describe_detail(job)
-        result = client("events").put_events(
+        result = aws_client("events").put_events(
             Entries=[
                 {
                     "Time": _utcnow(),
@@ -591,6 +599,9 @@ def _wrap_create(kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
                 obj.training_time_in_seconds = None
                 obj.billable_time_in_seconds = None
                 job.max_runtime = _max_runtime(obj.stopping_condition)
+            else:  # transform: moto's empty strings would show up in Describe
+                obj.labeling_job_arn = None
+                obj.auto_ml_job_arn = None
             _JOBS[obj.arn] = job
         _launch(job)
         return obj

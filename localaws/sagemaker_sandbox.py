@@ -21,11 +21,15 @@ import os
 import posixpath
 import shutil
 import tarfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from localaws.clients import client
+
 CONTAINER_ROOT = "/opt/ml"
+_CLIENT_LOCK = threading.Lock()
 FAILURE_REASON_MAX = 1024  # SageMaker's FailureReason / ExitMessage limit
 
 
@@ -68,6 +72,13 @@ def read_head(path: Path, limit: int = FAILURE_REASON_MAX) -> str | None:
         return None
 
 
+def aws_client(service: str) -> Any:
+    """:func:`localaws.clients.client`, created under a lock: boto3's default session is not
+    thread-safe, and jobs create their clients from concurrent threads."""
+    with _CLIENT_LOCK:
+        return client(service)
+
+
 # --- S3 -----------------------------------------------------------------------------
 
 
@@ -83,8 +94,8 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 def join_s3(prefix_uri: str, *parts: str) -> str:
     """``s3://b/p`` + parts, with exactly one ``/`` between the pieces."""
     out = prefix_uri.rstrip("/")
-    for part in parts:
-        part = part.strip("/")
+    for raw in parts:
+        part = raw.strip("/")
         if part:
             out += "/" + part
     return out
@@ -188,7 +199,8 @@ def fetch_code(s3: Any, location: str, dest: Path, scratch: Path) -> None:
         return
     path = Path(location.removeprefix("file://"))
     if path.is_dir():
-        shutil.copytree(path, dest, dirs_exist_ok=True)
+        if path.resolve() != dest.resolve():
+            shutil.copytree(path, dest, dirs_exist_ok=True)
     elif path.is_file():
         extract_tar(path, dest)
     else:
@@ -207,7 +219,8 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
-def env_with(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
+def env_with(extra: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``os.environ`` updated with ``extra`` (the process environment is untouched)."""
+    env = dict(os.environ)
     env.update(extra)
     return env
