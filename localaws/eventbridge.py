@@ -34,6 +34,9 @@ recorded in :func:`failures`; it never fails the event's producer.
 :func:`fire_schedule` sends a real-shaped "Scheduled Event" to one schedule rule's targets
 (only that rule's, as AWS does).
 
+moto's S3 also emits "Object Tags Added" on every PutObject (tags or not), so a rule meant
+for new objects should match ``detail-type`` "Object Created", as it should on AWS anyway.
+
 Limitations: no DLQ, no retry policy per target, no ``RoleArn`` checks; moto's S3
 notification sends to the rules of every bus, not only the default one; the ``time`` field
 is rendered at second resolution.
@@ -64,6 +67,8 @@ _failures_lock = threading.Lock()
 _delivered: list[dict[str, Any]] = []
 
 _OURS = ("lambda", "states", "sns")
+# moto.events.utils._BASE_EVENT_MESSAGE["id"], which S3 notifications keep
+_MOTO_PLACEHOLDER_ID = "17793124-05d4-b198-2fde-7ededc63b103"
 
 
 # --------------------------------------------------------------------------- public API
@@ -78,7 +83,7 @@ def install() -> None:
         from moto.events.models import Rule
 
         _orig_send_to_targets = Rule.send_to_targets
-        Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+        setattr(Rule, "send_to_targets", _send_to_targets)  # noqa: B010
         _installed = True
 
 
@@ -89,7 +94,7 @@ def uninstall() -> None:
             return
         from moto.events.models import Rule
 
-        Rule.send_to_targets = _orig_send_to_targets  # type: ignore[method-assign,assignment]
+        setattr(Rule, "send_to_targets", _orig_send_to_targets)  # noqa: B010
         _installed = False
 
 
@@ -136,7 +141,7 @@ def fire_schedule(
     """Send a "Scheduled Event" to the targets of one schedule rule, as EventBridge does when
     the schedule comes due. Returns the number of targets delivered to (0 if the rule is
     DISABLED). Raises ``KeyError`` for an unknown rule."""
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.events.models import events_backends
 
     from localaws.clients import region as default_region
@@ -223,17 +228,16 @@ def _deliver(rule: Any, original_event: dict[str, Any], transform_input: bool) -
                     Payload=json.dumps(payload).encode("utf-8"),
                 )
             elif kind == "states":
+                # a name of our own: moto's engine does not generate one (all would be "None")
                 client("stepfunctions").start_execution(
-                    stateMachineArn=target["Arn"], input=json.dumps(payload)
+                    stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=json.dumps(payload)
                 )
             elif kind == "sns":
                 message = payload if isinstance(payload, str) else json.dumps(payload)
                 client("sns").publish(TopicArn=target["Arn"], Message=message)
             delivered += 1
             with _failures_lock:
-                _delivered.append(
-                    {"rule": rule.arn, "target": target["Arn"], "kind": kind, "id": event.get("id")}
-                )
+                _delivered.append({"rule": rule.arn, "target": target["Arn"], "kind": kind, "id": event.get("id")})
         except Exception as exc:
             _record(rule, target, exc)
     return delivered
@@ -261,6 +265,8 @@ def _public_event(event: dict[str, Any]) -> dict[str, Any]:
     """The event as targets see it on AWS: ISO time, no moto-internal fields."""
     public = copy.deepcopy(event)
     public.pop("ingestion-time", None)
+    if public.get("id") in (None, "", _MOTO_PLACEHOLDER_ID):
+        public["id"] = str(uuid.uuid4())  # moto gives every S3 event the same id
     stamp = public.get("time")
     if isinstance(stamp, int | float):
         public["time"] = _iso(datetime.fromtimestamp(float(stamp), UTC))
@@ -272,7 +278,7 @@ def _public_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_path(event: Any, path: str) -> Any:
-    from jsonpath_ng.ext import parse
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
 
     matches = parse(path).find(event)
     if not matches:
@@ -293,8 +299,7 @@ def _target_input(target: dict[str, Any], event: dict[str, Any], rule: Any) -> A
 
 def _transform(transformer: dict[str, Any], event: dict[str, Any], rule: Any) -> Any:
     values: dict[str, Any] = {
-        name: _json_path(event, path)
-        for name, path in (transformer.get("InputPathsMap") or {}).items()
+        name: _json_path(event, path) for name, path in (transformer.get("InputPathsMap") or {}).items()
     }
     values.setdefault("aws.events.event.json", event)
     values.setdefault("aws.events.event", event)

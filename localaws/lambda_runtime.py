@@ -311,7 +311,7 @@ class _Router(io.TextIOBase):
             return self.fallback
         return current
 
-    def write(self, text: str) -> int:  # type: ignore[override]
+    def write(self, text: str) -> int:
         target = self._target()
         if target is None:
             return len(text)
@@ -449,9 +449,11 @@ def _is_under(module: ModuleType, prefix: str) -> bool:
     location = getattr(module, "__file__", None)
     if location:
         return str(location).startswith(prefix)
-    paths = getattr(module, "__path__", None)
+    paths: Any = getattr(module, "__path__", None)
+    if not paths:
+        return False
     try:
-        return bool(paths) and all(str(p).startswith(prefix) for p in paths)
+        return all(str(p).startswith(prefix) for p in paths)
     except TypeError:
         return False
 
@@ -501,23 +503,15 @@ def _load_handler(fn: Any, code_dir: Path | None, private: dict[str, ModuleType]
     try:
         module = _import_handler_module(fn, module_name, code_dir)
     except ImportError as exc:
-        raise _LambdaFault(
-            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
-        ) from exc
+        raise _LambdaFault("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
     except SyntaxError as exc:
-        raise _LambdaFault(
-            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}"
-        ) from exc
+        raise _LambdaFault("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}") from exc
     try:
         handler = getattr(module, attr)
     except AttributeError:
-        raise _LambdaFault(
-            "Runtime.HandlerNotFound", f"Handler '{attr}' missing on module '{module_name}'"
-        ) from None
+        raise _LambdaFault("Runtime.HandlerNotFound", f"Handler '{attr}' missing on module '{module_name}'") from None
     if not callable(handler):
-        raise _LambdaFault(
-            "Runtime.HandlerNotFound", f"Handler '{attr}' on module '{module_name}' is not callable"
-        )
+        raise _LambdaFault("Runtime.HandlerNotFound", f"Handler '{attr}' on module '{module_name}' is not callable")
     return handler  # type: ignore[no-any-return]
 
 
@@ -550,14 +544,16 @@ def _import_handler_module(fn: Any, module_name: str, code_dir: Path | None) -> 
     return importlib.import_module(module_name)
 
 
-def _warm_key(fn: Any, env: dict[str, str]) -> str:
+def _warm_key(fn: Any) -> str:
     return json.dumps(
         [
             fn.function_arn,
             str(fn.version),
             getattr(fn, "code_digest", "") or getattr(fn, "code_sha_256", ""),
             fn.handler,
-            env,
+            fn.environment_vars,
+            fn.timeout,
+            fn.memory_size,
             os.environ.get("AWS_ENDPOINT_URL", ""),
             [layer.get("Arn") for layer in fn.layers],
         ],
@@ -571,9 +567,7 @@ def _warm_key(fn: Any, env: dict[str, str]) -> str:
 
 def _function_env(fn: Any, context: LambdaContext, code_dir: Path | None) -> dict[str, str]:
     env = {str(k): str(v) for k, v in (fn.environment_vars or {}).items()}
-    metrics_disabled = env.get(
-        "POWERTOOLS_METRICS_DISABLED", os.environ.get("POWERTOOLS_METRICS_DISABLED", "true")
-    )
+    metrics_disabled = env.get("POWERTOOLS_METRICS_DISABLED", os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"))
     env.update(
         {
             "_HANDLER": str(fn.handler),
@@ -629,9 +623,7 @@ def _json_default(value: Any) -> Any:
 def _error_payload(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, _LambdaFault):
         return {"errorType": exc.error_type, "errorMessage": str(exc), "stackTrace": []}
-    frames = [
-        frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename != __file__
-    ]
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename != __file__]
     return {
         "errorType": type(exc).__name__,
         "errorMessage": str(exc),
@@ -677,13 +669,10 @@ def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
     started = time.monotonic()
     result: dict[str, Any] = {}
     try:
-        if getattr(fn, "package_type", "Zip") != "Zip" or not str(fn.run_time or "").startswith(
-            "python"
-        ):
+        if getattr(fn, "package_type", "Zip") != "Zip" or not str(fn.run_time or "").startswith("python"):
             raise _LambdaFault(
                 "Local.Unsupported",
-                f"local Lambda runs Python zip functions only "
-                f"(got {fn.package_type} {fn.run_time})",
+                f"local Lambda runs Python zip functions only (got {fn.package_type} {fn.run_time})",
             )
         code = getattr(fn, "code_bytes", b"")
         code_dir = _extract(code, "lambda", getattr(fn, "code_digest", None)) if code else None
@@ -713,10 +702,7 @@ def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
             capture.write(f"[ERROR] Runtime.MarshalError: {exc}\n")
             body, errored = json.dumps(payload), True
     capture.write(f"END RequestId: {request_id}\n")
-    capture.write(
-        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Memory Size: {fn.memory_size} MB\n"
-    )
+    capture.write(f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tMemory Size: {fn.memory_size} MB\n")
     output = capture.text()
     _save_cloudwatch(fn, context.log_stream_name, output)
     tail = output.encode("utf-8")[-LOG_TAIL_BYTES:].decode("utf-8", errors="ignore")
@@ -731,7 +717,7 @@ def _run_on_thread(
     env: dict[str, str],
     capture: _Capture,
 ) -> dict[str, Any]:
-    key = _warm_key(fn, env)
+    key = _warm_key(fn)
     with _state_lock:
         loaded = _warm.get(key)
     initialised = threading.Event()
@@ -775,14 +761,9 @@ def _run_on_thread(
 
     # ran over: interrupt the thread at its next bytecode, give it a moment to unwind
     if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(SandboxTimedout)
-        )
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SandboxTimedout))
     finished.wait(0.2)
-    message = (
-        f"RequestId: {context.aws_request_id} Error: Task timed out after "
-        f"{context.timeout_seconds:.2f} seconds"
-    )
+    message = f"RequestId: {context.aws_request_id} Error: Task timed out after {context.timeout_seconds:.2f} seconds"
     return {"error": _LambdaFault("Sandbox.Timedout", message)}
 
 
@@ -844,9 +825,7 @@ class _AsyncInvoker:
             self._pending += 1
             self._queue.put((fn, body))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._work, name="lambda-async", daemon=True
-                )
+                self._thread = threading.Thread(target=self._work, name="lambda-async", daemon=True)
                 self._thread.start()
 
     def drain(self, timeout: float) -> bool:
@@ -899,9 +878,7 @@ def _deliver_async(fn: Any, body: Any) -> None:
     payload: Any = None
     for attempt in range(1, attempts + 1):
         response_headers: dict[str, Any] = {}
-        payload = _orig_invoke(
-            fn, body, {"x-amz-invocation-type": "RequestResponse"}, response_headers
-        )
+        payload = _orig_invoke(fn, body, {"x-amz-invocation-type": "RequestResponse"}, response_headers)
         if "x-amz-function-error" not in response_headers:
             return
         LOG.info("async invocation of %s failed (attempt %d/%d)", fn.function_name, attempt, attempts)
@@ -922,8 +899,6 @@ def _deliver_async(fn: Any, body: Any) -> None:
         text,
     )
     try:
-        _Capture(_log_file(fn.function_name)).write(
-            f"[ASYNC] giving up after {attempts} attempts: {text}\n"
-        )
+        _Capture(_log_file(fn.function_name)).write(f"[ASYNC] giving up after {attempts} attempts: {text}\n")
     except OSError:
         pass

@@ -22,7 +22,6 @@ share (and reset) the same state. :func:`start` resets it by default.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -48,30 +47,38 @@ MOTO_CONFIG: dict[str, Any] = {
 }
 
 _start_lock = threading.Lock()
+_current: LocalAws | None = None
+
+
+def current() -> LocalAws | None:
+    """The running server started by :func:`start`, if any."""
+    return _current
 
 
 def install_extensions() -> list[str]:
     """Install every local extension (idempotent). Returns the names installed."""
-    from localaws import eventbridge, lambda_runtime, sfn_time
+    from localaws import (
+        cfn_types,
+        eventbridge,
+        lambda_runtime,
+        s3_policy,
+        sagemaker_jobs,
+        sfn_callbacks,
+        sfn_mock,
+        sfn_time,
+    )
 
     lambda_runtime.install()
     eventbridge.install()
     sfn_time.install()
-    names = ["lambda_runtime", "eventbridge", "sfn_time"]
-    sagemaker = _optional_module("localaws.sagemaker_jobs")
-    if sagemaker is not None and callable(getattr(sagemaker, "install", None)):
-        sagemaker.install()
-        names.append("sagemaker_jobs")
+    sfn_callbacks.install()
+    sfn_mock.install()
+    s3_policy.install()
+    cfn_types.register()
+    sagemaker_jobs.install()
+    names = ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy", "cfn_types",
+             "sagemaker_jobs"]
     return names
-
-
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:  # the module itself is absent; its own import errors surface
-            return None
-        raise
 
 
 def _reset_extensions() -> None:
@@ -111,9 +118,12 @@ class LocalAws:
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Finish pending asynchronous deliveries (bounded), stop the server, restore the
         environment and moto configuration. Idempotent."""
+        global _current
         if self._stopped:
             return
         self._stopped = True
+        if _current is self:
+            _current = None
         try:
             _finish_async(drain_timeout)
         finally:
@@ -182,6 +192,7 @@ def start(port: int = 0, *, reset: bool = True, quiet: bool = True) -> LocalAws:
     for local mode, with this process's environment pointing at it."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+    global _current
     with _start_lock:
         if quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -198,7 +209,7 @@ def start(port: int = 0, *, reset: bool = True, quiet: bool = True) -> LocalAws:
         endpoint = f"http://{HOST}:{bound}"
         saved_env = _apply_env(client_environment(endpoint, bound))
         _reset_default_boto3_session()
-        return LocalAws(
+        _current = LocalAws(
             endpoint_url=endpoint,
             host=host,
             port=bound,
@@ -206,6 +217,7 @@ def start(port: int = 0, *, reset: bool = True, quiet: bool = True) -> LocalAws:
             _saved_env=saved_env,
             _saved_config=saved_config,
         )
+        return _current
 
 
 @contextmanager
@@ -223,7 +235,7 @@ def in_process(drain_timeout: float = 5.0) -> Iterator[None]:
         saved_env["AWS_DEFAULT_REGION"] = None
         os.environ["AWS_DEFAULT_REGION"] = DEFAULT_REGION
     try:
-        with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+        with mock_aws(config=MOTO_CONFIG):  # type: ignore[call-overload]
             try:
                 yield
             finally:

@@ -105,9 +105,9 @@ def install() -> None:
         )
 
         _orig_wait_interval = WaitFunction._wait_interval
-        _orig_retrier_time = retrier_decl.time
+        _orig_retrier_time = getattr(retrier_decl, "time")  # noqa: B009
         WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
-        retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+        setattr(retrier_decl, "time", _ScaledTime())  # noqa: B010
         _installed = True
 
 
@@ -122,7 +122,7 @@ def uninstall() -> None:
         )
 
         WaitFunction._wait_interval = _orig_wait_interval  # type: ignore[method-assign]
-        retrier_decl.time = _orig_retrier_time
+        setattr(retrier_decl, "time", _orig_retrier_time)  # noqa: B010
         _installed = False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from autoloop import adapters
@@ -47,13 +48,11 @@ from autoloop.jobs import (
     training_request,
 )
 from autoloop.naming import job_name, model_from_key, parse_run_id, run_id
-from autoloop.observability import logger
+from autoloop.observability import logger, metrics
 from autoloop.registry import model_package_request, package_group_name
 from autoloop.state import LaunchRequest, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
 
-MAX_RUN_ATTEMPTS = 20
-ACTIVE_EXECUTION = frozenset({"RUNNING", "SUCCEEDED", "PENDING_REDRIVE"})
 SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py"}
 
 
@@ -61,6 +60,7 @@ SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evalu
 def _reject(settings: StartSettings, reason: AutoloopError, event: Any) -> dict[str, Any]:
     """Nothing is started for a bad event; say why to the operators and in the result."""
     logger.warning("event rejected", extra={"error": type(reason).__name__, "reason": str(reason)})
+    metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
     detail = event.get("detail") if isinstance(event, dict) else None
     with aws_call("notifying the rejection"):
         client("sns").publish(
@@ -94,35 +94,25 @@ def start_pipeline(event: Any, settings: StartSettings) -> dict[str, Any]:
     except (InvalidEvent, ObjectOutsideIncoming) as exc:
         return _reject(settings, exc, event)
 
+    # One run per object version. A duplicate delivery, even of an object whose run failed,
+    # starts nothing: a retry is a new upload, which the versioned bucket makes a new version.
+    rid = run_id(model, bucket, obj.key, version)
     source = {"bucket": bucket, "key": obj.key, "version_id": obj.version_id, "etag": obj.etag, "size": obj.size}
-    for attempt in range(1, MAX_RUN_ATTEMPTS + 1):
-        rid = run_id(model, bucket, obj.key, version, attempt)
-        payload = json.dumps({"run_id": rid, "model": model, "source": source, "trigger": {"type": "s3"}})
+    payload = json.dumps({"run_id": rid, "model": model, "source": source, "trigger": {"type": "s3"}})
+    sfn = client("stepfunctions")
+    with aws_call("starting the TrainingPipeline"):
         try:
-            with aws_call("starting the TrainingPipeline"):
-                try:
-                    response = client("stepfunctions").start_execution(
-                        stateMachineArn=settings.state_machine_arn, name=rid, input=payload
-                    )
-                except ClientError as exc:
-                    if error_code(exc) != "ExecutionAlreadyExists":
-                        raise
-                    arn = _execution_arn(settings.state_machine_arn, rid)
-                    status = client("stepfunctions").describe_execution(executionArn=arn)["status"]
-                    if status in ACTIVE_EXECUTION:
-                        logger.info("duplicate event: run exists", extra={"run_id": rid, "status": status})
-                        return {"started": False, "duplicate": True, "run_id": rid, "status": status}
-                    logger.info("earlier run of this object ended", extra={"run_id": rid, "status": status})
-                    continue
-        except AutoloopError:
-            raise
-        logger.info("pipeline started", extra={"run_id": rid, "model": model})
-        return {"started": True, "run_id": rid, "execution_arn": response["executionArn"]}
-    return _reject(
-        settings,
-        InvalidEvent(f"s3://{bucket}/{obj.key} already failed {MAX_RUN_ATTEMPTS} times; upload a fixed file."),
-        event,
-    )
+            response = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=rid, input=payload)
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            status = sfn.describe_execution(executionArn=_execution_arn(settings.state_machine_arn, rid))["status"]
+            logger.info("duplicate event: the run exists", extra={"run_id": rid, "status": status})
+            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+            return {"started": False, "duplicate": True, "run_id": rid, "status": status}
+    logger.info("pipeline started", extra={"run_id": rid, "model": model})
+    metrics.add_metric(name="PipelinesStarted", unit=MetricUnit.Count, value=1)
+    return {"started": True, "run_id": rid, "execution_arn": response["executionArn"]}
 
 
 # ----------------------------------------------------------------------------- validate
@@ -153,6 +143,7 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
             raise
         summary = validate_csv(body["Body"].iter_chunks(1 << 20), int(body["ContentLength"]), config, src.uri)
     logger.info("input valid", extra=summary.as_dict())
+    metrics.add_metric(name="InputRows", unit=MetricUnit.Count, value=summary.rows)
     return {
         **summary.as_dict(),
         "label": config.label,
@@ -183,6 +174,8 @@ def _failure_cause(result: dict[str, Any]) -> str:
 def _complete_task(token: str, kind: JobKind, description: dict[str, Any]) -> dict[str, Any]:
     """SendTaskSuccess with the job result, or SendTaskFailure with its FailureReason."""
     result = job_result(kind, description)
+    metrics.add_metric(name="JobsSucceeded" if result["status"] == "Completed" else "JobsFailed",
+                       unit=MetricUnit.Count, value=1)
     sfn = client("stepfunctions")
     try:
         with aws_call(f"completing the task of {result['job_name']}"):
@@ -252,17 +245,20 @@ def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
                 _complete_task(request.task_token, kind, description)
             return {"job_name": name, "launched": False, "status": status}
     logger.info("job launched", extra={"job_name": name, "kind": kind})
+    metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=1)
     return {"job_name": name, "launched": True}
 
 
 def handle_job_event(event: Any, settings: CallbackSettings) -> dict[str, Any]:
     change = parse_job_state_change(event)
     if change.status not in TERMINAL_JOB_STATUSES:
+        metrics.add_metric(name="CallbacksIgnored", unit=MetricUnit.Count, value=1)
         return {"job_name": change.job_name, "ignored": f"status {change.status} is not terminal"}
     store = adapters.TokenStore(settings.task_token_table)
     entry = store.pop(change.job_name)
     if entry is None:
         logger.info("no waiting task", extra={"job_name": change.job_name})
+        metrics.add_metric(name="CallbacksIgnored", unit=MetricUnit.Count, value=1)
         return {"job_name": change.job_name, "ignored": "no task is waiting (duplicate event, or not an Autoloop job)"}
     try:
         parse_run_id(change.job_name.rsplit("-", 1)[0])
@@ -284,6 +280,7 @@ def reconcile_job(payload: Any) -> dict[str, Any]:
     kind = STEP_KIND[request.step]
     name = job_name(request.run_id, request.step)
     result = job_result(kind, _describe(kind, name))
+    metrics.add_metric(name="JobsReconciled", unit=MetricUnit.Count, value=1)
     if result["status"] in {"InProgress", "Stopping"}:
         raise JobStillRunning(f"{kind} job {name} is still {result['status']}.")
     if result["status"] != "Completed":
@@ -331,6 +328,7 @@ def quality_gate(payload: Any, settings: GateSettings) -> dict[str, Any]:
     champion_arn, champion_metric = _champion(group, dataset.metric, settings.artifacts_bucket)
     result = gate_inputs(dataset.metric, metric, threshold, evaluation_uri, champion_arn, champion_metric)
     logger.info("gate inputs", extra=result)
+    metrics.add_metric(name="ChallengerMetric", unit=MetricUnit.NoUnit, value=metric)
     return result
 
 
@@ -361,4 +359,5 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
             raise
     arn = response["ModelPackageArn"]
     logger.info("model registered", extra={"arn": arn, "approval_status": settings.approval_status})
+    metrics.add_metric(name="ModelsRegistered", unit=MetricUnit.Count, value=1)
     return {"arn": arn, "group": group, "approval_status": settings.approval_status}

@@ -55,12 +55,13 @@ def test_a_new_version_of_the_same_key_is_a_new_run(deployed, start, lambda_cont
     assert len(executions(deployed)) == 2
 
 
-def test_an_object_whose_run_failed_can_be_retried(deployed, start, lambda_context):
+def test_a_duplicate_of_a_failed_run_starts_nothing_but_a_reupload_does(deployed, start, lambda_context):
     first = start(s3_event(deployed), lambda_context)
     boto3.client("stepfunctions").stop_execution(executionArn=first["execution_arn"], error="Test")
-    retry = start(s3_event(deployed), lambda_context)
-    assert retry["started"] is True
-    assert retry["run_id"] == f"{first['run_id']}-r2"
+    duplicate = start(s3_event(deployed), lambda_context)
+    assert duplicate == {"started": False, "duplicate": True, "run_id": first["run_id"], "status": "ABORTED"}
+    reupload = start(s3_event(deployed, version="v2"), lambda_context)
+    assert reupload["started"] is True and reupload["run_id"] != first["run_id"]
 
 
 @pytest.mark.parametrize(

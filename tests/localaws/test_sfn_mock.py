@@ -228,14 +228,18 @@ def test_unknown_test_case_is_rejected(sfn: Any, pipeline: str) -> None:
 
 
 def test_without_install_moto_rejects_the_test_case_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
-    if sfn_mock.installed():
-        pytest.skip("sfn_mock is installed by someone else in this process")
+    was_installed = sfn_mock.installed()
+    sfn_mock.uninstall()
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(config=SFN_CONFIG):
-        client = boto3.client("stepfunctions", region_name=REGION)
-        arn = create_pipeline(client, "Pipeline")
-        with pytest.raises(ClientError) as raised:
-            start(client, f"{arn}#HappyPath")
+    try:
+        with mock_aws(config=SFN_CONFIG):
+            client = boto3.client("stepfunctions", region_name=REGION)
+            arn = create_pipeline(client, "Pipeline")
+            with pytest.raises(ClientError) as raised:
+                start(client, f"{arn}#HappyPath")
+    finally:
+        if was_installed:
+            sfn_mock.install()
     assert raised.value.response["Error"]["Code"] == "StateMachineDoesNotExist"
 
 

@@ -1,0 +1,116 @@
+"""End-to-end: the real template, state machine, handlers and ML scripts on the local AWS.
+
+One local AWS (server mode, as the demo uses) is booted per module. Each test uploads its
+own object, so each runs its own execution. Retry and Wait delays are scaled down
+(localaws.sfn_time); the ASL is not edited.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from localaws import executions
+from tests.conftest import ROOT
+
+TIME_SCALE = 0.01
+
+
+@dataclass
+class Run:
+    description: dict[str, Any]
+    path: list[str]
+    events: list[dict[str, Any]]
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.description["status"])
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return json.loads(self.description.get("output") or "{}")
+
+
+class Local:
+    def __init__(self, server: Any, stack: Any) -> None:
+        from localaws.clients import client
+
+        self.server = server
+        self.stack = stack
+        self.outputs = stack.outputs
+        self.client = client
+        sqs = client("sqs")
+        self.queue = sqs.create_queue(QueueName=f"notes-{stack.name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        client("sns").subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        sqs, found = self.client("sqs"), []
+        while batch := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def upload(self, body: bytes, key: str) -> str:
+        return self.client("s3").put_object(Bucket=self.outputs["DataBucketName"], Key=key, Body=body)["ETag"]
+
+    def execution_for(self, run_id_prefix: str, timeout: float = 30) -> str:
+        sfn, deadline = self.client("stepfunctions"), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for execution in executions.executions(sfn, self.outputs["TrainingPipelineArn"]):
+                if execution["name"].startswith(run_id_prefix):
+                    return str(execution["executionArn"])
+            time.sleep(0.1)
+        raise AssertionError(f"no execution named {run_id_prefix}* started within {timeout} s")
+
+    def run(self, body: bytes, key: str, timeout: float = 180) -> Run:
+        """Upload, then follow the execution that the template's rule starts, to its end."""
+        from autoloop.naming import run_id
+
+        before = {e["executionArn"] for e in executions.executions(
+            self.client("stepfunctions"), self.outputs["TrainingPipelineArn"])}
+        response = self.client("s3").put_object(Bucket=self.outputs["DataBucketName"], Key=key, Body=body)
+        expected = run_id(key.split("/")[1], self.outputs["DataBucketName"], key, response["VersionId"])
+        arn = self.execution_for(expected)
+        assert arn not in before
+        sfn = self.client("stepfunctions")
+        description = executions.follow(sfn, arn, timeout=timeout)
+        events = executions.history(sfn, arn)
+        time.sleep(0.2)  # SNS -> SQS delivery is synchronous in moto; this is only a margin
+        return Run(description, [s.name for s in executions.path(events)], events, self.notifications())
+
+
+def boot(stack_name: str, parameters: dict[str, str] | None = None) -> Iterator[Local]:
+    from localaws import publish, server, sfn_time, stack
+
+    local_aws = server.start()
+    sfn_time.set_time_scale(TIME_SCALE)
+    try:
+        deployed = stack.deploy(ROOT / "template.yaml", stack_name=stack_name, parameters=parameters,
+                                project_root=ROOT)
+        local = Local(local_aws, deployed)
+        publish.publish(local.client("s3"), deployed.outputs["ArtifactsBucketName"])
+        yield local
+    finally:
+        sfn_time.set_time_scale(1.0)
+        local_aws.stop()
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[Local]:
+    yield from boot("autoloop-e2e")
+
+
+@pytest.fixture(autouse=True)
+def _endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repo-wide autouse fixture clears AWS_ENDPOINT_URL; point clients back at the server."""
+    for name in ("local", "slow_callbacks"):
+        if name in request.fixturenames:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue(name).server.endpoint_url)
