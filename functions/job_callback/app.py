@@ -1,4 +1,4 @@
-"""EventBridge SageMaker job state change -> SendTaskSuccess / SendTaskFailure."""
+"""EventBridge SageMaker job or endpoint state change -> SendTaskSuccess / SendTaskFailure."""
 
 from __future__ import annotations
 
@@ -15,4 +15,4 @@ from autoloop.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return steps.handle_job_event(event, load_settings(CallbackSettings))
+    return steps.handle_sagemaker_event(event, load_settings(CallbackSettings))

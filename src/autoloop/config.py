@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autoloop.errors import ConfigError, InvalidModelConfig
+from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
 
@@ -88,7 +89,21 @@ class ValidateSettings(Settings):
     artifacts_bucket: str
 
 
-class LaunchSettings(Settings):
+class MonitoringKnobs(Settings):
+    model_monitor_image_uri: str = ""
+    monitoring_sample_size: int = Field(default=500, ge=50)
+    monitoring_quantile: float = Field(default=0.99, gt=0.5, lt=1)
+    monitoring_margin: float = Field(default=1.2, ge=1)
+    monitoring_floor: float = Field(default=0.02, ge=0, le=1)
+
+    def monitoring(self) -> MonitoringSettings:
+        return MonitoringSettings(
+            image_uri=self.model_monitor_image_uri, sample_size=self.monitoring_sample_size,
+            quantile=self.monitoring_quantile, margin=self.monitoring_margin, floor=self.monitoring_floor,
+        )
+
+
+class LaunchSettings(MonitoringKnobs):
     artifacts_bucket: str
     task_token_table: str
     sagemaker_role_arn: str
@@ -98,6 +113,42 @@ class LaunchSettings(Settings):
     job_max_runtime_seconds: int = Field(default=3600, ge=60)
     environment: str = "dev"
     stack_name: str = ""
+
+
+class PlanSettings(Settings):
+    stack_name: str
+    model_package_group_prefix: str
+
+
+class EndpointSettings(Settings):
+    stack_name: str
+    artifacts_bucket: str
+    task_token_table: str
+    sagemaker_role_arn: str
+    endpoint_instance_type: str = "ml.m5.large"
+    serverless_memory_mb: int = Field(default=0, ge=0)
+    data_capture_percentage: int = Field(default=100, ge=0, le=100)
+    bake_seconds: int = Field(default=300, ge=0)
+    termination_wait_seconds: int = Field(default=120, ge=0)
+
+
+class MonitorScheduleSettings(MonitoringKnobs):
+    artifacts_bucket: str
+    sagemaker_role_arn: str
+    processing_instance_type: str = "ml.m5.large"
+    job_max_runtime_seconds: int = Field(default=3600, ge=60)
+    stack_name: str = ""
+
+
+class DriftSettings(Settings):
+    stack_name: str
+    data_bucket: str
+    artifacts_bucket: str
+    state_machine_arn: str
+    notify_topic_arn: str
+    drift_state_table: str
+    drift_cooldown_seconds: int = Field(default=86400, ge=0)
+    drift_min_severity: float = Field(default=1.0, ge=0)
 
 
 class CallbackSettings(Settings):

@@ -121,3 +121,30 @@ class ChampionMetricMissing(AutoloopError):
         "The current Approved package carries no comparable metric. Register models through "
         "Autoloop, attach evaluation.json as ModelMetrics, or reject that package."
     )
+
+
+class PackageNotDeployable(AutoloopError):
+    hint = "Register models through Autoloop (or attach metrics and a single container), then approve again."
+
+
+class EndpointBusy(AutoloopError):
+    hint = "Another deployment of this endpoint is in progress; this one is retried after it."
+
+
+class DeploymentFailed(AutoloopError):
+    hint = "The endpoint keeps serving the previous model. See the endpoint's FailureReason."
+
+
+class DeploymentRolledBack(AutoloopError):
+    hint = "A rollback alarm fired during the bake; the previous model is still serving."
+
+
+class EndpointStillUpdating(AutoloopError):
+    hint = "The pipeline will describe the endpoint again later."
+
+
+class InvalidViolationsReport(AutoloopError):
+    hint = (
+        "Read the monitoring execution's logs and its constraint_violations.json; nothing was "
+        "retrained. The next monitoring run writes a new report."
+    )

@@ -15,7 +15,10 @@ from typing import Any, Literal
 from autoloop.naming import job_name, run_prefix
 
 JobKind = Literal["processing", "training"]
-STEP_KIND: dict[str, JobKind] = {"preprocess": "processing", "train": "training", "evaluate": "processing"}
+STEP_KIND: dict[str, JobKind] = {
+    "preprocess": "processing", "train": "training", "evaluate": "processing",
+    "baseline": "processing", "calibrate": "processing",
+}
 CODE_PREFIX = "code/ml/"
 SOURCEDIR = "sourcedir.tar.gz"
 PROC = "/opt/ml/processing"

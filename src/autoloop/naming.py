@@ -8,7 +8,7 @@ import re
 INCOMING_PREFIX = "incoming/"
 MAX_JOB_NAME = 63  # SageMaker job names
 MAX_EXECUTION_NAME = 80  # Step Functions execution names
-JOB_STEPS = ("preprocess", "train", "evaluate")
+JOB_STEPS = ("preprocess", "train", "evaluate", "baseline", "calibrate")
 
 _MODEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

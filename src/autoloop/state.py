@@ -71,16 +71,58 @@ class PipelineState(_Model):
         return self.dataset
 
 
+Step = Literal["preprocess", "train", "evaluate", "baseline", "calibrate"]
+
+
+class DeployPlan(_Model):
+    action: Literal["create", "update", "none"]
+    reason: str
+    model: str
+    endpoint_name: str
+    package_arn: str | None = None
+    package_version: int | None = None
+    run_id: str | None = None
+    model_name: str | None = None
+    config_name: str | None = None
+    previous_config: str | None = None
+    image: str | None = None
+    model_data_url: str | None = None
+    environment: dict[str, str] | None = None
+    metric: float | None = None
+
+
+class DeployState(_Model):
+    plan: DeployPlan
+    jobs: dict[str, JobResult] = Field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        if not self.plan.run_id:
+            raise InvalidEvent("the deployment plan names no training run")
+        return self.plan.run_id
+
+    def job(self, step: str) -> JobResult:
+        if step not in self.jobs:
+            raise InvalidEvent(f"the deployment state has no result for step {step!r}")
+        return self.jobs[step]
+
+
 class LaunchRequest(_Model):
     task_token: str = Field(min_length=1)
-    step: Literal["preprocess", "train", "evaluate"]
+    step: Step
     execution: str = ""
-    state: PipelineState
+    state: dict[str, Any]
 
 
 class ReconcileRequest(_Model):
     run_id: str
-    step: Literal["preprocess", "train", "evaluate"]
+    step: Step
+
+
+class EndpointRequest(_Model):
+    task_token: str = ""
+    execution: str = ""
+    plan: DeployPlan
 
 
 def parse[T: BaseModel](cls: type[T], payload: Any, what: str) -> T:
@@ -90,4 +132,5 @@ def parse[T: BaseModel](cls: type[T], payload: Any, what: str) -> T:
         raise InvalidEvent(f"malformed {what}: {exc}") from exc
 
 
-__all__ = ["JOB_STEPS", "LaunchRequest", "PipelineState", "ReconcileRequest", "parse"]
+__all__ = ["JOB_STEPS", "DeployPlan", "DeployState", "EndpointRequest", "LaunchRequest", "PipelineState",
+           "ReconcileRequest", "parse"]

@@ -24,6 +24,7 @@ from autoloop.errors import (
     AutoloopError,
     AwsThrottled,
     ChampionMetricMissing,
+    ConfigError,
     InvalidEvent,
     JobFailed,
     JobNotFound,
@@ -47,13 +48,14 @@ from autoloop.jobs import (
     preprocess_request,
     training_request,
 )
+from autoloop.monitoring import baseline_request, calibrate_request
 from autoloop.naming import job_name, model_from_key, parse_run_id, run_id
 from autoloop.observability import logger, metrics
 from autoloop.registry import model_package_request, package_group_name
-from autoloop.state import LaunchRequest, PipelineState, ReconcileRequest, parse
+from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
 
-SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py"}
+SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py", "calibrate": "calibrate.py"}
 
 
 # ----------------------------------------------------------------------------- start
@@ -198,31 +200,51 @@ def _complete_task(token: str, kind: JobKind, description: dict[str, Any]) -> di
     return {**result, "task": "completed"}
 
 
-def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
-    request = parse(LaunchRequest, payload, "launch request")
-    state, step = request.state, request.step
-    logger.set_correlation_id(state.run_id)
-    dataset = state.need_dataset()
+def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) -> tuple[str, JobKind, dict[str, Any]]:
+    """(run id, kind, request) of a pipeline step's job."""
     kind = STEP_KIND[step]
+    if step in {"baseline", "calibrate"}:
+        deploy = parse(DeployState, raw_state, "deployment state")
+        run, model = deploy.run_id, deploy.plan.model
+    else:
+        state = parse(PipelineState, raw_state, "pipeline state")
+        run, model = state.run_id, state.model
     ctx = JobContext(
-        run_id=state.run_id, model=state.model, artifacts_bucket=settings.artifacts_bucket,
+        run_id=run, model=model, artifacts_bucket=settings.artifacts_bucket,
         role_arn=settings.sagemaker_role_arn, image_uri=settings.framework_image_uri,
         instance_type=settings.training_instance_type if kind == "training" else settings.processing_instance_type,
         max_runtime_seconds=settings.job_max_runtime_seconds, stack_name=settings.stack_name,
     )
-    if not adapters.object_exists(settings.artifacts_bucket, code_key(SCRIPTS[step])):
-        raise MlCodeMissing(f"s3://{settings.artifacts_bucket}/{code_key(SCRIPTS[step])} does not exist.")
+    script = SCRIPTS.get(step)
+    if script and not adapters.object_exists(settings.artifacts_bucket, code_key(script)):
+        raise MlCodeMissing(f"s3://{settings.artifacts_bucket}/{code_key(script)} does not exist.")
+    baseline_uri = ctx.uri("preprocess", "baseline")
+    if step == "baseline":
+        if not settings.model_monitor_image_uri:
+            raise ConfigError("MODEL_MONITOR_IMAGE_URI is not set.")
+        return run, kind, baseline_request(ctx, baseline_uri, settings.model_monitor_image_uri)
+    if step == "calibrate":
+        constraints = deploy.job("baseline").outputs["monitoring_output"].rstrip("/") + "/constraints.json"
+        return run, kind, calibrate_request(ctx, baseline_uri, constraints, settings.monitoring())
+    dataset = state.need_dataset()
     if step == "preprocess":
-        spec = preprocess_request(ctx, state.source.uri)
-    elif step == "train":
+        return run, kind, preprocess_request(ctx, state.source.uri)
+    if step == "train":
         outputs = state.job("preprocess").outputs
-        spec = training_request(ctx, outputs["train"], outputs["validation"], dataset.hyperparameters, dataset.label)
-    else:
-        artifacts = state.job("train").model_artifacts
-        if not artifacts:
-            raise JobFailed(f"training job {state.job('train').job_name} reported no model artifacts.")
-        spec = evaluate_request(ctx, artifacts, state.job("preprocess").outputs["test"], dataset.label)
-    name = job_name(state.run_id, step)
+        return run, kind, training_request(ctx, outputs["train"], outputs["validation"],
+                                           dataset.hyperparameters, dataset.label)
+    artifacts = state.job("train").model_artifacts
+    if not artifacts:
+        raise JobFailed(f"training job {state.job('train').job_name} reported no model artifacts.")
+    return run, kind, evaluate_request(ctx, artifacts, state.job("preprocess").outputs["test"], dataset.label)
+
+
+def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
+    request = parse(LaunchRequest, payload, "launch request")
+    step = request.step
+    run, kind, spec = _job_spec(step, request.state, settings)
+    logger.set_correlation_id(run)
+    name = job_name(run, step)
 
     adapters.TokenStore(settings.task_token_table).put(name, request.task_token, request.execution, step)
     sagemaker = client("sagemaker")
@@ -235,8 +257,8 @@ def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
         except ClientError as exc:
             if error_code(exc) != "ResourceInUse":
                 raise
-            # A retried launch: the job exists already. If it has ended, its event may be
-            # long gone, so complete the task now; otherwise the callback will.
+            # A retried launch (or a redeploy of an old package): the job exists already. If
+            # it has ended, its event may be long gone, so complete the task now.
             description = _describe(kind, name)
             status = job_result(kind, description)["status"]
             logger.info("job exists already", extra={"job_name": name, "status": status})
@@ -247,6 +269,15 @@ def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
     logger.info("job launched", extra={"job_name": name, "kind": kind})
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=1)
     return {"job_name": name, "launched": True}
+
+
+def handle_sagemaker_event(event: Any, settings: CallbackSettings) -> dict[str, Any]:
+    """Jobs and endpoints complete their waiting tasks through the same token table."""
+    if isinstance(event, dict) and event.get("detail-type") == "SageMaker Endpoint State Change":
+        from autoloop.deploy_steps import handle_endpoint_event
+
+        return handle_endpoint_event(event, settings.task_token_table)
+    return handle_job_event(event, settings)
 
 
 def handle_job_event(event: Any, settings: CallbackSettings) -> dict[str, Any]:

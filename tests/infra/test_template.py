@@ -18,6 +18,9 @@ WILDCARD_RESOURCE_ALLOWED = {
     "ecr:GetAuthorizationToken": "the auth token API has no resource type",
     "cloudwatch:PutMetricData": "metrics have no ARN; limited by a cloudwatch:namespace condition",
     "sagemaker:ListModelPackages": "List* actions have no resource-level permissions",
+    "sagemaker:ListEndpointConfigs": "as above",
+    "sagemaker:ListModels": "as above",
+    "sagemaker:ListMonitoringExecutions": "as above",
     "logs:CreateLogDelivery": "vended log delivery (Step Functions logging) supports only '*'",
     "logs:GetLogDelivery": "as above",
     "logs:UpdateLogDelivery": "as above",
@@ -35,6 +38,10 @@ FUNCTION_SETTINGS = {
     "JobCallbackFunction": settings_module.CallbackSettings,
     "QualityGateFunction": settings_module.GateSettings,
     "RegisterModelFunction": settings_module.RegisterSettings,
+    "PlanDeploymentFunction": settings_module.PlanSettings,
+    "DeployEndpointFunction": settings_module.EndpointSettings,
+    "ScheduleMonitoringFunction": settings_module.MonitorScheduleSettings,
+    "DriftHandlerFunction": settings_module.DriftSettings,
 }
 
 

@@ -1,0 +1,18 @@
+"""DeployPipeline task: create or update the data-quality monitoring schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autoloop import deploy_steps
+from autoloop.config import MonitorScheduleSettings, load_settings
+from autoloop.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return deploy_steps.schedule_monitoring(event, load_settings(MonitorScheduleSettings))

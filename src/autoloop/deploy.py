@@ -1,0 +1,187 @@
+"""Deployment planning and SageMaker endpoint requests, as pure functions.
+
+One endpoint per model, named ``<stack>-<model>``. Each deployed package gets a model and
+an endpoint config named after the package version, so the serving package can be read
+from the endpoint's config name, and a rollback to an older package is a redeploy of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from autoloop.errors import InvalidEvent, PackageNotDeployable
+from autoloop.gate import METRIC_NAME_KEY, METRIC_VALUE_KEY
+from autoloop.state import DeployPlan as Plan
+
+MAX_NAME = 63
+RUN_ID_KEY = "autoloop:run-id"
+_VERSIONED = re.compile(r"-v(?P<version>\d+)-[0-9a-f]{6}$")
+
+Action = Literal["create", "update", "none"]
+
+
+def endpoint_name(stack: str, model: str) -> str:
+    name = f"{stack}-{model}"
+    if len(name) > MAX_NAME:
+        raise ValueError(f"endpoint name {name!r} is longer than {MAX_NAME} characters; use a shorter stack name")
+    return name
+
+
+def rollback_alarms(endpoint: str) -> list[str]:
+    """The CloudWatch alarms that roll back a blue/green update (defined in template.yaml)."""
+    return [f"{endpoint}-5xx", f"{endpoint}-model-errors", f"{endpoint}-latency"]
+
+
+def versioned_name(endpoint: str, package_arn: str, version: int) -> str:
+    """``<endpoint>-v<version>-<hash>``: names the model and endpoint config of one package."""
+    digest = hashlib.sha256(package_arn.encode()).hexdigest()[:6]
+    suffix = f"-v{version}-{digest}"
+    return endpoint[: MAX_NAME - len(suffix)] + suffix
+
+
+def version_of(config_name: str) -> int | None:
+    match = _VERSIONED.search(config_name)
+    return int(match.group("version")) if match else None
+
+
+@dataclass(frozen=True)
+class PackageEvent:
+    group: str
+    model: str
+    arn: str
+    version: int
+    status: str
+
+
+def parse_package_event(event: Mapping[str, Any], group_prefix: str) -> PackageEvent:
+    """A "SageMaker Model Package State Change" of one of this stack's groups."""
+    if event.get("source") != "aws.sagemaker" or event.get("detail-type") != "SageMaker Model Package State Change":
+        raise InvalidEvent(f"expected a SageMaker Model Package State Change, got {event.get('detail-type')!r}.")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise InvalidEvent("the model package event has no detail.")
+    group, arn = detail.get("ModelPackageGroupName"), detail.get("ModelPackageArn")
+    version, status = detail.get("ModelPackageVersion"), detail.get("ModelApprovalStatus")
+    if not isinstance(group, str) or not isinstance(arn, str) or not isinstance(status, str):
+        raise InvalidEvent("the model package event lacks its group, ARN or approval status.")
+    if not group.startswith(f"{group_prefix}-"):
+        raise InvalidEvent(
+            f"model package group {group!r} does not belong to this stack ({group_prefix}-<model>).",
+            "Approve packages in this stack's groups only; other groups are not deployed by Autoloop.",
+        )
+    try:
+        number = int(version if version is not None else arn.rsplit("/", 1)[-1])
+    except ValueError as exc:
+        raise InvalidEvent(f"cannot tell the version of model package {arn}.") from exc
+    return PackageEvent(group=group, model=group[len(group_prefix) + 1 :], arn=arn, version=number, status=status)
+
+
+def deployable(description: Mapping[str, Any]) -> tuple[str, str, Mapping[str, str], str, float]:
+    """(image, model data, environment, run id, metric) of a package, or PackageNotDeployable."""
+    arn = description.get("ModelPackageArn", "?")
+    containers = description.get("InferenceSpecification", {}).get("Containers") or []
+    if len(containers) != 1 or not containers[0].get("ModelDataUrl") or not containers[0].get("Image"):
+        raise PackageNotDeployable(f"model package {arn} has no single container with an image and model data.")
+    if not description.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri"):
+        raise PackageNotDeployable(f"model package {arn} has no ModelQuality metrics attached.")
+    props = description.get("CustomerMetadataProperties") or {}
+    run_id = props.get(RUN_ID_KEY)
+    try:
+        metric = float(props[METRIC_VALUE_KEY])
+    except (KeyError, ValueError) as exc:
+        raise PackageNotDeployable(f"model package {arn} carries no {METRIC_NAME_KEY}/{METRIC_VALUE_KEY}.") from exc
+    if not run_id:
+        raise PackageNotDeployable(f"model package {arn} was not registered by an Autoloop run ({RUN_ID_KEY}).")
+    container = containers[0]
+    return container["Image"], container["ModelDataUrl"], container.get("Environment") or {}, run_id, metric
+
+
+def plan(event: PackageEvent, *, stack: str, serving_config: str | None, endpoint_status: str | None,
+         target: Mapping[str, Any] | None) -> Plan:
+    """What to do about an approval or a rejection.
+
+    ``target`` is the package to serve: the approved one, or for a rejection of the
+    serving package, the latest Approved one (None if there is none). ``serving_config``
+    is the endpoint's current config (None if there is no endpoint).
+    """
+    endpoint = endpoint_name(stack, event.model)
+    serving = version_of(serving_config) if serving_config else None
+
+    def nothing(reason: str) -> Plan:
+        return Plan(action="none", reason=reason, model=event.model, endpoint_name=endpoint,
+                    previous_config=serving_config)
+
+    if event.status not in {"Approved", "Rejected"}:
+        return nothing(f"package v{event.version} is {event.status}; only Approved packages deploy")
+    if event.status == "Rejected" and serving != event.version:
+        return nothing(f"package v{event.version} was rejected but is not serving")
+    if event.status == "Approved" and serving is not None and serving > event.version:
+        return nothing(f"package v{event.version} was approved, but the newer v{serving} is serving")
+    if target is None:
+        return nothing(f"package v{event.version} was rejected and no Approved package is left; "
+                       "the endpoint keeps serving it until one is approved")
+    image, data, env, run_id, metric = deployable(target)
+    arn = str(target["ModelPackageArn"])
+    version = int(target.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1])
+    if serving == version:
+        return nothing(f"package v{version} is already serving")
+    name = versioned_name(endpoint, arn, version)
+    action: Action = "create" if serving_config is None and endpoint_status is None else "update"
+    why = ("rollback after a rejection" if event.status == "Rejected" else "approved") + f": package v{version}"
+    return Plan(action=action, reason=why, model=event.model, endpoint_name=endpoint, package_arn=arn,
+                package_version=version, run_id=run_id, model_name=name, config_name=name,
+                previous_config=serving_config, image=image, model_data_url=data, environment=dict(env),
+                metric=metric)
+
+
+def model_request(plan_: Plan, role_arn: str, tags: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+    return {
+        "ModelName": plan_.model_name,
+        "ExecutionRoleArn": role_arn,
+        "PrimaryContainer": {"Image": plan_.image, "ModelDataUrl": plan_.model_data_url,
+                             "Environment": dict(plan_.environment or {})},
+        "EnableNetworkIsolation": True,
+        "Tags": list(tags),
+    }
+
+
+def endpoint_config_request(plan_: Plan, *, capture_uri: str, sampling_percentage: int, instance_type: str,
+                            serverless_memory_mb: int | None, tags: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": plan_.model_name, "InitialVariantWeight": 1.0}
+    if serverless_memory_mb:
+        variant["ServerlessConfig"] = {"MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": 5}
+    else:
+        variant.update({"InstanceType": instance_type, "InitialInstanceCount": 1})
+    return {
+        "EndpointConfigName": plan_.config_name,
+        "ProductionVariants": [variant],
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": sampling_percentage,
+            "DestinationS3Uri": capture_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
+        },
+        "Tags": list(tags),
+    }
+
+
+def deployment_config(alarms: Sequence[str], bake_seconds: int, termination_wait_seconds: int) -> dict[str, Any]:
+    """Blue/green, all at once after the green fleet is healthy, baked under the alarms."""
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake_seconds},
+            "TerminationWaitInSeconds": termination_wait_seconds,
+            "MaximumExecutionTimeoutInSeconds": max(600, 2 * (bake_seconds + termination_wait_seconds) + 600),
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a} for a in alarms]},
+    }
+
+
+def stale_versions(names: Sequence[str], endpoint: str, keep: str) -> list[str]:
+    """This endpoint's versioned models or configs other than ``keep``."""
+    return sorted(n for n in names if n != keep and n.startswith(f"{endpoint[: MAX_NAME - 12]}") and version_of(n))

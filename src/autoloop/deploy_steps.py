@@ -1,0 +1,235 @@
+"""The DeployPipeline's Lambda steps: plan, deploy (blue/green), reconcile, clean up, monitor."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
+
+from autoloop import adapters
+from autoloop.adapters import aws_call, client, error_code
+from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings
+from autoloop.deploy import (
+    deployment_config,
+    endpoint_config_request,
+    model_request,
+    parse_package_event,
+    plan,
+    rollback_alarms,
+    stale_versions,
+)
+from autoloop.errors import (
+    DeploymentFailed,
+    DeploymentRolledBack,
+    EndpointBusy,
+    EndpointStillUpdating,
+    InvalidEvent,
+)
+from autoloop.monitoring import schedule_name, schedule_request
+from autoloop.observability import logger, metrics
+from autoloop.state import DeployState, EndpointRequest, parse
+
+BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"})
+ENDPOINT_TOKEN_PREFIX = "endpoint:"
+
+
+def _describe_endpoint(name: str) -> dict[str, Any] | None:
+    with aws_call(f"describing endpoint {name}"):
+        try:
+            return dict(client("sagemaker").describe_endpoint(EndpointName=name))
+        except ClientError as exc:
+            if error_code(exc) == "ValidationException" and "not find" in str(exc).lower():
+                return None
+            raise
+
+
+def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
+    """Decide what an approval or a rejection means for the model's endpoint."""
+    if not isinstance(event, dict):
+        raise InvalidEvent("the deployment input is not a JSON object.")
+    package = parse_package_event(event, settings.model_package_group_prefix)
+    endpoint_desc = _describe_endpoint(f"{settings.stack_name}-{package.model}")
+    if endpoint_desc and endpoint_desc["EndpointStatus"] in BUSY:
+        raise EndpointBusy(f"endpoint {endpoint_desc['EndpointName']} is {endpoint_desc['EndpointStatus']}.")
+    sagemaker = client("sagemaker")
+    with aws_call(f"reading model packages of {package.group}"):
+        if package.status == "Approved":
+            described = dict(sagemaker.describe_model_package(ModelPackageName=package.arn))
+            # Approved and then changed again: the newer event decides.
+            target = described if described.get("ModelApprovalStatus") == "Approved" else None
+        else:
+            listed = sagemaker.list_model_packages(
+                ModelPackageGroupName=package.group, ModelApprovalStatus="Approved",
+                SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
+            )["ModelPackageSummaryList"]
+            target = (dict(sagemaker.describe_model_package(ModelPackageName=listed[0]["ModelPackageArn"]))
+                      if listed else None)
+    serving = (endpoint_desc or {}).get("EndpointConfigName")
+    status = (endpoint_desc or {}).get("EndpointStatus")
+    result = plan(package, stack=settings.stack_name, serving_config=serving, endpoint_status=status, target=target)
+    logger.info("deployment plan", extra={"action": result.action, "reason": result.reason})
+    return result.model_dump()
+
+
+def _tags(plan_: Any, stack: str) -> list[dict[str, str]]:
+    tags = {"autoloop:model": plan_.model, "autoloop:stack": stack,
+            "autoloop:model-package": plan_.package_arn or "", "autoloop:run-id": plan_.run_id or ""}
+    return [{"Key": k, "Value": v} for k, v in tags.items() if v]
+
+
+def _create_ignoring_existing(what: str, call: Any, **kwargs: Any) -> None:
+    """Models and configs are named by package version: one that exists is the same one."""
+    with aws_call(what):
+        try:
+            call(**kwargs)
+        except ClientError as exc:
+            if "already exist" not in str(exc).lower():
+                raise
+            logger.info("exists already", extra={"what": what})
+
+
+def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
+    """Create the model and config, then create the endpoint or update it blue/green."""
+    request = parse(EndpointRequest, payload, "deploy request")
+    p = request.plan
+    if p.action == "none" or not p.config_name or not p.model_name:
+        raise InvalidEvent("the deploy step got a plan with nothing to deploy.")
+    tags = _tags(p, settings.stack_name)
+    sagemaker = client("sagemaker")
+    _create_ignoring_existing(f"creating model {p.model_name}", sagemaker.create_model,
+                              **model_request(p, settings.sagemaker_role_arn, tags))
+    capture = f"s3://{settings.artifacts_bucket}/datacapture"
+    _create_ignoring_existing(
+        f"creating endpoint config {p.config_name}", sagemaker.create_endpoint_config,
+        **endpoint_config_request(p, capture_uri=capture, sampling_percentage=settings.data_capture_percentage,
+                                  instance_type=settings.endpoint_instance_type,
+                                  serverless_memory_mb=settings.serverless_memory_mb or None, tags=tags),
+    )
+    if request.task_token:
+        adapters.TokenStore(settings.task_token_table).put(
+            ENDPOINT_TOKEN_PREFIX + p.endpoint_name, request.task_token, request.execution, p.config_name
+        )
+    existing = _describe_endpoint(p.endpoint_name)
+    with aws_call(f"deploying {p.config_name} to endpoint {p.endpoint_name}"):
+        if existing is None:
+            sagemaker.create_endpoint(EndpointName=p.endpoint_name, EndpointConfigName=p.config_name, Tags=tags)
+            action = "create"
+        elif existing["EndpointStatus"] in BUSY:
+            raise EndpointBusy(f"endpoint {p.endpoint_name} is {existing['EndpointStatus']}.")
+        else:
+            sagemaker.update_endpoint(
+                EndpointName=p.endpoint_name, EndpointConfigName=p.config_name,
+                DeploymentConfig=deployment_config(rollback_alarms(p.endpoint_name), settings.bake_seconds,
+                                                   settings.termination_wait_seconds),
+            )
+            action = "update"
+    metrics.add_metric(name="Deployments", unit=MetricUnit.Count, value=1)
+    logger.info("deployment started", extra={"endpoint": p.endpoint_name, "config": p.config_name, "action": action})
+    return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": action}
+
+
+def endpoint_result(description: dict[str, Any], desired_config: str) -> dict[str, Any]:
+    """Success when the endpoint is InService on the desired config; a named error otherwise."""
+    status, config = description["EndpointStatus"], description.get("EndpointConfigName")
+    reason = description.get("FailureReason") or "no reason given"
+    if status in BUSY:
+        raise EndpointStillUpdating(f"endpoint {description['EndpointName']} is still {status}.")
+    if status == "InService" and config == desired_config:
+        return {"endpoint_name": description["EndpointName"], "config_name": config, "status": status}
+    if status == "InService":
+        raise DeploymentRolledBack(
+            f"endpoint {description['EndpointName']} rolled back to {config} instead of {desired_config}: {reason}"
+        )
+    raise DeploymentFailed(f"endpoint {description['EndpointName']} is {status}: {reason}")
+
+
+def handle_endpoint_event(event: dict[str, Any], table: str) -> dict[str, Any]:
+    """"SageMaker Endpoint State Change" -> complete the waiting deploy task, if any."""
+    detail = event.get("detail")
+    name = detail.get("EndpointName") if isinstance(detail, dict) else None
+    if not isinstance(name, str):
+        raise InvalidEvent("the endpoint state change has no detail.EndpointName.")
+    store = adapters.TokenStore(table)
+    entry = store.pop(ENDPOINT_TOKEN_PREFIX + name)
+    if entry is None:
+        return {"endpoint_name": name, "ignored": "no deployment is waiting for this endpoint"}
+    description = _describe_endpoint(name)
+    sfn = client("stepfunctions")
+    with aws_call(f"completing the deployment task of {name}"):
+        try:
+            if description is None:
+                raise DeploymentFailed(f"endpoint {name} no longer exists.")
+            result = endpoint_result(description, entry.get("step", ""))
+            sfn.send_task_success(taskToken=entry["token"], output=json.dumps(result))
+            return {**result, "task": "completed"}
+        except EndpointStillUpdating:
+            store.put(ENDPOINT_TOKEN_PREFIX + name, entry["token"], entry.get("execution_arn", ""),
+                      entry.get("step", ""))
+            return {"endpoint_name": name, "ignored": "the endpoint is still changing"}
+        except (DeploymentFailed, DeploymentRolledBack) as failure:
+            sfn.send_task_failure(taskToken=entry["token"], error=type(failure).__name__, cause=str(failure)[:32768])
+            return {"endpoint_name": name, "task": "failed", "error": type(failure).__name__}
+
+
+def reconcile_endpoint(payload: Any) -> dict[str, Any]:
+    request = parse(EndpointRequest, payload, "reconcile request")
+    description = _describe_endpoint(request.plan.endpoint_name)
+    if description is None:
+        raise DeploymentFailed(f"endpoint {request.plan.endpoint_name} does not exist.")
+    return endpoint_result(description, request.plan.config_name or "")
+
+
+def cleanup_endpoint(payload: Any) -> dict[str, Any]:
+    """Delete this endpoint's configs and models other than the one now serving."""
+    request = parse(EndpointRequest, payload, "cleanup request")
+    p = request.plan
+    keep = p.config_name or ""
+    sagemaker = client("sagemaker")
+    deleted: dict[str, list[str]] = {"configs": [], "models": []}
+    with aws_call(f"cleaning up old versions of {p.endpoint_name}"):
+        configs = [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs(
+            NameContains=p.endpoint_name, MaxResults=100)["EndpointConfigs"]]
+        for name in stale_versions(configs, p.endpoint_name, keep):
+            sagemaker.delete_endpoint_config(EndpointConfigName=name)
+            deleted["configs"].append(name)
+        models = [m["ModelName"] for m in sagemaker.list_models(NameContains=p.endpoint_name, MaxResults=100)["Models"]]
+        for name in stale_versions(models, p.endpoint_name, keep):
+            sagemaker.delete_model(ModelName=name)
+            deleted["models"].append(name)
+    logger.info("cleaned up", extra=deleted)
+    return deleted
+
+
+def schedule_monitoring(payload: Any, settings: MonitorScheduleSettings) -> dict[str, Any]:
+    """Create or update the data-quality schedule with the calibrated constraints."""
+    state = parse(DeployState, payload, "deployment state")
+    endpoint = state.plan.endpoint_name
+    statistics = state.job("baseline").outputs["monitoring_output"].rstrip("/") + "/statistics.json"
+    constraints = state.job("calibrate").outputs["calibrated"].rstrip("/") + "/constraints.json"
+    request = schedule_request(
+        endpoint=endpoint, artifacts_bucket=settings.artifacts_bucket, role_arn=settings.sagemaker_role_arn,
+        instance_type=settings.processing_instance_type, constraints_uri=constraints, statistics_uri=statistics,
+        settings=settings.monitoring(), max_runtime_seconds=settings.job_max_runtime_seconds,
+        tags=[{"Key": "autoloop:stack", "Value": settings.stack_name}] if settings.stack_name else [],
+    )
+    sagemaker = client("sagemaker")
+    name = schedule_name(endpoint)
+    with aws_call(f"scheduling monitoring {name}"):
+        try:
+            sagemaker.describe_monitoring_schedule(MonitoringScheduleName=name)
+            exists = True
+        except ClientError as exc:
+            if error_code(exc) not in {"ResourceNotFound", "ValidationException"}:
+                raise
+            exists = False
+        if exists:
+            sagemaker.update_monitoring_schedule(
+                MonitoringScheduleName=name, MonitoringScheduleConfig=request["MonitoringScheduleConfig"]
+            )
+        else:
+            sagemaker.create_monitoring_schedule(**request)
+    logger.info("monitoring scheduled", extra={"schedule": name, "constraints": constraints})
+    return {"schedule_name": name, "constraints_uri": constraints, "statistics_uri": statistics,
+            "updated": exists}

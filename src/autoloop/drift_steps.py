@@ -1,0 +1,193 @@
+"""The drift handler: a Model Monitor report with violations -> notify -> maybe retrain.
+
+Two triggers reach it: a monitoring execution's processing job completing (the report in
+S3 is the source of truth), and a CloudWatch alarm on a ``feature_baseline_drift_*``
+metric (the handler then reads the schedule's latest report). Either way the same
+policy decides, so a flapping alarm and a report for the same drift give one retrain.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
+
+from autoloop import adapters
+from autoloop.adapters import aws_call, client, error_code
+from autoloop.config import DriftSettings
+from autoloop.drift import (
+    DriftPolicy,
+    decide,
+    is_monitoring_job,
+    parse_alarm_event,
+    parse_monitoring_job_event,
+    parse_violations,
+    summary,
+)
+from autoloop.errors import InvalidEvent, InvalidViolationsReport
+from autoloop.naming import INCOMING_PREFIX, run_id
+from autoloop.observability import logger, metrics
+
+ALARM = "CloudWatch Alarm State Change"
+PROCESSING = "SageMaker Processing Job State Change"
+
+
+def _latest_report(schedule: str) -> str:
+    """The report of the schedule's most recent monitoring execution."""
+    sagemaker = client("sagemaker")
+    with aws_call(f"finding the latest monitoring execution of {schedule}"):
+        runs = sagemaker.list_monitoring_executions(
+            MonitoringScheduleName=schedule, SortBy="ScheduledTime", SortOrder="Descending", MaxResults=1,
+        )["MonitoringExecutionSummaries"]
+        if not runs or not runs[0].get("ProcessingJobArn"):
+            raise InvalidViolationsReport(f"schedule {schedule} has no monitoring execution with a report yet.")
+        job = sagemaker.describe_processing_job(ProcessingJobName=runs[0]["ProcessingJobArn"].rsplit("/", 1)[-1])
+    outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    if not outputs:
+        raise InvalidViolationsReport(f"monitoring job {job['ProcessingJobName']} has no output.")
+    return str(outputs[0]["S3Output"]["S3Uri"]).rstrip("/") + "/constraint_violations.json"
+
+
+def _read_report(uri: str) -> bytes:
+    bucket, key = adapters.split_s3_uri(uri)
+    try:
+        return bytes(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if error_code(exc) in {"NoSuchKey", "404"}:
+            raise InvalidViolationsReport(f"the violations report {uri} does not exist.") from exc
+        with aws_call(f"reading {uri}"):
+            raise
+
+
+def _model_of(endpoint: str | None, stack: str) -> str:
+    if not endpoint or not endpoint.startswith(f"{stack}-"):
+        raise InvalidEvent(f"the drift event is for endpoint {endpoint!r}, which this stack ({stack}) does not serve.",
+                           "Only endpoints named <stack>-<model> are monitored by this stack.")
+    return endpoint[len(stack) + 1 :]
+
+
+def _last_retrain(table: str, model: str) -> datetime | None:
+    with aws_call("reading the drift state"):
+        item = client("dynamodb").get_item(TableName=table, Key={"model": {"S": model}}).get("Item")
+    return datetime.fromtimestamp(int(item["last_retrain_at"]["N"]), UTC) if item else None
+
+
+def _claim_retrain(table: str, model: str, now: datetime, cooldown: int) -> bool:
+    """Record the retrain, unless a concurrent handler has just done so (one retrain per cooldown)."""
+    with aws_call("recording the retrain"):
+        try:
+            client("dynamodb").put_item(
+                TableName=table,
+                Item={"model": {"S": model}, "last_retrain_at": {"N": str(int(now.timestamp()))}},
+                ConditionExpression="attribute_not_exists(model) OR last_retrain_at < :since",
+                ExpressionAttributeValues={":since": {"N": str(int(now.timestamp()) - cooldown)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+    return True
+
+
+def _retrain_in_flight(state_machine_arn: str, model: str) -> bool:
+    with aws_call("listing running TrainingPipeline executions"):
+        pages = client("stepfunctions").get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn, statusFilter="RUNNING")
+        return any(e["name"].startswith(f"{model}-") for page in pages for e in page["executions"])
+
+
+def _latest_training_object(bucket: str, model: str) -> dict[str, Any] | None:
+    latest: dict[str, Any] | None = None
+    with aws_call(f"listing s3://{bucket}/{INCOMING_PREFIX}{model}/"):
+        for page in client("s3").get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=f"{INCOMING_PREFIX}{model}/"):
+            for obj in page.get("Contents", []):
+                if latest is None or obj["LastModified"] > latest["LastModified"]:
+                    latest = obj
+        if latest is not None:
+            head = client("s3").head_object(Bucket=bucket, Key=latest["Key"])
+            latest = {**latest, "VersionId": head.get("VersionId"), "ETag": head["ETag"].strip('"')}
+    return latest
+
+
+def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    if not isinstance(event, dict):
+        raise InvalidEvent("the drift event is not a JSON object.")
+    kind = event.get("detail-type")
+    schedule: str | None
+    if kind == ALARM:
+        alarm = parse_alarm_event(event)
+        if not alarm.is_alarm:
+            return {"ignored": f"alarm {alarm.alarm_name} is {alarm.state}"}
+        endpoint, schedule = alarm.endpoint, alarm.schedule
+        report_uri = _latest_report(schedule)
+    elif kind == PROCESSING:
+        if not is_monitoring_job(event):
+            return {"ignored": "not a monitoring job"}
+        run = parse_monitoring_job_event(event)
+        if run.status != "Completed":
+            return {"ignored": f"monitoring job {run.job_name} is {run.status}"}
+        endpoint, schedule, report_uri = run.endpoint, run.schedule, run.report_uri
+    else:
+        raise InvalidEvent(f"the drift handler takes {ALARM!r} or {PROCESSING!r} events, not {kind!r}.")
+    model = _model_of(endpoint, settings.stack_name)
+    violations = parse_violations(_read_report(report_uri), report_uri)
+    policy = DriftPolicy(min_severity=settings.drift_min_severity, cooldown_seconds=settings.drift_cooldown_seconds)
+    decision = decide(
+        violations, policy, now=now, last_retrain_at=_last_retrain(settings.drift_state_table, model),
+        retrain_in_flight=_retrain_in_flight(settings.state_machine_arn, model),
+    )
+    if decision.retrain and not _claim_retrain(settings.drift_state_table, model, now, policy.cooldown_seconds):
+        decision = decide(violations, policy, now=now, last_retrain_at=now, retrain_in_flight=False)
+    started = None
+    if decision.retrain:
+        started = _start_retrain(settings, model, report_uri, schedule, decision.severity,
+                                 [v.feature for v in decision.counted])
+    if violations:
+        _notify(settings, endpoint or "", report_uri, summary(violations), decision.reason, started)
+    metrics.add_metric(name="DriftRetrains" if started else "DriftReportsWithoutRetrain",
+                       unit=MetricUnit.Count, value=1)
+    logger.info("drift decision", extra={"model": model, "retrain": decision.retrain, "reason": decision.reason})
+    return {"model": model, "report": report_uri, "violations": len(violations), "retrain": decision.retrain,
+            "reason": decision.reason, "run_id": started}
+
+
+def _start_retrain(settings: DriftSettings, model: str, report_uri: str, schedule: str | None,
+                   severity: float, features: list[str]) -> str | None:
+    latest = _latest_training_object(settings.data_bucket, model)
+    if latest is None:
+        logger.warning("no training data to retrain on", extra={"model": model})
+        return None
+    version = latest.get("VersionId") or latest["ETag"]
+    # One run per drift report: a duplicate event for the same report starts nothing new.
+    rid = run_id(model, settings.data_bucket, latest["Key"], f"{version}|drift|{report_uri}")
+    payload = {
+        "run_id": rid, "model": model,
+        "source": {"bucket": settings.data_bucket, "key": latest["Key"], "version_id": latest.get("VersionId"),
+                   "etag": latest["ETag"], "size": latest["Size"]},
+        "trigger": {"type": "drift", "detail": {"report": report_uri, "schedule": schedule,
+                                                "severity": round(severity, 4), "features": features}},
+    }
+    with aws_call("starting the retrain"):
+        try:
+            client("stepfunctions").start_execution(
+                stateMachineArn=settings.state_machine_arn, name=rid, input=json.dumps(payload))
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+    return rid
+
+
+def _notify(settings: DriftSettings, endpoint: str, report_uri: str, text: str, reason: str,
+            started: str | None) -> None:
+    action = f"Retraining: run {started}." if started else f"No retrain: {reason}."
+    with aws_call("notifying drift"):
+        client("sns").publish(
+            TopicArn=settings.notify_topic_arn,
+            Subject="Autoloop: drift detected",
+            Message=f"Model Monitor found drift on {endpoint}.\n{text}\n{action}\nReport: {report_uri}",
+        )
