@@ -1,7 +1,7 @@
 """CloudFormation models for moto's CloudFormation: types it lacks, and fixes to some it has.
 
 Added (moto has no model): ``AWS::SageMaker::ModelPackageGroup``, ``AWS::S3::BucketPolicy``,
-``AWS::SNS::Subscription``, ``AWS::Scheduler::Schedule``.
+``AWS::SNS::Subscription``, ``AWS::Scheduler::Schedule``, ``AWS::CloudWatch::Alarm``.
 Replaced (moto's model is wrong for local mode): ``AWS::StepFunctions::StateMachine``
 (wrong backend when ASL execution is on), ``AWS::Lambda::LayerVersion`` (no ``Ref``).
 Extended (moto's model cannot be updated, so a stack update drops the resource):
@@ -348,6 +348,80 @@ class SnsSubscription(CloudFormationModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         self._backend(account_id, region_name).unsubscribe(self.arn)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- CloudWatch alarms
+class CloudWatchAlarm(CloudFormationModel):
+    """``AWS::CloudWatch::Alarm``: moto has ``put_metric_alarm`` but no model. ``Ref``
+    returns the alarm name, ``GetAtt Arn`` its ARN. Metric alarms only (no metric math)."""
+
+    def __init__(self, account_id: str, region_name: str, name: str, arn: str) -> None:
+        self.account_id, self.region_name, self.name, self.arn = account_id, region_name, name, arn
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        return cloudwatch_backends[account_id][region_name]
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "Arn":
+            return self.arn
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> CloudWatchAlarm:
+        p = cloudformation_json["Properties"]
+        name = str(p.get("AlarmName") or resource_name)
+        alarm = cls._backend(account_id, region_name).put_metric_alarm(
+            name=name, namespace=p["Namespace"], metric_name=p["MetricName"],
+            comparison_operator=p["ComparisonOperator"], evaluation_periods=int(p["EvaluationPeriods"]),
+            period=int(p["Period"]), threshold=float(p["Threshold"]), statistic=p.get("Statistic"),
+            description=p.get("AlarmDescription", ""),
+            dimensions=[{"Name": d["Name"], "Value": str(d["Value"])} for d in p.get("Dimensions", [])],
+            alarm_actions=list(p.get("AlarmActions", [])), extended_statistic=p.get("ExtendedStatistic"),
+            datapoints_to_alarm=p.get("DatapointsToAlarm"), treat_missing_data=p.get("TreatMissingData"),
+            unit=p.get("Unit"), actions_enabled=bool(p.get("ActionsEnabled", True)),
+        )
+        return cls(account_id, region_name, name, alarm.alarm_arn)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: CloudWatchAlarm, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> CloudWatchAlarm:
+        cls._backend(account_id, region_name).delete_alarms([original_resource.name])
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+    ) -> None:
+        cls._backend(account_id, region_name).delete_alarms([resource_name])
 
     def is_created(self) -> bool:
         return True
@@ -855,6 +929,7 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     LogGroupInPlace,
     TableInPlace,
     PermissionInPlace,
+    CloudWatchAlarm,
 )
 
 

@@ -63,6 +63,7 @@ def install_extensions() -> list[str]:
         lambda_runtime,
         s3_policy,
         sagemaker_jobs,
+        sagemaker_registry,
         sfn_callbacks,
         sfn_mock,
         sfn_time,
@@ -76,8 +77,9 @@ def install_extensions() -> list[str]:
     s3_policy.install()
     cfn_types.register()
     sagemaker_jobs.install()
+    sagemaker_registry.install()
     names = ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy", "cfn_types",
-             "sagemaker_jobs"]
+             "sagemaker_jobs", "sagemaker_registry"]
     return names
 
 

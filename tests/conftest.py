@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
+
+# Powertools reads these when autoloop.observability is first imported, which may happen
+# while tests are collected, before any fixture runs. Lambda sets them before import too.
+for _var, _value in {"POWERTOOLS_SERVICE_NAME": "autoloop", "POWERTOOLS_METRICS_NAMESPACE": "Autoloop",
+                     "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+    os.environ.setdefault(_var, _value)
 
 
 @pytest.fixture(autouse=True)

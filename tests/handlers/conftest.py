@@ -59,12 +59,14 @@ class Deployed:
 
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
-    from localaws import s3_policy, sagemaker_jobs
+    from localaws import s3_policy, sagemaker_jobs, sagemaker_registry
     from localaws.stack import deploy
 
     s3_policy.install()
-    runner_was_installed = sagemaker_jobs.installed()
-    sagemaker_jobs.uninstall()  # plain moto records here; e2e tests run the jobs for real
+    # Plain moto records here (e2e tests run jobs and emit registry events for real).
+    extensions = [e for e in (sagemaker_jobs, sagemaker_registry) if e.installed()]
+    for extension in extensions:
+        extension.uninstall()
     with mock_aws():
         stack = deploy(ROOT / "template.yaml", stack_name=STACK)
         result = Deployed(dict(stack.outputs), dict(stack.resources), monkeypatch)
@@ -74,5 +76,5 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
         boto3.client("sns").subscribe(TopicArn=result.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
         publish(boto3.client("s3"), result.artifacts_bucket)
         yield result
-    if runner_was_installed:
-        sagemaker_jobs.install()
+    for extension in extensions:
+        extension.install()

@@ -1,0 +1,128 @@
+"""plan_deployment, deploy_endpoint and cleanup_endpoint against moto (template resources)."""
+
+import boto3
+import pytest
+
+from autoloop import errors
+from tests.conftest import load_event, load_handler
+from tests.handlers.conftest import STACK
+
+
+def register(status="Approved", metadata=True, metrics=True):
+    request = {
+        "ModelPackageGroupName": f"{STACK}-churn", "ModelApprovalStatus": status,
+        "InferenceSpecification": {"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/model.tar.gz",
+                                                   "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}],
+                                   "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    }
+    if metrics:
+        request["ModelMetrics"] = {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                                                   "S3Uri": "s3://b/evaluation.json"}}}
+    if metadata:
+        request["CustomerMetadataProperties"] = {"autoloop:run-id": "churn-0123456789",
+                                                 "autoloop:metric-name": "auc", "autoloop:metric-value": "0.85"}
+    return boto3.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
+
+
+def package_event(arn, status="Approved", group=f"{STACK}-churn"):
+    event = load_event("sagemaker_model_package_approved")
+    event["detail"].update({"ModelPackageArn": arn, "ModelApprovalStatus": status, "ModelPackageGroupName": group,
+                            "ModelPackageVersion": int(arn.rsplit("/", 1)[-1])})
+    return event
+
+
+@pytest.fixture
+def planner(deployed):
+    deployed.use_env("PlanDeploymentFunction")
+    return load_handler("plan_deployment").handler
+
+
+def test_first_approval_plans_a_create(deployed, planner, lambda_context):
+    arn = register()
+    result = planner(package_event(arn), lambda_context)
+    assert result["action"] == "create" and result["endpoint_name"] == f"{STACK}-churn"
+    assert result["package_version"] == 1 and result["run_id"] == "churn-0123456789"
+    assert result["config_name"].startswith(f"{STACK}-churn-v1-")
+    assert result["model_data_url"] == "s3://b/model.tar.gz"
+
+
+def test_rejection_of_a_package_that_is_not_serving_changes_nothing(deployed, planner, lambda_context):
+    arn = register(status="Rejected")
+    result = planner(package_event(arn, status="Rejected"), lambda_context)
+    assert result["action"] == "none" and "not serving" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"metrics": False}, "no ModelQuality metrics"), ({"metadata": False}, "carries no")],
+)
+def test_packages_that_cannot_be_deployed_are_named(deployed, planner, lambda_context, kwargs, match):
+    arn = register(**kwargs)
+    with pytest.raises(errors.PackageNotDeployable, match=match):
+        planner(package_event(arn), lambda_context)
+
+
+def test_an_approval_in_another_stacks_group_is_refused(deployed, planner, lambda_context):
+    with pytest.raises(errors.InvalidEvent, match="does not belong to this stack"):
+        planner(load_event("sagemaker_model_package_other_group"), lambda_context)
+
+
+def test_deploy_creates_model_config_with_capture_and_endpoint(deployed, planner, lambda_context):
+    plan = planner(package_event(register()), lambda_context)
+    deployed.use_env("DeployEndpointFunction")
+    result = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    assert result == {"endpoint_name": plan["endpoint_name"], "config_name": plan["config_name"], "action": "create"}
+    sm = boto3.client("sagemaker")
+    config = sm.describe_endpoint_config(EndpointConfigName=plan["config_name"])
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 100
+    assert capture["DestinationS3Uri"] == f"s3://{deployed.artifacts_bucket}/datacapture"
+    assert config["ProductionVariants"][0]["ModelName"] == plan["model_name"]
+    model = sm.describe_model(ModelName=plan["model_name"])
+    assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://b/model.tar.gz"
+    assert sm.describe_endpoint(EndpointName=plan["endpoint_name"])["EndpointConfigName"] == plan["config_name"]
+    token = boto3.client("dynamodb").get_item(
+        TableName=deployed.resources["TaskTokenTable"], Key={"job_name": {"S": f"endpoint:{plan['endpoint_name']}"}}
+    )["Item"]
+    assert token["token"]["S"] == "tok" and token["step"]["S"] == plan["config_name"]
+    # Deploying the same plan again (a retried task) creates nothing twice.
+    deployed.use_env("PlanDeploymentFunction")
+    assert planner(package_event(plan["package_arn"]), lambda_context)["action"] == "none"
+
+
+def test_cleanup_keeps_only_the_serving_version(deployed, planner, lambda_context):
+    sm = boto3.client("sagemaker")
+    plans = []
+    for _ in range(3):
+        arn = register()
+        deployed.use_env("PlanDeploymentFunction")
+        plan = planner(package_event(arn), lambda_context)
+        plan["action"] = "create"
+        deployed.use_env("DeployEndpointFunction")
+        from autoloop.deploy import endpoint_config_request, model_request
+        from autoloop.state import DeployPlan
+
+        p = DeployPlan.model_validate(plan)
+        sm.create_model(**model_request(p, deployed.outputs["SageMakerExecutionRoleArn"], []))
+        sm.create_endpoint_config(**endpoint_config_request(p, capture_uri="s3://b/c", sampling_percentage=100,
+                                                            instance_type="ml.m5.large", serverless_memory_mb=None,
+                                                            tags=[]))
+        plans.append(plan)
+    result = load_handler("cleanup_endpoint").handler({"plan": plans[-1]}, lambda_context)
+    assert sorted(result["configs"]) == sorted(p["config_name"] for p in plans[:2])
+    left = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    assert left == [plans[-1]["config_name"]]
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [plans[-1]["model_name"]]
+
+
+def test_endpoint_result_names_rollback_and_failure():
+    from autoloop.deploy_steps import endpoint_result
+
+    ok = {"EndpointName": "e", "EndpointStatus": "InService", "EndpointConfigName": "e-v2-abcdef"}
+    assert endpoint_result(ok, "e-v2-abcdef")["status"] == "InService"
+    with pytest.raises(errors.DeploymentRolledBack, match="rolled back to e-v1"):
+        endpoint_result({**ok, "EndpointConfigName": "e-v1-abcdef", "FailureReason": "alarm"}, "e-v2-abcdef")
+    with pytest.raises(errors.DeploymentFailed, match="Failed"):
+        endpoint_result({**ok, "EndpointStatus": "Failed"}, "e-v2-abcdef")
+    with pytest.raises(errors.EndpointStillUpdating):
+        endpoint_result({**ok, "EndpointStatus": "Updating"}, "e-v2-abcdef")
