@@ -33,7 +33,7 @@ def _fail(message: str) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from localaws import demo
 
-    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout)
+    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only)
     return 0 if result.status == "SUCCEEDED" else 1
 
 
@@ -145,7 +145,9 @@ def parser() -> argparse.ArgumentParser:
     demo = local.add_parser("demo", help="run the lifecycle end to end on the local AWS")
     demo.add_argument("--rows", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the pipeline")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each execution")
+    demo.add_argument("--train-only", action="store_true",
+                      help="stop after the first model is registered (no deploy, traffic, drift or retrain)")
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
