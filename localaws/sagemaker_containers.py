@@ -22,11 +22,18 @@ runs in ``/opt/ml/code``. On success ``/opt/ml/model`` becomes
 ``<S3OutputPath>/<job>/output/model.tar.gz`` (and ``/opt/ml/output/data`` becomes
 ``output.tar.gz`` if not empty).
 
+Local images: an image whose built-in entrypoint has a local stand-in can be registered
+with :func:`register_local_image` (by ECR repository name, e.g.
+``sagemaker-model-monitor-analyzer``). A processing job with that image and no
+``ContainerEntrypoint`` then runs the registered command under the same contract, and the
+image's optional ``after_run(job)`` hook runs after a successful run and upload, before the
+job is marked Completed (the platform work that image implies, e.g. publishing metrics).
+
 Not supported (the job fails with a ``ClientError`` saying so): Pipe/FastFile input modes
 other than File semantics, ManifestFile inputs, DatasetDefinition and Feature Store,
-processing images without an explicit ``ContainerEntrypoint``, training without script
-mode or ``ContainerEntrypoint``, ``requirements.txt`` installation, multi-instance jobs
-(one host, ``algo-1``), checkpoints, debugger and profiler.
+processing images without an explicit ``ContainerEntrypoint`` (unless registered as local
+images), training without script mode or ``ContainerEntrypoint``, ``requirements.txt``
+installation, multi-instance jobs (one host, ``algo-1``), checkpoints, debugger and profiler.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +124,50 @@ def _exit_message(job: Job) -> str | None:
     return truncate(text) if text and text.strip() else None
 
 
+# --- local images ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """A local stand-in for an image's built-in entrypoint (see :func:`register_local_image`)."""
+
+    command: tuple[str, ...]
+    after_run: Callable[[Job], None] | None = None
+
+
+_LOCAL_IMAGES: dict[str, LocalImage] = {}
+
+
+def image_repository(image_uri: str | None) -> str:
+    """The repository of an image URI: ``acct.dkr.ecr.region.amazonaws.com/repo:tag`` -> ``repo``."""
+    text = (image_uri or "").strip()
+    text = text.split("@", 1)[0]
+    first, sep, rest = text.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        text = rest  # drop the registry host
+    last_slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > last_slash:
+        text = text[:colon]  # drop the tag
+    return text
+
+
+def register_local_image(
+    repository: str, command: Sequence[str], *, after_run: Callable[[Job], None] | None = None
+) -> None:
+    """Run ``command`` (``python``/``python3`` becomes this interpreter) for processing jobs
+    whose image is in ``repository`` and that set no ``ContainerEntrypoint``."""
+    _LOCAL_IMAGES[repository] = LocalImage(tuple(command), after_run)
+
+
+def unregister_local_image(repository: str) -> None:
+    _LOCAL_IMAGES.pop(repository, None)
+
+
+def local_image(image_uri: str | None) -> LocalImage | None:
+    return _LOCAL_IMAGES.get(image_repository(image_uri))
+
+
 # --- processing -----------------------------------------------------------------------------
 
 
@@ -181,11 +234,13 @@ def run_processing(job: Job) -> dict[str, Any]:
         path.mkdir(parents=True, exist_ok=True)
         targets.append((path, s3_output["S3Uri"]))
 
-    entrypoint = list(app.get("ContainerEntrypoint") or [])
+    image = local_image(app.get("ImageUri"))
+    entrypoint = list(app.get("ContainerEntrypoint") or []) or list(image.command if image else ())
     if not entrypoint:
         raise JobFailure(
             "ClientError: local mode needs AppSpecification.ContainerEntrypoint "
-            "(an image's built-in entrypoint cannot run without its container)"
+            "(an image's built-in entrypoint cannot run without its container, and image "
+            f"{image_repository(app.get('ImageUri'))!r} has no registered local stand-in)"
         )
     cmd = _command(entrypoint + list(app.get("ContainerArguments") or []), sandbox)
     env = env_with(
@@ -203,6 +258,8 @@ def run_processing(job: Job) -> dict[str, Any]:
     for path, uri in targets:  # S3UploadMode EndOfJob (Continuous uploads at the end too)
         job.check_stop()
         upload_dir(s3, path, uri)
+    if image is not None and image.after_run is not None:
+        image.after_run(job)
     return {"exit_message": exit_message}
 
 
