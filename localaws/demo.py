@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ class Traffic:
         i = 0
         while not self._stop.is_set():
             try:
-                runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv",
+                runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Accept="text/csv",
                                         Body=self.rows[i % len(self.rows)].encode())
                 self.ok += 1
             except Exception as exc:
@@ -156,7 +157,8 @@ def invoke_batch(endpoint: str, rows: list[str]) -> list[float]:
     runtime = clients.client("sagemaker-runtime")
     predictions = []
     for row in rows:
-        body = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row.encode())["Body"]
+        body = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
+                                       Body=row.encode())["Body"]
         predictions.append(float(body.read().decode().strip()))
     return predictions
 
@@ -166,8 +168,12 @@ def _read_json(uri: str) -> Any:
     return json.loads(clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def drift_table(constraints_uri: str, report_uri: str) -> list[dict[str, Any]]:
-    """Each feature's measured distance against the default 0.1 and its calibrated threshold."""
+def drift_table(constraints_uri: str, endpoint: str, schedule: str) -> list[dict[str, Any]]:
+    """Each feature's measured distance against the default 0.1 and its calibrated threshold.
+
+    The distances are Model Monitor's ``feature_baseline_drift_<feature>`` CloudWatch metrics
+    (every feature has one, violated or not), as a user would read them.
+    """
     constraints = _read_json(constraints_uri)
     default = constraints.get("monitoring_config", {}).get("distribution_constraints", {}).get(
         "comparison_threshold", 0.1)
@@ -175,15 +181,16 @@ def drift_table(constraints_uri: str, report_uri: str) -> list[dict[str, Any]]:
     for feature in constraints.get("features", []):
         overrides = feature.get("monitoringConfigOverrides") or feature.get("monitoring_config_overrides") or {}
         calibrated[feature["name"]] = overrides.get("comparison_threshold", default)
-    report = _read_json(report_uri)
-    distances = {}
-    for violation in report.get("violations", []):
-        if violation.get("constraint_check_type") == "baseline_drift_check":
-            text = violation.get("description", "")
-            try:
-                distances[violation["feature_name"]] = float(text.split("distance:")[1].split()[0])
-            except (IndexError, ValueError):
-                continue
+    cloudwatch, now = clients.client("cloudwatch"), datetime.now(UTC)
+    distances: dict[str, float] = {}
+    for feature in calibrated:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="aws/sagemaker/Endpoints/data-metrics", MetricName=f"feature_baseline_drift_{feature}",
+            Dimensions=[{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}],
+            StartTime=now - timedelta(days=1), EndTime=now + timedelta(hours=1), Period=60, Statistics=["Maximum"],
+        )["Datapoints"]
+        if points:
+            distances[feature] = max(points, key=lambda p: p["Timestamp"])["Maximum"]
     return [{"feature": f, "distance": distances.get(f), "default": default, "calibrated": t}
             for f, t in calibrated.items()]
 
@@ -261,7 +268,7 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
         known_training.add(arn)
         report = _latest_report(schedule)
         result.drift = {"report": report, "schedule": schedule,
-                        "table": drift_table(deploy.output["monitoring"]["constraints_uri"], report)}
+                        "table": drift_table(deploy.output["monitoring"]["constraints_uri"], endpoint, schedule)}
         retrain = follow("TrainingPipeline (drift)", arn, console, timeout)
         result.runs.append(retrain)
         if retrain.status != "SUCCEEDED":

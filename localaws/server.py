@@ -61,7 +61,9 @@ def install_extensions() -> list[str]:
         cfn_types,
         eventbridge,
         lambda_runtime,
+        model_monitor,
         s3_policy,
+        sagemaker_endpoints,
         sagemaker_jobs,
         sagemaker_registry,
         sfn_callbacks,
@@ -78,16 +80,22 @@ def install_extensions() -> list[str]:
     cfn_types.register()
     sagemaker_jobs.install()
     sagemaker_registry.install()
+    sagemaker_endpoints.install()
+    model_monitor.install()
     names = ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy", "cfn_types",
-             "sagemaker_jobs", "sagemaker_registry"]
+             "sagemaker_jobs", "sagemaker_registry", "sagemaker_endpoints", "model_monitor"]
     return names
 
 
 def _reset_extensions() -> None:
-    from localaws import eventbridge, lambda_runtime
+    from localaws import eventbridge, lambda_runtime, sagemaker_endpoints, sagemaker_jobs
 
     lambda_runtime.reset()
     eventbridge.reset()
+    # Serving workers and running jobs belong to the state being reset: stop them now, not
+    # at interpreter exit (where no thread can be started to stop them).
+    sagemaker_endpoints.stop_all()
+    sagemaker_jobs.stop_all_jobs(5.0)
 
 
 def _finish_async(timeout: float) -> None:

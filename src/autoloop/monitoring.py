@@ -80,8 +80,9 @@ def schedule_name(endpoint: str) -> str:
     return f"{endpoint}-dq"
 
 
-def reports_uri(artifacts_bucket: str, endpoint: str) -> str:
-    return f"s3://{artifacts_bucket}/monitoring/{endpoint}/{schedule_name(endpoint)}"
+def reports_uri(artifacts_bucket: str) -> str:
+    """Model Monitor appends ``<endpoint>/<schedule>/yyyy/mm/dd/hh`` to this for each execution."""
+    return f"s3://{artifacts_bucket}/monitoring"
 
 
 def schedule_request(*, endpoint: str, artifacts_bucket: str, role_arn: str, instance_type: str,
@@ -103,7 +104,7 @@ def schedule_request(*, endpoint: str, artifacts_bucket: str, role_arn: str, ins
                     "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated",
                 }}],
                 "MonitoringOutputConfig": {"MonitoringOutputs": [{"S3Output": {
-                    "S3Uri": reports_uri(artifacts_bucket, endpoint), "LocalPath": MONITOR_OUTPUT,
+                    "S3Uri": reports_uri(artifacts_bucket), "LocalPath": MONITOR_OUTPUT,
                     "S3UploadMode": "EndOfJob",
                 }}]},
                 "MonitoringResources": {"ClusterConfig": {

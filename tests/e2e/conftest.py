@@ -109,8 +109,11 @@ def local() -> Iterator[Local]:
 
 
 @pytest.fixture(autouse=True)
-def _endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The repo-wide autouse fixture clears AWS_ENDPOINT_URL; point clients back at the server."""
-    for name in ("local", "slow_callbacks"):
-        if name in request.fixturenames:
-            monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue(name).server.endpoint_url)
+def _endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repo-wide autouse fixture clears AWS_ENDPOINT_URL; point clients back at the
+    module's running local AWS (module-scoped fixtures are set up before this runs)."""
+    from localaws import server
+
+    running = server.current()
+    if running is not None:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", running.endpoint_url)
