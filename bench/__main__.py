@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import common, imports, pipeline
+from bench import common, imports, pipeline, transform
 
-BENCHMARKS = {"imports": imports.run, "pipeline": pipeline.run}
+BENCHMARKS = {"imports": imports.run, "pipeline": pipeline.run, "transform": transform.run}
 
 
 def main(argv: list[str] | None = None) -> int:

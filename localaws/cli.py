@@ -4,7 +4,8 @@
     autoloop local serve           run the local AWS as a server (other commands can use it)
     autoloop local put FILE        upload a file into the running local AWS's data bucket
     autoloop local executions      list executions with the path each took
-    autoloop local fire-schedule RULE   fire a schedule rule now
+    autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
+    autoloop local transform --month YYYY-MM   score one month with the batch transform now
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
     autoloop gen-data --rows N --out F  write generated churn data
 """
@@ -106,12 +107,42 @@ def cmd_executions(args: argparse.Namespace) -> int:
 
 
 def cmd_fire_schedule(args: argparse.Namespace) -> int:
-    from localaws import eventbridge
+    """An EventBridge Scheduler schedule (e.g. the monthly batch transform's) or a schedule rule."""
+    from localaws import eventbridge, scheduler
 
     _server_state()
-    eventbridge.fire_schedule(args.rule)
-    print(f"fired {args.rule}")
+    if scheduler.get(args.rule, args.group) is not None:
+        fired = scheduler.fire(args.rule, args.time, group=args.group)
+        if fired is None:
+            print(f"schedule {args.rule} is DISABLED: not fired")
+            return 1
+        print(f"fired schedule {fired.schedule} -> {fired.target}")
+        if fired.execution_arn:
+            print(f"  execution {fired.execution_arn}")
+        return 0
+    try:
+        delivered = eventbridge.fire_schedule(args.rule, args.time)
+    except KeyError:
+        return _fail(f"no schedule or schedule rule named {args.rule}")
+    print(f"fired {args.rule} ({delivered} target(s))")
     return 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    """Score one month now: start BatchTransform with a manual request and follow it."""
+    from localaws import batch_demo
+    from localaws.clients import client
+
+    state = _server_state()
+    arn = state["outputs"]["BatchTransformArn"]
+    run = batch_demo.start_month(arn, args.model, args.month, force=args.force)
+    print(f"started {run.rsplit(':', 1)[-1]} for {args.model} {args.month}")
+    if args.no_wait:
+        return 0
+    summary = batch_demo.follow_month(client("stepfunctions"), run, timeout=args.timeout,
+                                      on_step=lambda name: print(f"  -> {name}"))
+    print(summary.text())
+    return 0 if summary.status == "SUCCEEDED" else 1
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -165,9 +196,19 @@ def parser() -> argparse.ArgumentParser:
     ex = local.add_parser("executions", help="list TrainingPipeline executions and their paths")
     ex.set_defaults(func=cmd_executions)
 
-    fire = local.add_parser("fire-schedule", help="fire a schedule rule of the running local AWS now")
-    fire.add_argument("rule")
+    fire = local.add_parser("fire-schedule", help="fire a schedule (or schedule rule) of the running local AWS now")
+    fire.add_argument("rule", help="schedule name or ARN (e.g. autoloop-local-batch-churn), or a rule name")
+    fire.add_argument("--time", help="the scheduled time to pretend, ISO 8601 (default now)")
+    fire.add_argument("--group", help="the schedule group (default: default)")
     fire.set_defaults(func=cmd_fire_schedule)
+
+    transform = local.add_parser("transform", help="score one month with the batch transform now")
+    transform.add_argument("--month", required=True, help="YYYY-MM (a month that has ended)")
+    transform.add_argument("--model", default="churn")
+    transform.add_argument("--force", action="store_true", help="score the month again even if it is published")
+    transform.add_argument("--timeout", type=float, default=600.0)
+    transform.add_argument("--no-wait", action="store_true", help="start it and return")
+    transform.set_defaults(func=cmd_transform)
 
     pub = sub.add_parser("publish", help="upload ml/ and the model configs to a deployed stack")
     pub.add_argument("--stack-name", required=True)

@@ -3,7 +3,8 @@
 upload -> TrainingPipeline -> registered (Approved in dev) -> DeployPipeline: endpoint,
 data capture, Model Monitor baseline, calibrated thresholds, schedule -> normal and
 drifted traffic -> a monitoring run finds the drift -> the drift handler notifies and
-retrains -> the gate against the champion -> blue/green update while traffic flows.
+retrains -> the gate against the champion -> blue/green update while traffic flows ->
+the monthly batch transform, fired by its schedule.
 
 Everything goes through the local AWS as a real client would: boto3 against the local
 endpoint. The only local-only calls are the ones that stand in for time passing: flushing
@@ -201,7 +202,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift)."""
     from localaws import datagen, lambda_runtime, publish, sagemaker_jobs, server, stack
 
-    console = console or Console(stages=9 if loop else 5)
+    console = console or Console(stages=10 if loop else 5)
     result = DemoResult()
     started = time.perf_counter()
     local = server.start()
@@ -282,6 +283,9 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
         result.invocations_during_update = traffic.ok + traffic.failed
         for error in traffic.errors[:3]:
             console.say(f"      invocation error: {error}")
+    from localaws import batch_demo
+
+    result.runs.append(batch_demo.run_month(outputs, console=console, timeout=timeout))  # type: ignore[arg-type]
 
 
 def _latest_report(schedule: str) -> str:
@@ -320,6 +324,9 @@ def summarise(console: Console, result: DemoResult) -> None:
             shown = "   (none)" if distance is None else f"{distance:9.4f}"
             say(f"    {row['feature']:<18} {shown} {row['default']:>6.3f} {flag_default:<4}"
                 f" {row['calibrated']:>6.3f} {flag_cal}")
+    monthly = [r for r in result.runs if r.name.startswith("BatchTransform")]
+    if monthly and monthly[0].output.get("report"):
+        say("  Monthly batch: " + str(monthly[0].output["report"].get("message", "")).splitlines()[0])
     if len(result.runs) > 2:
         retrain = result.runs[2].output.get("gate") or {}
         if retrain:

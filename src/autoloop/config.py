@@ -28,6 +28,8 @@ class ModelConfig(BaseModel):
     min_rows: int = Field(default=100, ge=1)
     max_bytes: int = Field(default=2 * 1024**3, ge=1)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+    # BatchConfig is defined at the end of the module (the lambda defers the lookup).
+    batch: BatchConfig = Field(default_factory=lambda: BatchConfig())  # noqa: PLW0108
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -40,6 +42,7 @@ class ModelConfig(BaseModel):
         features = set(self.numeric_features) | set(self.categorical_features)
         if features != set(self.columns[1:]):
             raise ValueError("numeric_features + categorical_features must be exactly the non-label columns")
+        self.batch.check(self.columns)
         return self
 
     @property
@@ -165,3 +168,68 @@ class RegisterSettings(Settings):
     model_package_group_prefix: str
     approval_status: str = "PendingManualApproval"
     framework_image_uri: str
+
+
+# ----------------------------------------------------------------------------- batch transform
+class BatchConfig(BaseModel):
+    """``batch`` in ``ml/models/<model>.json``: how the monthly batch transform reads and writes.
+
+    ``id_columns`` are input columns passed through beside the features (never fed to the
+    model). ``output_columns`` are the input columns kept in the results, before the
+    prediction (default: every id column and feature). Malformed rows are skipped and
+    counted; a month with more than ``max_malformed_fraction`` of them fails instead.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id_columns: tuple[str, ...] = ()
+    output_columns: tuple[str, ...] | None = None
+    prediction_column: str = Field(default="prediction", min_length=1)
+    max_malformed_fraction: float = Field(default=0.01, ge=0, le=1)
+
+    def check(self, columns: tuple[str, ...]) -> None:
+        """Raise ValueError unless consistent with the model's ``columns`` (label first)."""
+        clash = sorted(set(self.id_columns) & set(columns))
+        if clash:
+            raise ValueError(f"batch.id_columns {clash} are already model columns")
+        if len(set(self.id_columns)) != len(self.id_columns):
+            raise ValueError("batch.id_columns has duplicates")
+        kept = (*self.id_columns, *columns[1:])
+        if self.output_columns is not None:
+            unknown = sorted(set(self.output_columns) - set(kept))
+            if unknown:
+                raise ValueError(f"batch.output_columns {unknown} are neither id columns nor features")
+            if len(set(self.output_columns)) != len(self.output_columns):
+                raise ValueError("batch.output_columns has duplicates")
+        if self.prediction_column in kept:
+            raise ValueError(f"batch.prediction_column {self.prediction_column!r} is already an input column")
+
+
+ModelConfig.model_rebuild()
+
+
+class BatchPlanSettings(Settings):
+    stack_name: str
+    data_bucket: str
+    artifacts_bucket: str
+    model_package_group_prefix: str
+    sagemaker_role_arn: str
+    state_machine_arn: str
+
+
+class BatchLaunchSettings(Settings):
+    stack_name: str
+    artifacts_bucket: str
+    task_token_table: str
+    sagemaker_role_arn: str
+    framework_image_uri: str
+    model_monitor_image_uri: str = ""
+    processing_instance_type: str = "ml.m5.large"
+    transform_instance_type: str = "ml.m5.large"
+    job_max_runtime_seconds: int = Field(default=3600, ge=60)
+    transform_max_payload_mb: int = Field(default=6, ge=1, le=100)
+
+
+class BatchPublishSettings(Settings):
+    data_bucket: str
+    artifacts_bucket: str

@@ -148,3 +148,41 @@ class InvalidViolationsReport(AutoloopError):
         "Read the monitoring execution's logs and its constraint_violations.json; nothing was "
         "retrained. The next monitoring run writes a new report."
     )
+
+
+# -- monthly batch transform ----------------------------------------------------------------
+class NoApprovedModel(AutoloopError):
+    hint = (
+        "Nothing was scored. Approve a model package in the group (or let a training run register "
+        "one), then run the month again (events/batch_transform_manual.json, or locally "
+        "`autoloop local transform --month YYYY-MM`)."
+    )
+
+
+class NoBatchInput(AutoloopError):
+    hint = (
+        "Nothing was scored. Upload the month's CSVs under batch/<model>/<YYYY-MM>/ in the data bucket, "
+        "then run the month again."
+    )
+
+
+class BatchSchemaMismatch(AutoloopError):
+    hint = (
+        "Nothing was scored. Each file needs a header with the model's feature columns and its "
+        "batch.id_columns (any order; the label column is optional and ignored). Fix the file and run the month again."
+    )
+
+
+class TooManyMalformedRows(AutoloopError):
+    hint = (
+        "Nothing was scored. The malformed rows are listed (file, line, reason) in the run's "
+        "prepare/malformed/ output; fix them, or raise batch.max_malformed_fraction in the model config."
+    )
+
+
+class BatchAttemptsExhausted(AutoloopError):
+    hint = "Read the failure reasons of the month's earlier jobs; fix the cause before running the month again."
+
+
+class BatchOutputMissing(AutoloopError):
+    hint = "The transform job reported success but wrote no output; read its logs, then run the month again."

@@ -8,10 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoloop.errors import InvalidEvent
 
-JOB_DETAIL_TYPES: dict[str, Literal["training", "processing"]] = {
+JOB_DETAIL_TYPES: dict[str, Literal["training", "processing", "transform"]] = {
     "SageMaker Training Job State Change": "training",
     "SageMaker Processing Job State Change": "processing",
+    "SageMaker Transform Job State Change": "transform",
 }
+_DETAIL_PREFIX = {"training": "TrainingJob", "processing": "ProcessingJob", "transform": "TransformJob"}
 TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 
 
@@ -42,7 +44,7 @@ class S3ObjectCreated(_Loose):
 
 
 class JobStateChange(_Loose):
-    kind: Literal["training", "processing"]
+    kind: Literal["training", "processing", "transform"]
     job_name: str
     status: str
     failure_reason: str | None = None
@@ -69,7 +71,7 @@ def parse_job_state_change(event: dict[str, Any]) -> JobStateChange:
             "SageMaker job state change",
             f"source={event.get('source')!r} detail-type={event.get('detail-type')!r}",
         )
-    prefix = "TrainingJob" if kind == "training" else "ProcessingJob"
+    prefix = _DETAIL_PREFIX[kind]
     name = detail.get(f"{prefix}Name")
     status = detail.get(f"{prefix}Status")
     if not isinstance(name, str) or not name or not isinstance(status, str):

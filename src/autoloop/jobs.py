@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from autoloop.naming import job_name, run_prefix
 
-JobKind = Literal["processing", "training"]
+JobKind = Literal["processing", "training", "transform"]
 STEP_KIND: dict[str, JobKind] = {
     "preprocess": "processing", "train": "training", "evaluate": "processing",
     "baseline": "processing", "calibrate": "processing",
@@ -193,6 +193,12 @@ def job_result(kind: JobKind, description: Mapping[str, Any]) -> dict[str, Any]:
             o["OutputName"]: o["S3Output"]["S3Uri"]
             for o in description.get("ProcessingOutputConfig", {}).get("Outputs", [])
         }
+        artifacts = None
+    elif kind == "transform":
+        name = description["TransformJobName"]
+        status = description["TransformJobStatus"]
+        output = description.get("TransformOutput", {}).get("S3OutputPath")
+        outputs = {"output": output} if output else {}
         artifacts = None
     else:
         name = description["TrainingJobName"]

@@ -44,7 +44,7 @@ class Dataset(_Model):
 
 class JobResult(_Model):
     job_name: str
-    kind: Literal["processing", "training"]
+    kind: Literal["processing", "training", "transform"]
     status: str
     outputs: dict[str, str] = Field(default_factory=dict)
     model_artifacts: str | None = None

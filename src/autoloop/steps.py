@@ -162,6 +162,8 @@ def _describe(kind: JobKind, name: str) -> dict[str, Any]:
         try:
             if kind == "processing":
                 return dict(sagemaker.describe_processing_job(ProcessingJobName=name))
+            if kind == "transform":
+                return dict(sagemaker.describe_transform_job(TransformJobName=name))
             return dict(sagemaker.describe_training_job(TrainingJobName=name))
         except ClientError as exc:
             if error_code(exc) in {"ValidationException", "ResourceNotFound"}:

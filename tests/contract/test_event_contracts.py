@@ -54,6 +54,9 @@ CONSUMED = {
     "sagemaker_model_package_rejected": ("DeployPipeline", lambda e: parse_package_event(e, STACK)),
     "sagemaker_monitoring_job_completed": ("DriftHandlerFunction", parse_monitoring_job_event),
     "cloudwatch_alarm_drift": ("DriftHandlerFunction", parse_alarm_event),
+    "sagemaker_transform_job_completed": ("JobCallbackFunction", parse_job_state_change),
+    "sagemaker_transform_job_failed": ("JobCallbackFunction", parse_job_state_change),
+    "sagemaker_batch_monitoring_job_completed": ("DriftHandlerFunction", parse_monitoring_job_event),
 }
 # samples that the rules must NOT deliver
 FILTERED = {
@@ -62,8 +65,9 @@ FILTERED = {
     "sagemaker_endpoint_updating": "JobCallbackFunction",
     "sagemaker_model_package_other_group": "DeployPipeline",
     "sagemaker_model_package_pending": "DeployPipeline",
+    "sagemaker_transform_job_in_progress": "JobCallbackFunction",
 }
-NOT_EVENTS = {"pipeline_input", "constraint_violations_sample"}
+NOT_EVENTS = {"pipeline_input", "constraint_violations_sample", "batch_transform_manual", "batch_transform_scheduled"}
 
 
 def test_every_sample_is_classified():
@@ -95,3 +99,49 @@ def test_pipeline_input_sample_is_a_valid_execution_input():
     state = parse(PipelineState, load_event("pipeline_input"), "pipeline input")
     assert state.run_id.startswith(state.model)
     assert state.source.key.startswith(f"incoming/{state.model}/")
+
+
+# ----------------------------------------------------------------------------- batch transform
+def test_transform_job_events_name_the_job_for_the_callback():
+    change = parse_job_state_change(load_event("sagemaker_transform_job_completed"))
+    assert change.kind == "transform" and change.status == "Completed"
+    assert change.job_name.endswith("-transform")
+    assert parse_job_state_change(load_event("sagemaker_transform_job_failed")).failure_reason
+
+
+def test_a_batch_data_quality_job_reaches_the_callback_and_the_drift_handler():
+    """It completes its BatchTransform step, and its violations raise the endpoint's drift alert."""
+    event = load_event("sagemaker_batch_monitoring_job_completed")
+    assert matches("JobCallbackFunction", event) and matches("DriftHandlerFunction", event)
+    run = parse_monitoring_job_event(event)
+    assert run.endpoint == f"{STACK}-churn" and run.schedule is None
+    assert run.report_uri.endswith("/monitor/constraint_violations.json")
+    assert parse_job_state_change(event).job_name.endswith("-monitor")
+
+
+@pytest.mark.parametrize("name", ["batch_transform_manual", "batch_transform_scheduled"])
+def test_batch_transform_samples_are_valid_execution_inputs(name):
+    from datetime import UTC, datetime
+
+    from autoloop.batch import BatchRequest, resolve_month
+
+    request = parse(BatchRequest, load_event(name), "batch transform input")
+    assert resolve_month(request, datetime(2026, 11, 25, tzinfo=UTC)) == "2026-10"
+
+
+def test_the_schedule_sends_a_valid_batch_transform_input():
+    from datetime import UTC, datetime
+
+    from autoloop.batch import BatchRequest, resolve_month
+    from localaws.scheduler import render
+
+    machine = resources()["BatchTransform"]["Properties"]
+    schedules = [e["Properties"] for e in machine["Events"].values() if e["Type"] == "ScheduleV2"]
+    assert schedules
+    for schedule in schedules:
+        text = render(schedule["Input"], {"schedule-arn": "arn:aws:scheduler:us-east-1:1:schedule/default/s",
+                                          "scheduled-time": "2026-11-01T03:00:00Z", "execution-id": "x",
+                                          "attempt-number": "1"})
+        request = parse(BatchRequest, json.loads(text), "schedule input")
+        assert request.trigger.type == "schedule"
+        assert resolve_month(request, datetime(2026, 11, 1, 3, 0, 5, tzinfo=UTC)) == "2026-10"

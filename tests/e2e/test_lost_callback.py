@@ -21,7 +21,7 @@ def test_lost_callbacks_are_reconciled(slow_callbacks):
     local = slow_callbacks
     events = local.client("events")
     rules = [r for r in events.list_rules()["Rules"] if "JobStateChange" in r["Name"]]
-    assert len(rules) == 2
+    assert len(rules) == 3  # training, processing and transform jobs
     for rule in rules:
         events.disable_rule(Name=rule["Name"])
     sfn = local.client("stepfunctions")

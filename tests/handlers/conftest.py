@@ -59,12 +59,23 @@ class Deployed:
 
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
-    from localaws import model_monitor, s3_policy, sagemaker_endpoints, sagemaker_jobs, sagemaker_registry
+    from localaws import (
+        eventbridge,
+        lambda_runtime,
+        model_monitor,
+        s3_policy,
+        sagemaker_endpoints,
+        sagemaker_jobs,
+        sagemaker_registry,
+    )
     from localaws.stack import deploy
 
     s3_policy.install()
     # Plain moto records here (e2e tests run jobs and emit registry events for real).
-    extensions = [e for e in (sagemaker_jobs, sagemaker_registry, sagemaker_endpoints, model_monitor) if e.installed()]
+    # Handlers are called directly here, so nothing must run behind their back either: no
+    # event delivery to functions or state machines (installed by e2e modules run earlier).
+    extensions = [e for e in (sagemaker_jobs, sagemaker_registry, sagemaker_endpoints, model_monitor, eventbridge,
+                              lambda_runtime) if e.installed()]
     for extension in extensions:
         extension.uninstall()
     with mock_aws():

@@ -42,6 +42,9 @@ FUNCTION_SETTINGS = {
     "DeployEndpointFunction": settings_module.EndpointSettings,
     "ScheduleMonitoringFunction": settings_module.MonitorScheduleSettings,
     "DriftHandlerFunction": settings_module.DriftSettings,
+    "PlanBatchFunction": settings_module.BatchPlanSettings,
+    "LaunchBatchJobFunction": settings_module.BatchLaunchSettings,
+    "PublishBatchFunction": settings_module.BatchPublishSettings,
 }
 
 
@@ -175,3 +178,14 @@ def test_no_secrets_in_environment_variables():
     for var in env:
         allowed = var == "TASK_TOKEN_TABLE"  # a table name, not a token
         assert allowed or not any(s in var for s in suspicious), var
+
+
+def test_the_batch_transform_schedule_is_a_parameter_that_can_be_changed_or_turned_off():
+    params = template()["Parameters"]
+    assert params["BatchTransformSchedule"]["Default"] == "cron(0 3 1 * ? *)"
+    assert set(params["BatchTransformScheduleState"]["AllowedValues"]) == {"ENABLED", "DISABLED"}
+    machine = resources("AWS::Serverless::StateMachine")["BatchTransform"]["Properties"]
+    [schedule] = [e["Properties"] for e in machine["Events"].values() if e["Type"] == "ScheduleV2"]
+    assert schedule["ScheduleExpression"] == {"Ref": "BatchTransformSchedule"}
+    assert schedule["State"] == {"Ref": "BatchTransformScheduleState"}
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"

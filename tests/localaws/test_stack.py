@@ -247,15 +247,17 @@ class TestDeployedTemplate:
             for name, value in sam["Properties"]["DefinitionSubstitutions"].items():
                 expected = expected.replace("${" + name + "}", str(resolve_sam_value(value, deployed)))
             assert definition == expected  # byte for byte: States.Format etc. untouched
-            for function in ("ValidateInputFunction", "LaunchJobFunction", "RegisterModelFunction"):
+            functions = [v["Fn::GetAtt"][0] for v in sam["Properties"]["DefinitionSubstitutions"].values()
+                         if isinstance(v, dict) and "Fn::GetAtt" in v and v["Fn::GetAtt"][0].endswith("Function")]
+            assert functions, logical
+            for function in functions:
                 assert function_arn(deployed.resources[function]) in definition
 
             props = sam["Properties"]
             assert described["loggingConfiguration"]["level"] == props["Logging"]["Level"]
             destination = described["loggingConfiguration"]["destinations"][0]
-            assert (
-                deployed.resources["TrainingPipelineLogGroup"] in (destination["cloudWatchLogsLogGroup"]["logGroupArn"])
-            )
+            log_group = props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+            assert deployed.resources[log_group] in destination["cloudWatchLogsLogGroup"]["logGroupArn"]
             assert described["tracingConfiguration"]["enabled"] is props["Tracing"]["Enabled"]
 
     def test_buckets_have_the_template_settings(self, deployed: localstack.Stack) -> None:
@@ -407,7 +409,11 @@ def test_state_machine_is_visible_to_the_executing_step_functions_backend() -> N
         stack = localstack.deploy(TEMPLATE, stack_name=STACK)
         arn = stack.outputs["TrainingPipelineArn"]
         sfn = client("stepfunctions")
-        assert [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]] == [arn]
+        machines = {k: v for k, v in stack.resources.items()
+                    if stack.resource_types[k] == "AWS::StepFunctions::StateMachine"}
+        assert len(machines) == len(sam_resources("AWS::Serverless::StateMachine")) and arn in machines.values()
+        assert sorted(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]) == sorted(
+            machines.values())
         described = sfn.describe_state_machine(stateMachineArn=arn)
         assert "$$.Task.Token" in described["definition"]
         assert described["type"] == "STANDARD"
