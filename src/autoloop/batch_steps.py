@@ -71,7 +71,6 @@ from autoloop.errors import (
     PackageNotDeployable,
     UnknownModel,
 )
-from autoloop.events import TERMINAL_JOB_STATUSES
 from autoloop.jobs import JobContext, code_key, config_key, job_result
 from autoloop.naming import is_valid_model_name, run_prefix
 from autoloop.observability import logger, metrics
@@ -80,7 +79,7 @@ from autoloop.state import parse
 
 # The callback path's own helpers: a batch job is described, completed and reconciled exactly
 # as a pipeline job is (one token table, one callback function).
-from autoloop.steps import _complete_task, _describe, _failure_cause, load_model_config
+from autoloop.steps import _describe, _failure_cause, load_model_config, start_job_for_task
 
 HEADER_BYTES = 64 * 1024
 RUN_ID_KEY = "autoloop:run-id"
@@ -357,31 +356,9 @@ def launch_batch_job(payload: Any, settings: BatchLaunchSettings) -> dict[str, A
     plan, step = request.state.batch, request.step
     logger.set_correlation_id(plan.run_id)
     kind = BATCH_STEP_KIND[step]
-    spec = _job_spec(request, settings)
-    name = job_name(plan.run_id, step)
-    store = adapters.TokenStore(settings.task_token_table)
-    store.put(name, request.task_token, request.execution, step)
-    sagemaker = client("sagemaker")
-    with aws_call(f"creating {kind} job {name}"):
-        try:
-            if kind == "transform":
-                sagemaker.create_transform_job(**spec)
-            else:
-                sagemaker.create_processing_job(**spec)
-        except ClientError as exc:
-            if error_code(exc) != "ResourceInUse":
-                raise
-            # A resumed attempt: the job ran before. If it has ended, complete the task now.
-            description = _describe(kind, name)
-            status = job_result(kind, description)["status"]
-            logger.info("job exists already", extra={"job_name": name, "status": status})
-            if status in TERMINAL_JOB_STATUSES:
-                store.pop(name)
-                _complete_task(request.task_token, kind, description)
-            return {"job_name": name, "launched": False, "status": status}
-    logger.info("job launched", extra={"job_name": name, "kind": kind})
-    metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=1)
-    return {"job_name": name, "launched": True}
+    return start_job_for_task(job_name(plan.run_id, step), kind, _job_spec(request, settings),
+                              task_token=request.task_token, execution=request.execution, step=step,
+                              table=settings.task_token_table)
 
 
 def reconcile_batch_job(payload: Any) -> dict[str, Any]:

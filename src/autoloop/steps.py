@@ -241,36 +241,44 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
     return run, kind, evaluate_request(ctx, artifacts, state.job("preprocess").outputs["test"], dataset.label)
 
 
-def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
-    request = parse(LaunchRequest, payload, "launch request")
-    step = request.step
-    run, kind, spec = _job_spec(step, request.state, settings)
-    logger.set_correlation_id(run)
-    name = job_name(run, step)
+CREATE_JOB = {"processing": "create_processing_job", "training": "create_training_job",
+              "transform": "create_transform_job"}
 
-    adapters.TokenStore(settings.task_token_table).put(name, request.task_token, request.execution, step)
-    sagemaker = client("sagemaker")
+
+def start_job_for_task(name: str, kind: JobKind, spec: dict[str, Any], *, task_token: str, execution: str,
+                       step: str, table: str) -> dict[str, Any]:
+    """Park the task token under the job's name, then create the job.
+
+    A job that exists already (a retried launch, a resumed month, a redeployed package) is
+    not created again. If it has ended, its event may be long gone, so the task is
+    completed now; otherwise its event will complete it.
+    """
+    store = adapters.TokenStore(table)
+    store.put(name, task_token, execution, step)
     with aws_call(f"creating {kind} job {name}"):
         try:
-            if kind == "processing":
-                sagemaker.create_processing_job(**spec)
-            else:
-                sagemaker.create_training_job(**spec)
+            getattr(client("sagemaker"), CREATE_JOB[kind])(**spec)
         except ClientError as exc:
             if error_code(exc) != "ResourceInUse":
                 raise
-            # A retried launch (or a redeploy of an old package): the job exists already. If
-            # it has ended, its event may be long gone, so complete the task now.
             description = _describe(kind, name)
             status = job_result(kind, description)["status"]
             logger.info("job exists already", extra={"job_name": name, "status": status})
             if status in TERMINAL_JOB_STATUSES:
-                adapters.TokenStore(settings.task_token_table).pop(name)
-                _complete_task(request.task_token, kind, description)
+                store.pop(name)
+                _complete_task(task_token, kind, description)
             return {"job_name": name, "launched": False, "status": status}
     logger.info("job launched", extra={"job_name": name, "kind": kind})
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=1)
     return {"job_name": name, "launched": True}
+
+
+def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
+    request = parse(LaunchRequest, payload, "launch request")
+    run, kind, spec = _job_spec(request.step, request.state, settings)
+    logger.set_correlation_id(run)
+    return start_job_for_task(job_name(run, request.step), kind, spec, task_token=request.task_token,
+                              execution=request.execution, step=request.step, table=settings.task_token_table)
 
 
 def handle_sagemaker_event(event: Any, settings: CallbackSettings) -> dict[str, Any]:
