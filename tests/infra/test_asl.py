@@ -30,8 +30,10 @@ def test_substitutions_match_the_template(machine):
 
 @pytest.mark.parametrize("machine", MACHINES)
 def test_asl_parses_with_the_step_functions_parser(machine):
-    text, _ = asl_with_dummies(machine)
-    AmazonStateLanguageParser.parse(text)  # raises on syntax or type errors
+    text, asl = asl_with_dummies(machine)
+    program = AmazonStateLanguageParser.parse(text)[0]  # raises on syntax or type errors
+    assert set(program.states.states) == set(asl["States"])
+    assert program.start_at.start_at_name == asl["StartAt"]
 
 
 @pytest.mark.parametrize("machine", MACHINES)
