@@ -105,7 +105,15 @@ def boot(stack_name: str, parameters: dict[str, str] | None = None) -> Iterator[
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    yield from boot("autoloop-e2e")
+    """A stack for the TrainingPipeline's paths. Its deployment rule is disabled: each
+    registration would otherwise start a DeployPipeline (endpoint, baseline, calibration)
+    beside the next test, which only costs time here (test_loop covers deployment)."""
+    for local_aws in boot("autoloop-e2e"):
+        events = local_aws.client("events")
+        for rule in events.list_rules()["Rules"]:
+            if "PackageApprovalChanged" in rule["Name"]:
+                events.disable_rule(Name=rule["Name"])
+        yield local_aws
 
 
 @pytest.fixture(autouse=True)
