@@ -69,7 +69,6 @@ from autoloop.errors import (
     NoApprovedModel,
     NoBatchInput,
     PackageNotDeployable,
-    UnknownModel,
 )
 from autoloop.jobs import JobContext, code_key, config_key, job_result
 from autoloop.naming import is_valid_model_name, run_prefix
@@ -79,7 +78,7 @@ from autoloop.state import parse
 
 # The callback path's own helpers: a batch job is described, completed and reconciled exactly
 # as a pipeline job is (one token table, one callback function).
-from autoloop.steps import _describe, _failure_cause, load_model_config, start_job_for_task
+from autoloop.steps import _describe, _failure_cause, latest_approved_package, load_model_config, start_job_for_task
 
 HEADER_BYTES = 64 * 1024
 RUN_ID_KEY = "autoloop:run-id"
@@ -139,21 +138,9 @@ def _published(bucket: str, key: str) -> dict[str, Any] | None:
 
 
 def _latest_approved(group: str) -> tuple[Package, dict[str, Any]]:
-    sagemaker = client("sagemaker")
-    with aws_call(f"finding the latest Approved package of {group}"):
-        try:
-            listed = sagemaker.list_model_packages(
-                ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-                SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
-            )["ModelPackageSummaryList"]
-        except ClientError as exc:
-            if "does not exist" in str(exc):
-                raise UnknownModel(f"model package group {group} does not exist.",
-                                   "Add an AWS::SageMaker::ModelPackageGroup for the model to template.yaml.") from exc
-            raise
-        if not listed:
-            raise NoApprovedModel(f"model package group {group} has no Approved model package.")
-        described = dict(sagemaker.describe_model_package(ModelPackageName=listed[0]["ModelPackageArn"]))
+    described = latest_approved_package(group)
+    if described is None:
+        raise NoApprovedModel(f"model package group {group} has no Approved model package.")
     arn = str(described["ModelPackageArn"])
     containers = described.get("InferenceSpecification", {}).get("Containers") or []
     if len(containers) != 1 or not containers[0].get("Image") or not containers[0].get("ModelDataUrl"):

@@ -30,6 +30,7 @@ from autoloop.errors import (
 from autoloop.monitoring import schedule_name, schedule_request
 from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, EndpointRequest, parse
+from autoloop.steps import latest_approved_package
 
 BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"})
 ENDPOINT_TOKEN_PREFIX = "endpoint:"
@@ -60,12 +61,7 @@ def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
             # Approved and then changed again: the newer event decides.
             target = described if described.get("ModelApprovalStatus") == "Approved" else None
         else:
-            listed = sagemaker.list_model_packages(
-                ModelPackageGroupName=package.group, ModelApprovalStatus="Approved",
-                SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
-            )["ModelPackageSummaryList"]
-            target = (dict(sagemaker.describe_model_package(ModelPackageName=listed[0]["ModelPackageArn"]))
-                      if listed else None)
+            target = latest_approved_package(package.group)
     serving = (endpoint_desc or {}).get("EndpointConfigName")
     status = (endpoint_desc or {}).get("EndpointStatus")
     result = plan(package, stack=settings.stack_name, serving_config=serving, endpoint_status=status, target=target)

@@ -330,23 +330,37 @@ def reconcile_job(payload: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- gate / register
-def _champion(group: str, metric: str, artifacts_bucket: str) -> tuple[str | None, float | None]:
+def _unknown_group(group: str, exc: ClientError) -> UnknownModel | None:
+    if "does not exist" not in str(exc):
+        return None
+    return UnknownModel(f"model package group {group} does not exist.",
+                        "Add an AWS::SageMaker::ModelPackageGroup for the model to template.yaml.")
+
+
+def latest_approved_package(group: str) -> dict[str, Any] | None:
+    """The Describe response of the group's most recent Approved package (the champion)."""
     sagemaker = client("sagemaker")
-    with aws_call(f"listing Approved packages of {group}"):
+    with aws_call(f"finding the latest Approved package of {group}"):
         try:
             listed = sagemaker.list_model_packages(
                 ModelPackageGroupName=group, ModelApprovalStatus="Approved",
                 SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
             )["ModelPackageSummaryList"]
         except ClientError as exc:
-            if "does not exist" in str(exc):
-                raise UnknownModel(f"model package group {group} does not exist.",
-                                   "Add an AWS::SageMaker::ModelPackageGroup for the model to template.yaml.") from exc
+            unknown = _unknown_group(group, exc)
+            if unknown:
+                raise unknown from exc
             raise
         if not listed:
-            return None, None
-        arn = listed[0]["ModelPackageArn"]
-        description = sagemaker.describe_model_package(ModelPackageName=arn)
+            return None
+        return dict(sagemaker.describe_model_package(ModelPackageName=listed[0]["ModelPackageArn"]))
+
+
+def _champion(group: str, metric: str, artifacts_bucket: str) -> tuple[str | None, float | None]:
+    description = latest_approved_package(group)
+    if description is None:
+        return None, None
+    arn = str(description["ModelPackageArn"])
     value = metric_from_package(description, metric)
     if value is None:
         uri = (description.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri"))
@@ -394,9 +408,9 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
             # ClientToken makes a retried registration return the same package.
             response = client("sagemaker").create_model_package(ClientToken=state.run_id, **request)
         except ClientError as exc:
-            if "does not exist" in str(exc):
-                raise UnknownModel(f"model package group {group} does not exist.",
-                                   "Add an AWS::SageMaker::ModelPackageGroup for the model to template.yaml.") from exc
+            unknown = _unknown_group(group, exc)
+            if unknown:
+                raise unknown from exc
             raise
     arn = response["ModelPackageArn"]
     logger.info("model registered", extra={"arn": arn, "approval_status": settings.approval_status})
