@@ -140,9 +140,10 @@ def parse_violations(raw: bytes | str, where: str) -> list[Violation]:
     """
     if isinstance(raw, bytes):
         try:
-            raw = raw.decode("utf-8")
+            raw = raw.decode("utf-8-sig")  # a BOM (from a bring-your-own container) is not an error
         except UnicodeDecodeError as exc:
             raise InvalidViolationsReport(f"{where} is not UTF-8 text: {exc}.") from exc
+    raw = raw.removeprefix("\ufeff")
     if not raw.strip():
         raise InvalidViolationsReport(f"{where} is empty; the monitoring job wrote no report content.")
     try:

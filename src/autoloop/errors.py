@@ -116,6 +116,16 @@ class NonNumericValue(InvalidInputData):
     pass
 
 
+class ValueOutOfRange(NonNumericValue):
+    """A numeric cell that parses but can't be trained on: infinite, or so large that the
+    preprocessing's mean and variance overflow. A NonNumericValue, so catching that still works."""
+
+    hint = (
+        "Replace the value with a real measurement, or leave the cell empty (missing values are "
+        "imputed), then upload the file again; the original object is left untouched."
+    )
+
+
 class ChampionMetricMissing(AutoloopError):
     hint = (
         "The current Approved package carries no comparable metric. Register models through "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +41,8 @@ class S3ObjectCreatedDetail(_Loose):
 class S3ObjectCreated(_Loose):
     detail_type: Literal["Object Created"] = Field(alias="detail-type")
     source: Literal["aws.s3"]
+    account: str | None = None
+    region: str | None = None
     detail: S3ObjectCreatedDetail
 
 
@@ -50,15 +53,63 @@ class JobStateChange(_Loose):
     failure_reason: str | None = None
 
 
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors as one line: ``detail.object.key: Field required; ...``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "event"
+        got = "" if error["type"] == "missing" else f" (got {str(error.get('input'))[:60]!r})"
+        parts.append(f"{where}: {error['msg']}{got}")
+    return "; ".join(parts)
+
+
 def _fail(what: str, exc: ValidationError | str) -> InvalidEvent:
-    return InvalidEvent(f"malformed {what} event: {exc}")
+    reason = _problems(exc) if isinstance(exc, ValidationError) else exc
+    return InvalidEvent(f"malformed {what} event: {reason}.")
 
 
-def parse_s3_object_created(event: dict[str, Any]) -> S3ObjectCreated:
+def arn_origin(arn: str) -> tuple[str, str]:
+    """(account, region) of an ARN such as a state machine's; raise ValueError otherwise."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[3] or not parts[4]:
+        raise ValueError(f"not a regional ARN: {arn!r}")
+    return parts[4], parts[3]
+
+
+def parse_s3_object_created(
+    event: dict[str, Any], *, account: str | None = None, region: str | None = None
+) -> S3ObjectCreated:
+    """Parse an EventBridge "Object Created" event; with ``account``/``region`` (the stack's,
+    e.g. from :func:`arn_origin` of the state machine), an event from anywhere else is refused.
+
+    On a default bus, events come from the stack's own account and region, unless someone
+    forwards or replays events from another one; a run must never start on those.
+    """
     try:
-        return S3ObjectCreated.model_validate(event)
+        created = S3ObjectCreated.model_validate(event)
     except ValidationError as exc:
         raise _fail("S3 Object Created", exc) from exc
+    for field, expected in (("account", account), ("region", region)):
+        got = getattr(created, field)
+        if expected is not None and got != expected:
+            raise InvalidEvent(
+                f"the event comes from {field} {got!r}, but this stack runs in {field} {expected!r}.",
+                "Only uploads to this stack's own data bucket start a run; check the EventBridge rules "
+                "and any cross-account or cross-region event forwarding.",
+            )
+    return created
+
+
+def object_key_candidates(key: str) -> list[str]:
+    """The keys an event's ``object.key`` may stand for: as given, then URL-decoded.
+
+    S3's notification records URL-encode keys ("red flower.csv" -> "red+flower.csv"); the
+    EventBridge "Object Created" documentation shows no encoding and its samples have none.
+    A reader tries the key as given first (a real key may contain "+" or "%"), then the
+    decoded form, so either way the object is found and nothing is read from the wrong key.
+    """
+    decoded = unquote_plus(key)
+    return [key] if decoded == key else [key, decoded]
 
 
 def parse_job_state_change(event: dict[str, Any]) -> JobStateChange:

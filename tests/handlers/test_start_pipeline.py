@@ -18,6 +18,7 @@ def s3_event(deployed, key="incoming/churn/2026-11/customers.csv", version="v1")
     event["detail"]["bucket"]["name"] = deployed.data_bucket
     event["detail"]["object"]["key"] = key
     event["detail"]["object"]["version-id"] = version
+    event["account"], event["region"] = "123456789012", "us-east-1"  # the stack's (moto's) account and region
     return event
 
 

@@ -576,3 +576,12 @@ def test_alarm_value_is_the_latest_datapoint():
     event["detail"]["state"]["reasonData"] = json.dumps(data)
     alarm = drift.parse_alarm_event(event)
     assert (alarm.value, alarm.threshold) == (0.31, 0.11)
+
+
+def test_a_report_with_a_utf8_bom_is_read_and_a_utf16_one_is_refused():
+    parse = parse_violations
+    report = b'{"violations": [{"feature_name": "age", "constraint_check_type": "data_type_check"}]}'
+    assert [v.feature for v in parse(b"\xef\xbb\xbf" + report, "s3://b/r.json")] == ["age"]
+    assert [v.feature for v in parse("\ufeff" + report.decode(), "s3://b/r.json")] == ["age"]
+    with pytest.raises(InvalidViolationsReport, match="not UTF-8"):
+        parse(report.decode().encode("utf-16"), "s3://b/r.json")

@@ -1,7 +1,12 @@
 import pytest
 
 from autoloop.errors import InvalidEvent
-from autoloop.events import parse_job_state_change, parse_s3_object_created
+from autoloop.events import (
+    arn_origin,
+    object_key_candidates,
+    parse_job_state_change,
+    parse_s3_object_created,
+)
 from tests.conftest import load_event
 
 
@@ -52,3 +57,46 @@ def test_wrong_detail_type_is_rejected():
         parse_job_state_change(event)
     with pytest.raises(InvalidEvent):
         parse_job_state_change(["not", "a", "dict"])
+
+
+def test_malformed_event_messages_name_each_problem_in_one_line():
+    event = load_event("s3_object_created")
+    event["detail-type"] = "Object Deleted"
+    del event["detail"]["object"]["key"]
+    with pytest.raises(InvalidEvent) as caught:
+        parse_s3_object_created(event)
+    message = caught.value.message
+    assert "detail-type: Input should be 'Object Created' (got 'Object Deleted')" in message
+    assert "detail.object.key: Field required" in message
+    assert "\n" not in message and "errors.pydantic.dev" not in message
+
+
+def test_events_from_another_account_or_region_are_refused_when_the_stack_says_where_it_runs():
+    event = load_event("s3_object_created")  # account 111122223333, us-east-1
+    assert parse_s3_object_created(event, account="111122223333", region="us-east-1").account == "111122223333"
+    assert parse_s3_object_created(event).region == "us-east-1"  # no expectation, no check
+    with pytest.raises(InvalidEvent, match="from account '111122223333', but this stack runs in account '999"):
+        parse_s3_object_created(event, account="999988887777")
+    with pytest.raises(InvalidEvent, match="from region 'us-east-1', but this stack runs in region 'eu-west-1'") as c:
+        parse_s3_object_created(event, region="eu-west-1")
+    assert "forwarding" in c.value.hint
+
+
+def test_arn_origin_is_account_and_region():
+    assert arn_origin("arn:aws:states:eu-west-1:123456789012:stateMachine:Training") == ("123456789012", "eu-west-1")
+    with pytest.raises(ValueError, match="not a regional ARN"):
+        arn_origin("arn:aws:s3:::bucket")
+
+
+@pytest.mark.parametrize(
+    ("key", "candidates"),
+    [
+        ("incoming/churn/a.csv", ["incoming/churn/a.csv"]),
+        ("incoming/churn/red+flower.csv", ["incoming/churn/red+flower.csv", "incoming/churn/red flower.csv"]),
+        ("incoming/churn/caf%C3%A9.csv", ["incoming/churn/caf%C3%A9.csv", "incoming/churn/café.csv"]),
+        ("incoming/churn/100%.csv", ["incoming/churn/100%.csv"]),
+        ("incoming/churn/2026 11/ñ 😀.csv", ["incoming/churn/2026 11/ñ 😀.csv"]),
+    ],
+)
+def test_object_key_candidates_try_the_key_as_given_first(key, candidates):
+    assert object_key_candidates(key) == candidates

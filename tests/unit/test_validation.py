@@ -52,7 +52,7 @@ def test_missing_labels_are_counted_not_fatal():
         ("", errors.EmptyDataset, "empty"),
         ("\n\n", errors.EmptyDataset, "no header"),
         (HEADER + "\n", errors.EmptyDataset, "no data rows"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", errors.NotCsv, "NUL|not UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", errors.NotCsv, "PNG image"),
         (b"a,b\x00c\n", errors.NotCsv, "NUL"),
         (b"caf\xe9,1\n", errors.NotCsv, "UTF-8"),
         ("just some prose without commas\nmore prose\n", errors.NotCsv, "no comma-separated header"),
@@ -69,7 +69,7 @@ def test_missing_labels_are_counted_not_fatal():
         (HEADER + "\n" + ROW.replace(",41,", ",forty,") + "\n", errors.NonNumericValue, "'forty'"),
         (HEADER + "\n" + ROW.replace(",41,", ",inf,") + "\n", errors.NonNumericValue, "'inf'"),
         (HEADER + "\n" + ROW + "\n", errors.TooFewRows, "needs at least 3"),
-        (HEADER + '\n"unterminated,1\n', errors.SchemaMismatch, "fields"),
+        (HEADER + '\n"unterminated,1\n', errors.NotCsv, "starts on line 2 is never closed"),
     ],
 )
 def test_bad_input_gets_a_named_error(text, error, match):
@@ -94,3 +94,84 @@ def test_errors_are_json_serialisable_messages():
     with pytest.raises(errors.SchemaMismatch) as caught:
         run(HEADER + ",x\n")
     assert json.loads(json.dumps({"e": str(caught.value)}))["e"].startswith("s3://b/incoming")
+
+
+# -- encodings, numbers and structure that used to pass validation and fail a paid job -------
+def test_a_utf8_bom_is_dropped_and_the_header_matches():
+    assert run(b"\xef\xbb\xbf" + good(3).encode(), chunk=1).rows == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (good(3).encode("utf-16"), "UTF-16 text"),
+        (good(3).encode("utf-16-le"), "UTF-16 text"),
+        (good(3).encode("utf-32"), "UTF-32 text"),
+        (__import__("gzip").compress(good(3).encode()), "gzip-compressed"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "ZIP archive"),
+        (b"PAR1\x15\x04", "Parquet"),
+    ],
+)
+def test_other_encodings_and_formats_are_named(data, match):
+    with pytest.raises(errors.NotCsv, match=match) as caught:
+        run(data)
+    assert "UTF-8" in caught.value.hint or "CSV" in caught.value.hint
+
+
+def test_latin1_is_located_by_absolute_byte_and_line_across_chunks():
+    text = good(3) + ROW.replace("north", "n\xf6rth") + "\n"
+    data = text.encode("latin-1")
+    offset = data.index(b"\xf6")
+    for chunk in (1, 7, 1 << 20):
+        with pytest.raises(errors.NotCsv, match=rf"byte {offset:,} \(line 5\) is 0xF6.*'ö'"):
+            run(data, chunk=chunk)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        ("inf", errors.ValueOutOfRange, "infinite"),
+        ("-Infinity", errors.ValueOutOfRange, "infinite"),
+        ("1e999", errors.ValueOutOfRange, "overflows"),
+        ("1e308", errors.ValueOutOfRange, "far too large"),
+        ("-2.5e151", errors.ValueOutOfRange, "far too large"),
+        ("1_000", errors.NonNumericValue, "'1_000'"),
+        ("\u0661\u0662", errors.NonNumericValue, "numeric but holds"),
+        ("0x1A", errors.NonNumericValue, "numeric but holds"),
+    ],
+)
+def test_numbers_pandas_would_not_read_or_can_not_train_on_are_refused(value, error, match):
+    with pytest.raises(error, match=match) as caught:
+        run(good(3) + ROW.replace(",41,", f",{value},") + "\n")
+    assert isinstance(caught.value, errors.NonNumericValue)  # one family for Catch/except
+
+
+@pytest.mark.parametrize("value", ["1e150", "-1e150", " 12 ", "+5", ".5", "5.", "1E3"])
+def test_numbers_at_the_edge_are_accepted(value):
+    assert run(good(3) + ROW.replace(",41,", f",{value},") + "\n").rows == 4
+
+
+@pytest.mark.parametrize("value", ["nan", "-nan", "NaN", "#N/A", "<NA>", "n/a"])
+def test_nan_spellings_are_missing_values(value):
+    assert run(good(3) + ROW.replace(",41,", f",{value},") + "\n").rows == 4
+    with pytest.raises(errors.AllNanColumn, match="'age'"):
+        run(HEADER + "\n" + "\n".join([ROW.replace(",41,", f",{value},")] * 4) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        (good(3).replace(",tenure", ", tenure"), errors.SchemaMismatch, r"spaces around them: \[' tenure_months'\]"),
+        (good(3).replace("churned,", "Churned,", 1), errors.SchemaMismatch, "case-sensitive"),
+        (good(3) + good(3), errors.SchemaMismatch, "line 5 repeats the header"),
+        (good(3).replace("\n", "\r"), errors.NotCsv, "CR-only"),
+        (good(3) + ROW.replace("north", '"no"rth') + "\n", errors.NotCsv, "line 5: text follows a closing quote"),
+        (HEADER + "\n" + ROW.replace("north", "x" * 200_000) + "\n", errors.NotCsv, "longer than 131,072"),
+        (good(3) + ROW.replace(",north", ',"north\nsouth"') + ",9\n", errors.SchemaMismatch,
+         "spans lines 5-6"),
+    ],
+)
+def test_structural_problems_say_where_and_what_to_do(text, error, match):
+    with pytest.raises(error, match=match) as caught:
+        run(text)
+    assert caught.value.hint
