@@ -1,9 +1,17 @@
-"""Load check of a local SageMaker endpoint in server mode (boto3 over loopback).
+"""Load check of a local SageMaker endpoint in server mode (over loopback).
 
 ``python -m localaws.sagemaker_endpoint_bench [--model tiny|churn] [--requests 2000]
-[--concurrency 8] [--workers N] [--in-process-client]`` starts moto's server with the
-extensions, deploys a model behind an endpoint, sends single-row ``text/csv`` invocations
-through boto3 and prints requests/s and latency percentiles (client-side, per call).
+[--concurrency 8] [--workers N] [--client light|boto3|both] [--in-process-client]
+[--no-baseline]`` starts moto's server with the extensions, deploys a model behind an
+endpoint, sends single-row ``text/csv`` invocations and prints, per client, requests/s,
+latency percentiles (client-side, per call) and errors, one JSON line each. The baseline,
+measured first in the same run with the same clients: a bare HTTP handler answering a
+constant (:class:`BareServer`).
+
+Clients: ``light`` is one keep-alive ``http.client`` connection per thread with every
+request SigV4-signed by botocore's signer (what a lean SDK does); ``boto3`` is
+``invoke_endpoint``, whose own per-call cost caps it at about 660 requests/s on this machine
+whatever the server does.
 
 By default the client runs in a separate process, as a real caller would: the server (moto,
 werkzeug and this extension) and boto3 would otherwise share one GIL. ``--model tiny`` is an
@@ -127,46 +135,10 @@ def deploy(
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
 
 
-def run_load(endpoint_url: str | None, name: str, body: str, requests: int, concurrency: int) -> dict[str, Any]:
-    """Send ``requests`` invocations from ``concurrency`` threads; client-side latencies."""
-    import boto3
-    from botocore.config import Config
-
-    runtime = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=endpoint_url,
-        region_name=os.environ.get("AWS_REGION") or "us-east-1",
-        config=Config(max_pool_connections=concurrency, retries={"max_attempts": 0}),
-    )
-    runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv")  # warm the client
-    latencies: list[float] = []
-    errors: list[str] = []
-    counter = iter(range(requests))
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    return
-            began = time.perf_counter()
-            try:
-                runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv", Accept="text/csv")
-            except Exception as exc:
-                with lock:
-                    errors.append(repr(exc)[:200])
-            elapsed = time.perf_counter() - began
-            with lock:
-                latencies.append(elapsed)
-
-    began = time.perf_counter()
-    threads = [threading.Thread(target=work) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    latencies.sort()
+def _summary(
+    latencies: list[float], errors: list[str], seconds: float, requests: int, concurrency: int
+) -> dict[str, Any]:
+    latencies = sorted(latencies)
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2) if latencies else 0.0
@@ -178,41 +150,256 @@ def run_load(endpoint_url: str | None, name: str, body: str, requests: int, conc
     }  # fmt: skip
 
 
-def run_load_in_subprocess(
-    endpoint_url: str, name: str, body: str, requests: int, concurrency: int, timeout: float = 300
+def _drive(call: Any, requests: int, concurrency: int, setup: Any = None) -> dict[str, Any]:
+    """``call(i, state)`` from ``concurrency`` threads until ``requests`` calls are made
+    (``state`` from ``setup()`` per thread); client-side latency of each; an exception or a
+    returned message is an error."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(requests))
+    lock = threading.Lock()
+
+    def work() -> None:
+        state = setup() if setup is not None else None
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            began = time.perf_counter()
+            try:
+                problem = call(i, state)
+            except Exception as exc:
+                problem = repr(exc)[:200]
+            elapsed = time.perf_counter() - began
+            with lock:
+                latencies.append(elapsed)
+                if problem:
+                    errors.append(problem)
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _summary(latencies, errors, time.perf_counter() - began, requests, concurrency)
+
+
+def run_load(
+    endpoint_url: str | None,
+    name: str,
+    body: str,
+    requests: int,
+    concurrency: int,
+    expect: list[str] | None = None,
+    bodies: list[str] | None = None,
 ) -> dict[str, Any]:
-    """:func:`run_load` in a separate Python process (its own GIL)."""
-    args = [sys.executable, "-m", "localaws.sagemaker_endpoint_bench", "--client", endpoint_url, name, body,
-            str(requests), str(concurrency)]  # fmt: skip
+    """Send ``requests`` invocations from ``concurrency`` threads through boto3; client-side
+    latencies. Request i sends ``bodies[i % n]`` (default: ``body``) and, with ``expect``,
+    must get ``expect[i % n]`` back."""
+    import boto3
+    from botocore.config import Config
+
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint_url,
+        region_name=os.environ.get("AWS_REGION") or "us-east-1",
+        config=Config(max_pool_connections=concurrency, retries={"max_attempts": 0}),
+    )
+    runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv")  # warm the client
+    sent = bodies or [body]
+
+    def call(i: int, _: Any) -> str | None:
+        answer = runtime.invoke_endpoint(
+            EndpointName=name, Body=sent[i % len(sent)], ContentType="text/csv", Accept="text/csv"
+        )["Body"].read()
+        if expect is not None and answer.decode() != expect[i % len(expect)]:
+            return f"request {i}: unexpected answer {answer[:100]!r}"
+        return None
+
+    return _drive(call, requests, concurrency)
+
+
+def run_load_light(
+    endpoint_url: str,
+    name: str,
+    body: str,
+    requests: int,
+    concurrency: int,
+    expect: list[str] | None = None,
+    bodies: list[str] | None = None,
+    *,
+    path: str | None = None,
+) -> dict[str, Any]:
+    """The same load as :func:`run_load` from a lightweight client: one keep-alive
+    ``http.client`` connection per thread, each request signed (SigV4, botocore's signer, with
+    the environment's credentials) as boto3 would sign it, none of boto3's request pipeline
+    (endpoint resolution, parameter validation, serialisation, hooks, retries). The answer is
+    checked like boto3 would: HTTP 200, else an error with the service's error code.
+    ``path`` overrides the URL path (for the bare-server baseline)."""
+    import http.client
+    from urllib.parse import quote, urlsplit
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    credentials = Credentials(
+        os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        os.environ.get("AWS_SESSION_TOKEN"),
+    )
+    signer = SigV4Auth(credentials, "sagemaker", region)
+    parts = urlsplit(endpoint_url)
+    target = path or f"/endpoints/{quote(name, safe='')}/invocations"
+    url = f"{parts.scheme}://{parts.netloc}{target}"
+    sent = [b.encode() for b in (bodies or [body])]
+
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
+
+    def call(i: int, state: list[http.client.HTTPConnection]) -> str | None:
+        payload = sent[i % len(sent)]
+        request = AWSRequest(
+            method="POST", url=url, data=payload, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+        )
+        signer.add_auth(request)
+        headers = dict(request.headers.items())
+        try:
+            state[0].request("POST", target, body=payload, headers=headers)
+            response = state[0].getresponse()
+            answer = response.read()
+        except (http.client.HTTPException, OSError):
+            state[0].close()  # a dropped keep-alive connection: one retry on a new one
+            state[0] = connect()
+            state[0].request("POST", target, body=payload, headers=headers)
+            response = state[0].getresponse()
+            answer = response.read()
+        if response.status != 200:  # noqa: PLR2004
+            return f"request {i}: HTTP {response.status} {answer[:200]!r}"
+        if expect is not None and answer.decode() != expect[i % len(expect)]:
+            return f"request {i}: unexpected answer {answer[:100]!r}"
+        return None
+
+    warm = connect()
+    call(0, [warm])
+    warm.close()
+    return _drive(call, requests, concurrency, setup=lambda: [connect()])
+
+
+def run_load_in_subprocess(
+    endpoint_url: str,
+    name: str,
+    body: str,
+    requests: int,
+    concurrency: int,
+    timeout: float = 300,
+    *,
+    client: str = "boto3",
+    expect: list[str] | None = None,
+    bodies: list[str] | None = None,
+    path: str | None = None,
+) -> dict[str, Any]:
+    """:func:`run_load` (``client="boto3"``) or :func:`run_load_light` (``"light"``) in a
+    separate Python process (its own GIL)."""
+    spec = {"client": client, "url": endpoint_url, "name": name, "body": body, "requests": requests,
+            "concurrency": concurrency, "expect": expect, "bodies": bodies, "path": path}  # fmt: skip
+    args = [sys.executable, "-m", "localaws.sagemaker_endpoint_bench", "--client-process", json.dumps(spec)]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"load client failed: {done.stderr[-2000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def _client_process(spec: dict[str, Any]) -> dict[str, Any]:
+    args = (spec["url"], spec["name"], spec["body"], spec["requests"], spec["concurrency"], spec["expect"],
+            spec["bodies"])  # fmt: skip
+    if spec["client"] == "light":
+        return run_load_light(*args, path=spec.get("path"))
+    return run_load(*args)
+
+
+class BareServer:
+    """The baseline: a bare HTTP/1.1 handler on loopback (the standard library's threaded server,
+    keep-alive, as the endpoint's fast path is) that reads the request body and answers a
+    constant: what a request costs a Python HTTP server before any AWS emulation, routing or
+    model."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 5\r\n\r\n14.0\n"  # noqa: N806
+
+        class Constant(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                # one write, as the endpoint's fast path does (headers and body in separate
+                # segments would stall on Nagle and delayed ACKs)
+                self.wfile.write(RESPONSE)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Constant)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--client"]:
-        url, name, body, requests, concurrency = argv[1:6]
-        print(json.dumps(run_load(url, name, body, int(requests), int(concurrency))))
+    if argv[:1] == ["--client-process"]:
+        print(json.dumps(_client_process(json.loads(argv[1]))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("tiny", "churn"), default="tiny")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=None, help="model-server processes per variant")
-    parser.add_argument("--in-process-client", action="store_true", help="boto3 threads in the server's process")
+    parser.add_argument("--client", choices=("light", "boto3", "both"), default="both",
+                        help="load client: keep-alive http.client + SigV4, boto3, or both (one after the other)")
+    parser.add_argument("--in-process-client", action="store_true", help="client threads in the server's process")
     parser.add_argument("--no-fast-path", action="store_true", help="route invocations through moto's dispatch")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare-server baseline")
     args = parser.parse_args(argv)
 
     from localaws import sagemaker_endpoints, server
     from localaws.sagemaker_endpoint_fleet import default_workers
 
+    clients = ["light", "boto3"] if args.client == "both" else [args.client]
+    body = (CHURN_ROW if args.model == "churn" else TINY_ROW) + "\n"
+
+    def load(url: str, name: str, client: str, path: str | None = None) -> dict[str, Any]:
+        if args.in_process_client:
+            if client == "light":
+                return run_load_light(url, name, body, args.requests, args.concurrency, path=path)
+            return run_load(url, name, body, args.requests, args.concurrency)
+        return run_load_in_subprocess(url, name, body, args.requests, args.concurrency, client=client, path=path)
+
+    results: list[dict[str, Any]] = []
+    for var, value in {**server.FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": server.DEFAULT_REGION}.items():
+        os.environ.setdefault(var, value)  # clients of the bare server sign like those of moto's
+    if not args.no_baseline:  # the same clients against a server that only answers a constant
+        bare = BareServer()
+        try:
+            for client in clients:
+                result = load(bare.url, "bare", client, path="/endpoints/bare/invocations")
+                results.append({"target": "bare HTTP handler (constant)", "client": client, **result})
+        finally:
+            bare.stop()
     with tempfile.TemporaryDirectory(prefix="endpoint-bench-") as scratch:
         os.environ.setdefault("AUTOLOOP_LOCAL_HOME", str(Path(scratch) / "home"))
         sagemaker_endpoints.configure(workers_per_variant=args.workers, server_fast_path=not args.no_fast_path)
         archive = churn_model(Path(scratch)) if args.model == "churn" else tiny_model([1.0, 2.0, 3.0])
-        body = (CHURN_ROW if args.model == "churn" else TINY_ROW) + "\n"
         aws = server.start()
         try:
             deploy(archive, "bench-endpoint")
@@ -220,23 +407,28 @@ def main(argv: list[str] | None = None) -> int:
             if status != "InService":
                 print(f"endpoint is {status}", file=sys.stderr)
                 return 1
-            if args.in_process_client:
-                result = run_load(aws.endpoint_url, "bench-endpoint", body, args.requests, args.concurrency)
-            else:
-                result = run_load_in_subprocess(
-                    aws.endpoint_url, "bench-endpoint", body, args.requests, args.concurrency
-                )
-            result.update(
-                model=args.model,
-                workers=args.workers or default_workers(),
-                client="in-process" if args.in_process_client else "separate process",
-                fast_path=not args.no_fast_path,
-            )
-            print(json.dumps(result))
+            for client in clients:
+                result = load(aws.endpoint_url, "bench-endpoint", client)
+                results.append({"target": f"local endpoint ({args.model} model)", "client": client, **result})
         finally:
             sagemaker_endpoints.stop_all()
             aws.stop()
-    return 0 if result["errors"] == 0 else 1
+    common = {"workers": args.workers or default_workers(), "fast_path": not args.no_fast_path,
+              "client_process": "in-process" if args.in_process_client else "separate process"}  # fmt: skip
+    for result in results:
+        result.update(common)
+        print(json.dumps(result))
+    baselines = {r["client"]: r for r in results if r["target"].startswith("bare")}
+    for result in results:
+        base = baselines.get(result["client"])
+        if base is not None and not result["target"].startswith("bare"):
+            print(
+                f"{result['client']:>5} client: endpoint {result['rps']} req/s (p50 {result['p50_ms']} ms, "
+                f"p99 {result['p99_ms']} ms, errors {result['errors']}); bare handler {base['rps']} req/s "
+                f"(p99 {base['p99_ms']} ms): {result['rps'] / base['rps']:.2f}x",
+                file=sys.stderr,
+            )
+    return 0 if all(r["errors"] == 0 for r in results) else 1
 
 
 if __name__ == "__main__":

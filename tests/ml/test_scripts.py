@@ -541,6 +541,7 @@ def test_scripts_stay_python39_and_standalone(script: str) -> None:
         "tarfile",
         "tempfile",
         "traceback",
+        "warnings",
         "joblib",
         "numpy",
         "pandas",
@@ -556,3 +557,59 @@ def test_csv_writer_quoting_is_understood(served: SimpleNamespace) -> None:
     csv.writer(buf, quoting=csv.QUOTE_ALL).writerow(row)
     prediction = m.predict_fn(m.input_fn(buf.getvalue(), "text/csv"), served.model)
     np.testing.assert_allclose(prediction, served.expected[1:2], rtol=1e-12)
+
+
+def _row_by_row(m: ModuleType, text: str, model: dict[str, object]) -> pd.DataFrame:
+    rows = m._rows_from_csv(text, list(model["features"]))  # type: ignore[call-overload]
+    if not rows:
+        raise ValueError("the request has no rows")
+    return m._frame(rows, model)
+
+
+def test_vectorised_csv_parsing_gives_the_row_by_row_frame(served: SimpleNamespace) -> None:
+    """Mini-batches are read by pandas when plain; the DataFrame must be the row-by-row reader's,
+    value for value (bits of the floats included), and every other input takes that reader."""
+    import random
+
+    m, model = served.module, served.model
+    numeric = ["1", "2.5", "", "nan", "NaN", "NA", "null", "None", "1e3", "-0", "inf", "-Infinity", "1_0",
+               "True", "x", " 3", "+.5", "5.", "1e400", "00012", "-nan", "0x1"]  # fmt: skip
+    categorical = ["one-year", "two-year", "", "NA", "None", "nan", "a b", " x", "False", 'q"q', "é"]
+    numeric_features = set(model["numeric_features"])
+    rng = random.Random(11)
+    plain = 0
+    for _ in range(1500):
+        lines = []
+        for _ in range(rng.randint(0, 6)):
+            kind = rng.random()
+            if kind < 0.05:
+                lines.append("")
+            elif kind < 0.08:
+                lines.append(",".join(FEATURES))
+            else:
+                width = len(FEATURES) + (rng.choice([-1, 1]) if rng.random() < 0.05 else 0)
+                cells = []
+                for j in range(width):
+                    pool = numeric if j < len(FEATURES) and FEATURES[j] in numeric_features else categorical
+                    cells.append(rng.choice(pool[:5]) if rng.random() < 0.85 else rng.choice(pool))
+                lines.append(",".join(cells))
+        text = "\n".join(lines) + rng.choice(["", "\n", "\n\n"])
+        try:
+            expected, error = _row_by_row(m, text, model), None
+        except ValueError as exc:
+            expected, error = None, str(exc)
+        try:
+            got, got_error = m._parse("text/csv", text, model), None
+        except ValueError as exc:
+            got, got_error = None, str(exc)
+        assert got_error == error, text
+        if expected is not None:
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
+            for name in numeric_features:
+                assert got[name].to_numpy().tobytes() == expected[name].to_numpy().tobytes(), (text, name)
+        plain += m._fast_csv_frame(text, model) is not None
+    assert plain > 200  # the vectorised path was exercised
+
+    body = ("\n".join(served.rows) + "\n") * 200  # a mini-batch of 6,000 rows, plain
+    assert m._fast_csv_frame(body, model) is not None
+    pd.testing.assert_frame_equal(m._parse("text/csv", body, model), _row_by_row(m, body, model), check_exact=True)
