@@ -2,6 +2,8 @@
 
 Added (moto has no model): ``AWS::SageMaker::ModelPackageGroup``, ``AWS::S3::BucketPolicy``,
 ``AWS::SNS::Subscription``, ``AWS::Scheduler::Schedule``, ``AWS::CloudWatch::Alarm``.
+Replaced for Lambda-backed custom resources (``Custom::*``, ``AWS::CloudFormation::CustomResource``):
+moto's model sends Create only, to a URL nothing in-process reaches; see :class:`CustomResource`.
 Replaced (moto's model is wrong for local mode): ``AWS::StepFunctions::StateMachine``
 (wrong backend when ASL execution is on), ``AWS::Lambda::LayerVersion`` (no ``Ref``).
 Extended (moto's model cannot be updated, so a stack update drops the resource):
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
@@ -919,6 +922,262 @@ class PermissionInPlace(_moto_permission()):  # type: ignore[misc]
         return original_resource
 
 
+# --------------------------------------------------------------------------- custom resources
+class CustomResourceFailed(RuntimeError):
+    """A custom resource's provider answered FAILED, or did not answer at all."""
+
+
+class _Responses:
+    """Stands in for the pre-signed S3 ``ResponseURL``: an HTTP server on 127.0.0.1 (one per
+    process, started on first use) that keeps the body of each PUT by request id. The
+    provider sends its response with a real HTTP PUT, exactly as it would on AWS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[str, bytes] = {}
+        self._port = 0
+
+    def url(self, request_id: str) -> str:
+        with self._lock:
+            if not self._port:
+                self._port = self._serve()
+        return f"http://127.0.0.1:{self._port}/cloudformation-response/{request_id}"
+
+    def pop(self, request_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            body = self._bodies.pop(request_id, None)
+        return None if body is None else dict(json.loads(body))
+
+    def _serve(self) -> int:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        responses = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with responses._lock:
+                    responses._bodies[self.path.rsplit("/", 1)[-1]] = body
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, name="cfn-custom-resource-responses", daemon=True).start()
+        return int(server.server_address[1])
+
+
+_responses = _Responses()
+
+
+def _as_cfn_strings(value: Any) -> Any:
+    """CloudFormation passes a custom resource's properties with every scalar as a string."""
+    if isinstance(value, dict):
+        return {k: _as_cfn_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_cfn_strings(v) for v in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+class CustomResource(CloudFormationModel):
+    """``AWS::CloudFormation::CustomResource`` and ``Custom::*`` with a Lambda ``ServiceToken``.
+
+    moto's own model (``moto/cloudformation/custom_model.py``) sends Create only, from a
+    thread, to a ``ResponseURL`` on moto's server (which nothing reaches in-process), never
+    sends Update or Delete, and moto deletes a stack's resources in no particular order.
+    Here every request (Create, Update, Delete) has the documented shape (``RequestType``,
+    ``ResponseURL``, ``StackId``, ``RequestId``, ``ResourceType``, ``LogicalResourceId``,
+    ``ResourceProperties``, plus ``PhysicalResourceId`` and ``OldResourceProperties`` where
+    CloudFormation sends them), the function runs synchronously in this process
+    (``localaws.lambda_runtime``, whether or not it is installed into moto), and the response
+    it PUTs to the in-process ``ResponseURL`` decides: ``SUCCESS`` (its ``Data`` serves
+    ``Fn::GetAtt``) or ``FAILED`` (the operation fails with its ``Reason``). A function that
+    answers nothing fails at once (AWS would wait for ``ServiceTimeout``). SNS service tokens
+    are not supported.
+
+    Deletion order: :func:`register` makes ``DeleteStack`` send the stack's custom resources
+    their Delete first (newest first), before moto deletes anything; CloudFormation deletes a
+    resource before what it depends on, and a custom resource depends on its function and
+    whatever else it names. A Delete answered ``FAILED`` leaves the stack ``DELETE_FAILED``
+    with everything in place, as CloudFormation does.
+    """
+
+    def __init__(self, account_id: str, region_name: str, *, logical_id: str, stack_id: str, resource_type: str,
+                 properties: dict[str, Any], physical_id: str, data: dict[str, Any]) -> None:
+        self.account_id, self.region_name = account_id, region_name
+        self.logical_id, self.stack_id, self.resource_type = logical_id, stack_id, resource_type
+        self.properties, self.physical_id, self.data = properties, physical_id, data
+        self.deleted = False
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.physical_id
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudFormation::CustomResource"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True  # whatever the provider returns in Data
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name in self.data:
+            return self.data[attribute_name]
+        raise UnformattedGetAttTemplateException()
+
+    @staticmethod
+    def _request(account_id: str, region_name: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the provider with ``request`` (ResponseURL and RequestId added); its response."""
+        import uuid
+
+        from moto.awslambda.utils import get_backend
+
+        from localaws import lambda_runtime
+
+        what = f"{request['RequestType']} of {request['LogicalResourceId']} ({request['ResourceType']})"
+        token = str(request["ResourceProperties"].get("ServiceToken", ""))
+        if ":lambda:" not in token and ":function:" not in token:
+            raise CustomResourceFailed(f"{what}: local mode supports Lambda service tokens only, not {token!r}")
+        fn = get_backend(account_id, region_name).get_function(token)
+        request_id = str(uuid.uuid4())
+        event = {**request, "ServiceToken": token, "RequestId": request_id, "ResponseURL": _responses.url(request_id)}
+        # The same path as every local invocation (lambda_runtime's replacement of moto's
+        # LambdaFunction._invoke_lambda), called directly so it runs even where the handler
+        # tests have uninstalled the patch.
+        payload, errored, _ = lambda_runtime._invoke_lambda(fn, event)
+        response = _responses.pop(request_id)
+        if response is None:
+            detail = f": the function failed: {payload}" if errored else ""
+            raise CustomResourceFailed(f"{what}: no response was sent to the ResponseURL{detail}")
+        if response.get("Status") != "SUCCESS":
+            raise CustomResourceFailed(f"{what} failed: {response.get('Reason') or 'no reason given'}")
+        return response
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> CustomResource:
+        properties = _as_cfn_strings(cloudformation_json.get("Properties") or {})
+        request = {"RequestType": "Create", "StackId": kwargs["StackId"], "LogicalResourceId": kwargs["LogicalId"],
+                   "ResourceType": kwargs["ResourceType"], "ResourceProperties": properties}
+        response = cls._request(account_id, region_name, request)
+        return cls(account_id, region_name, logical_id=kwargs["LogicalId"], stack_id=kwargs["StackId"],
+                   resource_type=kwargs["ResourceType"], properties=properties,
+                   physical_id=str(response.get("PhysicalResourceId") or resource_name),
+                   data=dict(response.get("Data") or {}))
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: CustomResource,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> CustomResource:
+        properties = _as_cfn_strings(cloudformation_json.get("Properties") or {})
+        if properties == original_resource.properties:
+            return original_resource  # CloudFormation sends no Update when nothing changed
+        old = original_resource
+        request = {"RequestType": "Update", "StackId": old.stack_id, "LogicalResourceId": old.logical_id,
+                   "ResourceType": old.resource_type, "PhysicalResourceId": old.physical_id,
+                   "ResourceProperties": properties, "OldResourceProperties": old.properties}
+        response = cls._request(account_id, region_name, request)
+        new = cls(account_id, region_name, logical_id=old.logical_id, stack_id=old.stack_id,
+                  resource_type=old.resource_type, properties=properties,
+                  physical_id=str(response.get("PhysicalResourceId") or old.physical_id),
+                  data=dict(response.get("Data") or {}))
+        if new.physical_id != old.physical_id:  # a replacement: the old one gets its Delete
+            old.delete(account_id, region_name)
+        return new
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        if self.deleted:
+            return
+        self._request(account_id, region_name, {
+            "RequestType": "Delete", "StackId": self.stack_id, "LogicalResourceId": self.logical_id,
+            "ResourceType": self.resource_type, "PhysicalResourceId": self.physical_id,
+            "ResourceProperties": self.properties,
+        })
+        self.deleted = True
+
+    def is_created(self) -> bool:
+        return True
+
+
+def _custom_resources_first(original: Any) -> Any:
+    """``CloudFormationBackend.delete_stack``, preceded by the Delete of the stack's custom
+    resources (see :class:`CustomResource`); one that fails leaves the stack DELETE_FAILED."""
+
+    def delete_stack(self: Any, name_or_stack_id: str) -> None:
+        for stack in [s for s in self.stacks.values() if name_or_stack_id in (s.stack_id, s.name)]:
+            parsed = getattr(stack.resource_map, "_parsed_resources", {})
+            custom = [r for r in parsed.values() if isinstance(r, CustomResource) and not r.deleted]
+            if not custom:
+                continue
+            stack._add_stack_event("DELETE_IN_PROGRESS", resource_status_reason="User Initiated")
+            for resource in reversed(custom):
+                try:
+                    resource.delete(resource.account_id, resource.region_name)
+                except CustomResourceFailed as failure:
+                    logger.warning("stack %s: %s", stack.name, failure)
+                    stack.status = "DELETE_FAILED"
+                    stack._add_stack_event("DELETE_FAILED", resource_status_reason=str(failure))
+                    return
+        original(self, name_or_stack_id)
+
+    delete_stack._localaws_custom_resources = True  # type: ignore[attr-defined]
+    return delete_stack
+
+
+def _custom_types(original: Any) -> Any:
+    """``parsing.resource_class_from_type`` with ``Custom::*`` mapped to :class:`CustomResource`
+    (moto hard-codes its own model for that prefix)."""
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        if resource_type.startswith("Custom::"):
+            return CustomResource
+        return original(resource_type)
+
+    resource_class_from_type._localaws_custom_resources = True  # type: ignore[attr-defined]
+    return resource_class_from_type
+
+
+def _install_custom_resources() -> None:
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import CloudFormationBackend
+
+    if not getattr(parsing.resource_class_from_type, "_localaws_custom_resources", False):
+        parsing.resource_class_from_type = _custom_types(parsing.resource_class_from_type)
+    if not getattr(CloudFormationBackend.delete_stack, "_localaws_custom_resources", False):
+        CloudFormationBackend.delete_stack = _custom_resources_first(  # type: ignore[method-assign]
+            CloudFormationBackend.delete_stack)
+
+
+def is_supported(resource_type: str) -> bool:
+    """Whether moto's CloudFormation (with these models) can create ``resource_type``."""
+    return resource_type.startswith("Custom::") or resource_type in supported_types()
+
+
 MODELS: tuple[type[CloudFormationModel], ...] = (
     ModelPackageGroup,
     BucketPolicy,
@@ -930,6 +1189,7 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     TableInPlace,
     PermissionInPlace,
     CloudWatchAlarm,
+    CustomResource,
 )
 
 
@@ -942,6 +1202,7 @@ def register() -> None:
     """
     from moto.cloudformation import parsing
 
+    _install_custom_resources()
     model_map = parsing.get_model_map()
     if all(model_map.get(m.cloudformation_type()) is m for m in MODELS):
         return

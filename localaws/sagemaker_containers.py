@@ -33,7 +33,13 @@ Not supported (the job fails with a ``ClientError`` saying so): Pipe/FastFile in
 other than File semantics, ManifestFile inputs, DatasetDefinition and Feature Store,
 processing images without an explicit ``ContainerEntrypoint`` (unless registered as local
 images), training without script mode or ``ContainerEntrypoint``, ``requirements.txt``
-installation, multi-instance jobs (one host, ``algo-1``), checkpoints, debugger and profiler.
+installation, multi-instance jobs (one host, ``algo-1``), debugger and profiler.
+
+Checkpoints (``CheckpointConfig``) follow SageMaker's contract: before the script starts,
+every object under ``S3Uri`` is copied to ``LocalPath`` (default ``/opt/ml/checkpoints``);
+after it ends, whether it succeeded or not, ``LocalPath`` is copied back to ``S3Uri``.
+(SageMaker also syncs during the run; one copy at the end is what a spot restart needs.)
+Spot capacity is never taken back locally: ``EnableManagedSpotTraining`` runs on demand.
 """
 
 from __future__ import annotations
@@ -407,6 +413,23 @@ def _channels(job: Job, s3: Any, opt: Path, default_mode: str) -> dict[str, dict
     return config
 
 
+DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
+
+
+def _restore_checkpoints(job: Job, s3: Any, sandbox: Path) -> tuple[str, Path] | None:
+    """CheckpointConfig: copy S3Uri to LocalPath; (S3Uri, local folder) to copy back later."""
+    config = job.get("checkpoint_config") or {}
+    uri = config.get("S3Uri")
+    if not uri:
+        return None
+    folder = local_path(config.get("LocalPath") or DEFAULT_CHECKPOINT_PATH, sandbox)
+    folder.mkdir(parents=True, exist_ok=True)
+    bucket, prefix = split_s3_uri(uri)
+    if s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0):
+        download_prefix(s3, uri, folder)
+    return uri, folder
+
+
 def run_training(job: Job) -> dict[str, Any]:
     sandbox = job.sandbox
     opt = sandbox / "opt" / "ml"
@@ -495,8 +518,11 @@ def run_training(job: Job) -> dict[str, Any]:
     else:
         cmd = [str(code_dir / str(program)), *user_args]
 
+    checkpoints = _restore_checkpoints(job, s3, sandbox)
     job.secondary("Training", "Training image download completed. Training in progress.")
     result = job.run(cmd, env=env, cwd=code_dir)
+    if checkpoints:
+        upload_dir(s3, checkpoints[1], checkpoints[0])
     if result.returncode != 0:
         shown = ["python" if c == sys.executable else c for c in cmd]
         raise JobFailure(_failure(job, result, training_cmd=shown))

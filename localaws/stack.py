@@ -17,6 +17,10 @@ alone; this module fills the gaps between them:
   service APIs, from what the template says (``_FIXUPS``).
 - moto ignores ``AllowedValues``/``AllowedPattern``/``MinValue``... of parameters; they are
   checked here, as CloudFormation would.
+- moto's custom resources (``Custom::*``, ``AWS::CloudFormation::CustomResource``) get only a
+  Create, answered to a URL nothing in-process reaches; ``localaws.cfn_types.CustomResource``
+  runs the provider function in this process for Create, Update and Delete, and
+  ``DeleteStack`` sends the Deletes first (the template's ``Teardown`` relies on it).
 - moto creates nothing for a type it does not know, silently; the deployed resources are
   compared with the translated template and a missing one is an error.
 
@@ -555,14 +559,13 @@ def _list_resources(clients: _Clients, stack_name: str) -> dict[str, tuple[str, 
 def _check_types(template: dict[str, Any], parameters: dict[str, str], stack_name: str) -> None:
     """Fail before create_stack on a type moto cannot create: moto would skip it with a
     warning, drop every Ref to it, and crash or hang on a GetAtt of it."""
-    known = cfn_types.supported_types()
     conditions = _Resolver(
         template, stack_name=stack_name, stack_id="", parameters=parameters, physical={}, clients=_Clients()
     )
     unknown = sorted(
         f"  {logical} ({resource['Type']})"
         for logical, resource in template["Resources"].items()
-        if resource["Type"] not in known and conditions.condition_holds(resource.get("Condition"))
+        if not cfn_types.is_supported(resource["Type"]) and conditions.condition_holds(resource.get("Condition"))
     )
     if unknown:
         raise DeployError(
@@ -649,12 +652,11 @@ def deploy(
     if missing:
         if action == "create":
             _rollback(clients, stack_name)
-        known = cfn_types.supported_types()
         detail = "\n".join(
             f"  {logical} ({kind})"
             + (
                 ""
-                if kind in known
+                if cfn_types.is_supported(kind)
                 else ": moto has no CloudFormation model for this type; add one to localaws/cfn_types.py"
             )
             for logical, kind in sorted(missing.items())

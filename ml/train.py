@@ -14,6 +14,15 @@ Feature types come from the training CSV's dtypes: numeric columns get a median 
 a standard scaler; every other column is categorical and gets a most-frequent imputer and a
 one-hot encoder that ignores unseen categories.
 
+Checkpoints (managed spot training): the model is fitted in rounds of
+``--checkpoint-every`` solver iterations, each round warm-started from the one before. With
+``--checkpoint-dir`` (default: ``checkpoints`` beside the model folder, i.e.
+``/opt/ml/checkpoints``, when it exists: SageMaker creates and syncs it for a job with a
+``CheckpointConfig``) the state after each round goes to ``checkpoint.joblib``
+there; a restarted job (SageMaker restores the folder after a spot interruption) resumes from
+it. A checkpoint of other data or hyperparameters is ignored. The rounds are the same with or
+without checkpoints, so a resumed run ends with exactly the model of an uninterrupted one.
+
 Writes ``$SM_MODEL_DIR/model.joblib``, a dict with ``pipeline``, ``features`` (ordered),
 ``label``, ``sklearn_version``, ``numeric_features`` and ``categorical_features``, and copies
 ``inference.py`` (next to this file) to ``$SM_MODEL_DIR/code/inference.py``.
@@ -30,17 +39,23 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_FILE = "checkpoint.joblib"
 
 
 class ScriptError(Exception):
@@ -103,6 +118,11 @@ def parse_args(argv=None):
         default=os.environ.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"),
     )
     p.add_argument("--model-dir", default=None, help="default: $SM_MODEL_DIR or /opt/ml/model")
+    p.add_argument("--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", type=_unquote,
+                   default=None, help="save and resume training state here "
+                   "(default: the checkpoints folder beside the model folder, if it exists)")
+    p.add_argument("--checkpoint-every", "--checkpoint_every", dest="checkpoint_every", type=integer,
+                   default=50, help="solver iterations per round (one checkpoint a round)")
     args, unknown = p.parse_known_args(argv)
     if unknown:
         log(f"ignoring unknown arguments: {' '.join(unknown)}")
@@ -110,9 +130,16 @@ def parse_args(argv=None):
         raise ScriptError(f"--C must be > 0, got {args.C}")
     if args.max_iter < 1:
         raise ScriptError(f"--max-iter must be >= 1, got {args.max_iter}")
+    if args.checkpoint_every < 1:
+        raise ScriptError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     # Some launchers pass an S3 --model-dir; the local folder is always SM_MODEL_DIR.
     if not args.model_dir or args.model_dir.startswith("s3://"):
         args.model_dir = os.environ.get("SM_MODEL_DIR", "/opt/ml/model")
+    if args.checkpoint_dir is None:
+        # /opt/ml/checkpoints in the container (SM_MODEL_DIR is /opt/ml/model); SageMaker
+        # creates it only for a job with a CheckpointConfig.
+        beside = os.path.join(os.path.dirname(os.path.abspath(args.model_dir)), CHECKPOINTS)
+        args.checkpoint_dir = beside if os.path.isdir(beside) else None
     return args
 
 
@@ -187,6 +214,69 @@ def build_pipeline(numeric: list, categorical: list, C: float, max_iter: int) ->
     ])
 
 
+def fingerprint(X: pd.DataFrame, y, args) -> str:
+    """What a checkpoint must match to be resumed: the data and the training settings."""
+    settings = (list(X.columns), args.C, args.max_iter, args.checkpoint_every)
+    return joblib.hash((settings, pd.util.hash_pandas_object(X, index=False).to_numpy(), np.asarray(y)))
+
+
+def load_checkpoint(directory, expected: str):
+    if not directory:
+        return None
+    path = os.path.join(directory, CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        state = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file: start over
+        log(f"ignoring unreadable checkpoint {path}: {exc}")
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != expected:
+        log(f"ignoring checkpoint {path}: it is for other data or hyperparameters")
+        return None
+    return state
+
+
+def save_checkpoint(directory, state: dict) -> None:
+    """Atomically: SageMaker uploads the folder as it changes and may stop the job any time."""
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{CHECKPOINT_FILE}.tmp")
+    joblib.dump(state, tmp)
+    os.replace(tmp, os.path.join(directory, CHECKPOINT_FILE))
+
+
+def fit(pipeline: Pipeline, X: pd.DataFrame, y, args) -> Pipeline:
+    """Fit the features, then the model in warm-started rounds, checkpointing each round."""
+    expected = fingerprint(X, y, args)
+    state = load_checkpoint(args.checkpoint_dir, expected)
+    if state is not None:
+        pipeline = state["pipeline"]
+        log(f"resuming from checkpoint: {state['iterations']} iteration(s) done")
+    else:
+        pipeline.named_steps["features"].fit(X, y)
+        state = {"fingerprint": expected, "iterations": 0, "converged": False, "pipeline": pipeline}
+    Xt = pipeline.named_steps["features"].transform(X)
+    model = pipeline.named_steps["model"]
+    while not state["converged"] and state["iterations"] < args.max_iter:
+        budget = min(args.checkpoint_every, args.max_iter - state["iterations"])
+        model.set_params(warm_start=True, max_iter=budget)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a round ends before convergence
+            model.fit(Xt, y)
+        used = int(np.max(model.n_iter_))
+        state["iterations"] += budget
+        state["converged"] = used < budget
+        save_checkpoint(args.checkpoint_dir, state)
+    model.set_params(max_iter=args.max_iter)
+    if not state["converged"]:
+        log(f"the solver did not converge in {args.max_iter} iterations")
+    log(f"fitted in {state['iterations']} iteration(s) or fewer"
+        + (f"; checkpoints in {args.checkpoint_dir}" if args.checkpoint_dir else ""))
+    return pipeline
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     log(f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
@@ -209,8 +299,7 @@ def main(argv=None) -> None:
     log(f"label {label}; numeric {numeric}; categorical {categorical}")
     log(f"fitting LogisticRegression(C={args.C}, max_iter={args.max_iter}) on {len(X)} rows")
 
-    pipeline = build_pipeline(numeric, categorical, args.C, args.max_iter)
-    pipeline.fit(X, y)
+    pipeline = fit(build_pipeline(numeric, categorical, args.C, args.max_iter), X, y, args)
     positive = list(pipeline.classes_).index(1)
     train_auc = roc_auc_score(y, pipeline.predict_proba(X)[:, positive])
     log(f"train:auc={train_auc:.4f}")

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoloop.config import ModelConfig
 from autoloop.errors import BatchSchemaMismatch, InvalidEvent, NoBatchInput, TooManyMalformedRows
-from autoloop.jobs import PROC, JobContext, JobKind, _s3_input, _s3_output
+from autoloop.jobs import PROC, JobContext, JobKind, _s3_input, _s3_output, processing_guards
 from autoloop.naming import MAX_JOB_NAME
 from autoloop.state import JobResult
 
@@ -342,12 +342,7 @@ def _processing_job(ctx: JobContext, step: str, app: dict[str, Any], inputs: lis
         "RoleArn": ctx.role_arn,
         "AppSpecification": app,
         "ProcessingInputs": inputs,
-        "ProcessingOutputConfig": {"Outputs": outputs},
-        "ProcessingResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": ctx.instance_type, "VolumeSizeInGB": 30}
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
-        "NetworkConfig": {"EnableNetworkIsolation": True},
+        **processing_guards(ctx, outputs, volume_gb=30),
         "Environment": environment,
         "Tags": ctx.tags(step),
     }
@@ -383,7 +378,13 @@ def prepare_request(ctx: JobContext, plan: BatchPlan, config_uri: str) -> dict[s
 
 def transform_request(ctx: JobContext, plan: BatchPlan, clean_uri: str, max_payload_mb: int) -> dict[str, Any]:
     """SplitType Line + MultiRecord: mini-batches of whole rows up to ``max_payload_mb``; each
-    row is joined with its prediction (JoinSource=Input) and filtered to the asked columns."""
+    row is joined with its prediction (JoinSource=Input) and filtered to the asked columns.
+
+    CreateTransformJob has no StoppingCondition. What bounds the job: each request to the model
+    times out after ``InvocationsTimeoutInSeconds`` and is retried at most
+    ``InvocationsMaxRetries`` times, and the input is one month's prepared files. The step gives
+    up after its wait and the reconcile retries, but that does not stop the job itself. Network
+    isolation and the VPC come from the model (``EnableNetworkIsolation``, ``VpcConfig``)."""
     if not plan.model_name:
         raise InvalidEvent("the batch plan names no SageMaker model")
     processing: dict[str, str] = {"JoinSource": "Input"}
@@ -403,8 +404,10 @@ def transform_request(ctx: JobContext, plan: BatchPlan, clean_uri: str, max_payl
             "CompressionType": "None",
             "SplitType": "Line",
         },
-        "TransformOutput": {"S3OutputPath": ctx.uri("transform"), "Accept": CSV, "AssembleWith": "Line"},
-        "TransformResources": {"InstanceType": ctx.instance_type, "InstanceCount": 1},
+        "TransformOutput": {"S3OutputPath": ctx.uri("transform"), "Accept": CSV, "AssembleWith": "Line",
+                            **ctx.security.key()},
+        "TransformResources": {"InstanceType": ctx.instance_type, "InstanceCount": 1,
+                               **ctx.security.key("VolumeKmsKeyId")},
         "DataProcessing": processing,
         "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
         "Tags": ctx.tags("transform"),

@@ -70,7 +70,7 @@ from autoloop.errors import (
     NoBatchInput,
     PackageNotDeployable,
 )
-from autoloop.jobs import JobContext, code_key, config_key, job_result
+from autoloop.jobs import JobContext, JobSecurity, code_key, config_key, job_result
 from autoloop.naming import is_valid_model_name, run_prefix
 from autoloop.observability import logger, metrics
 from autoloop.registry import package_group_name
@@ -212,7 +212,8 @@ def _attempts(model: str, month: str, bucket: str) -> list[Attempt]:
     return found
 
 
-def _ensure_model(name: str, container: dict[str, Any], role_arn: str, tags: list[dict[str, str]]) -> bool:
+def _ensure_model(name: str, container: dict[str, Any], role_arn: str, tags: list[dict[str, str]],
+                  security: JobSecurity) -> bool:
     """Create the package's SageMaker Model unless it exists; True if it was created."""
     sagemaker = client("sagemaker")
     with aws_call(f"creating SageMaker model {name}"):
@@ -227,7 +228,7 @@ def _ensure_model(name: str, container: dict[str, Any], role_arn: str, tags: lis
                 ModelName=name, ExecutionRoleArn=role_arn,
                 PrimaryContainer={"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"],
                                   "Environment": dict(container.get("Environment") or {})},
-                EnableNetworkIsolation=True, Tags=tags,
+                EnableNetworkIsolation=True, Tags=tags, **security.vpc(),
             )
         except ClientError as exc:
             if "already exist" not in str(exc).lower():
@@ -294,7 +295,7 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
     tags = [{"Key": "autoloop:model", "Value": model}, {"Key": "autoloop:model-package", "Value": package.arn}]
     if settings.stack_name:
         tags.append({"Key": "autoloop:stack", "Value": settings.stack_name})
-    created = _ensure_model(sm_model, container, settings.sagemaker_role_arn, tags)
+    created = _ensure_model(sm_model, container, settings.sagemaker_role_arn, tags, settings.security())
     prefix = input_prefix(model, month)
     plan = BatchPlan(
         action="score", reason=why, attempt=attempt, package=package, model_name=sm_model,
@@ -321,6 +322,7 @@ def _job_spec(request: BatchLaunchRequest, settings: BatchLaunchSettings) -> dic
         role_arn=settings.sagemaker_role_arn, image_uri=settings.framework_image_uri,
         instance_type=settings.transform_instance_type if step == "transform" else settings.processing_instance_type,
         max_runtime_seconds=settings.job_max_runtime_seconds, stack_name=settings.stack_name,
+        security=settings.security(),
     )
     if step == "prepare":
         if not adapters.object_exists(settings.artifacts_bucket, code_key(PREPARE_SCRIPT)):

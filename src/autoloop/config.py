@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autoloop.errors import ConfigError, InvalidModelConfig
+from autoloop.jobs import JobSecurity, SpotTraining
 from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
@@ -58,9 +59,13 @@ def parse_model_config(raw: bytes | str, source: str) -> ModelConfig:
 
 
 class Settings(BaseModel):
-    """Base for handler settings read from the environment (field name = VARIABLE name, lowercased)."""
+    """Base for handler settings read from the environment (field name = VARIABLE name, lowercased).
 
-    model_config = ConfigDict(frozen=True)
+    ``defer_build``: a handler validates one settings class, so each builds its validator on
+    first use rather than every one of them at import (about 2 ms a class).
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 def load_settings[S: Settings](cls: type[S], environ: dict[str, str] | None = None) -> S:
@@ -106,7 +111,23 @@ class MonitoringKnobs(Settings):
         )
 
 
-class LaunchSettings(MonitoringKnobs):
+class SecurityKnobs(Settings):
+    """Template parameters KmsKeyArn, SubnetIds and SecurityGroupIds (empty: not used)."""
+
+    kms_key_arn: str = ""
+    subnet_ids: str = ""  # comma-separated
+    security_group_ids: str = ""
+
+    @model_validator(mode="after")
+    def _valid_security(self) -> SecurityKnobs:
+        self.security()  # raises ValueError for a half-configured VPC
+        return self
+
+    def security(self) -> JobSecurity:
+        return JobSecurity.parse(self.kms_key_arn, self.subnet_ids, self.security_group_ids)
+
+
+class LaunchSettings(MonitoringKnobs, SecurityKnobs):
     artifacts_bucket: str
     task_token_table: str
     sagemaker_role_arn: str
@@ -116,6 +137,11 @@ class LaunchSettings(MonitoringKnobs):
     job_max_runtime_seconds: int = Field(default=3600, ge=60)
     environment: str = "dev"
     stack_name: str = ""
+    use_spot_training: bool = False
+    spot_max_wait_seconds: int = Field(default=0, ge=0)
+
+    def spot(self) -> SpotTraining:
+        return SpotTraining(self.use_spot_training, self.spot_max_wait_seconds)
 
 
 class PlanSettings(Settings):
@@ -123,7 +149,7 @@ class PlanSettings(Settings):
     model_package_group_prefix: str
 
 
-class EndpointSettings(Settings):
+class EndpointSettings(SecurityKnobs):
     stack_name: str
     artifacts_bucket: str
     task_token_table: str
@@ -135,7 +161,7 @@ class EndpointSettings(Settings):
     termination_wait_seconds: int = Field(default=120, ge=0)
 
 
-class MonitorScheduleSettings(MonitoringKnobs):
+class MonitorScheduleSettings(MonitoringKnobs, SecurityKnobs):
     artifacts_bucket: str
     sagemaker_role_arn: str
     processing_instance_type: str = "ml.m5.large"
@@ -208,7 +234,7 @@ class BatchConfig(BaseModel):
 ModelConfig.model_rebuild()
 
 
-class BatchPlanSettings(Settings):
+class BatchPlanSettings(SecurityKnobs):
     stack_name: str
     data_bucket: str
     artifacts_bucket: str
@@ -217,7 +243,7 @@ class BatchPlanSettings(Settings):
     state_machine_arn: str
 
 
-class BatchLaunchSettings(Settings):
+class BatchLaunchSettings(SecurityKnobs):
     stack_name: str
     artifacts_bucket: str
     task_token_table: str
@@ -233,3 +259,7 @@ class BatchLaunchSettings(Settings):
 class BatchPublishSettings(Settings):
     data_bucket: str
     artifacts_bucket: str
+
+
+class RunSlotSettings(Settings):
+    run_slots_table: str

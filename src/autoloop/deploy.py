@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from autoloop.errors import InvalidEvent, PackageNotDeployable
 from autoloop.gate import METRIC_NAME_KEY, METRIC_VALUE_KEY
+from autoloop.jobs import DEFAULT_SECURITY, JobSecurity
 from autoloop.state import DeployPlan as Plan
 
 MAX_NAME = 63
@@ -138,19 +139,26 @@ def plan(event: PackageEvent, *, stack: str, serving_config: str | None, endpoin
                 metric=metric)
 
 
-def model_request(plan_: Plan, role_arn: str, tags: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+def model_request(plan_: Plan, role_arn: str, tags: Sequence[Mapping[str, str]],
+                  security: JobSecurity = DEFAULT_SECURITY) -> dict[str, Any]:
+    """Network isolated always; in the VPC when one is configured. (CreateModel takes no KMS
+    key: the endpoint config's key encrypts the serving volumes.)"""
     return {
         "ModelName": plan_.model_name,
         "ExecutionRoleArn": role_arn,
         "PrimaryContainer": {"Image": plan_.image, "ModelDataUrl": plan_.model_data_url,
                              "Environment": dict(plan_.environment or {})},
         "EnableNetworkIsolation": True,
+        **security.vpc(),
         "Tags": list(tags),
     }
 
 
 def endpoint_config_request(plan_: Plan, *, capture_uri: str, sampling_percentage: int, instance_type: str,
-                            serverless_memory_mb: int | None, tags: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+                            serverless_memory_mb: int | None, tags: Sequence[Mapping[str, str]],
+                            security: JobSecurity = DEFAULT_SECURITY) -> dict[str, Any]:
+    """With a KMS key, it encrypts the captured data and the instances' storage volumes.
+    Serverless endpoints take no ``KmsKeyId`` (they have no volumes to encrypt)."""
     variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": plan_.model_name, "InitialVariantWeight": 1.0}
     if serverless_memory_mb:
         variant["ServerlessConfig"] = {"MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": 5}
@@ -165,7 +173,9 @@ def endpoint_config_request(plan_: Plan, *, capture_uri: str, sampling_percentag
             "DestinationS3Uri": capture_uri,
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
+            **security.key(),
         },
+        **({} if serverless_memory_mb else security.key()),
         "Tags": list(tags),
     }
 

@@ -95,13 +95,14 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
     tags = _tags(p, settings.stack_name)
     sagemaker = client("sagemaker")
     _create_ignoring_existing(f"creating model {p.model_name}", sagemaker.create_model,
-                              **model_request(p, settings.sagemaker_role_arn, tags))
+                              **model_request(p, settings.sagemaker_role_arn, tags, settings.security()))
     capture = f"s3://{settings.artifacts_bucket}/datacapture"
     _create_ignoring_existing(
         f"creating endpoint config {p.config_name}", sagemaker.create_endpoint_config,
         **endpoint_config_request(p, capture_uri=capture, sampling_percentage=settings.data_capture_percentage,
                                   instance_type=settings.endpoint_instance_type,
-                                  serverless_memory_mb=settings.serverless_memory_mb or None, tags=tags),
+                                  serverless_memory_mb=settings.serverless_memory_mb or None, tags=tags,
+                                  security=settings.security()),
     )
     if request.task_token:
         adapters.TokenStore(settings.task_token_table).put(
@@ -209,6 +210,7 @@ def schedule_monitoring(payload: Any, settings: MonitorScheduleSettings) -> dict
         instance_type=settings.processing_instance_type, constraints_uri=constraints, statistics_uri=statistics,
         settings=settings.monitoring(), max_runtime_seconds=settings.job_max_runtime_seconds,
         tags=[{"Key": "autoloop:stack", "Value": settings.stack_name}] if settings.stack_name else [],
+        security=settings.security(),
     )
     sagemaker = client("sagemaker")
     name = schedule_name(endpoint)

@@ -3,6 +3,10 @@
 The requests follow the script-mode contract of SageMaker's prebuilt scikit-learn
 containers (see docs/ARCHITECTURE.md). Jobs run with network isolation: the training
 code reaches the container as an input channel, not by a download from inside it.
+
+Every job request carries its cost guard (``StoppingCondition.MaxRuntimeInSeconds``; a
+transform job, which has none, is bounded per request by ``ModelClientConfig``) and the
+stack's ``JobSecurity``: a KMS key for volumes and outputs and a VPC, each when configured.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ CODE_PREFIX = "code/ml/"
 SOURCEDIR = "sourcedir.tar.gz"
 PROC = "/opt/ml/processing"
 TRAIN_CODE_CHANNEL = "/opt/ml/input/data/code"
+CHECKPOINT_DIR = "/opt/ml/checkpoints"  # where SageMaker syncs CheckpointConfig.S3Uri
 PREPROCESS_OUTPUTS = ("train", "validation", "test", "baseline")
 
 
@@ -32,6 +37,67 @@ def config_key(model: str) -> str:
 
 def code_key(name: str) -> str:
     return f"{CODE_PREFIX}{name}"
+
+
+@dataclass(frozen=True)
+class JobSecurity:
+    """Encryption and network placement of every SageMaker job, model and schedule.
+
+    Empty values mean the defaults: SageMaker's AWS-managed keys, the buckets' default
+    encryption, and no VPC. Network isolation is always on, whatever is set here.
+    """
+
+    kms_key_arn: str = ""
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            raise ValueError("a VPC needs both subnet ids and security group ids (or neither)")
+
+    @classmethod
+    def parse(cls, kms_key_arn: str = "", subnet_ids: str = "", security_group_ids: str = "") -> JobSecurity:
+        """From the Lambda environment: comma-separated id lists."""
+        def ids(value: str) -> tuple[str, ...]:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+
+        return cls(kms_key_arn.strip(), ids(subnet_ids), ids(security_group_ids))
+
+    def key(self, field: str = "KmsKeyId") -> dict[str, str]:
+        """``{field: key}`` when a key is configured, else nothing (merge it into a request)."""
+        return {field: self.kms_key_arn} if self.kms_key_arn else {}
+
+    def vpc(self) -> dict[str, Any]:
+        """``{"VpcConfig": ...}`` when a VPC is configured, else nothing."""
+        if not self.subnet_ids:
+            return {}
+        return {"VpcConfig": {"SecurityGroupIds": list(self.security_group_ids), "Subnets": list(self.subnet_ids)}}
+
+    def network_config(self) -> dict[str, Any]:
+        """A processing or monitoring job's ``NetworkConfig``."""
+        return {"EnableNetworkIsolation": True, **self.vpc()}
+
+
+DEFAULT_SECURITY = JobSecurity()
+
+
+@dataclass(frozen=True)
+class SpotTraining:
+    """Managed spot training: cheaper, interruptible, resumed from checkpoints.
+
+    ``max_wait_seconds`` bounds waiting for capacity plus running; 0 means twice the job's
+    MaxRuntimeInSeconds. SageMaker requires it to be at least MaxRuntimeInSeconds.
+    """
+
+    enabled: bool = False
+    max_wait_seconds: int = 0
+
+    def stopping_condition(self, max_runtime_seconds: int) -> dict[str, int]:
+        condition = {"MaxRuntimeInSeconds": max_runtime_seconds}
+        if self.enabled:
+            wait = self.max_wait_seconds or 2 * max_runtime_seconds
+            condition["MaxWaitTimeInSeconds"] = max(wait, max_runtime_seconds)
+        return condition
 
 
 @dataclass(frozen=True)
@@ -46,6 +112,8 @@ class JobContext:
     instance_type: str
     max_runtime_seconds: int
     stack_name: str = ""
+    security: JobSecurity = DEFAULT_SECURITY
+    spot: SpotTraining = SpotTraining()
 
     def uri(self, *parts: str) -> str:
         return "/".join([f"s3://{self.artifacts_bucket}", run_prefix(self.model, self.run_id), *parts])
@@ -89,14 +157,22 @@ def _processing(ctx: JobContext, step: str, script: str, args: list[str],
             "ContainerArguments": args,
         },
         "ProcessingInputs": [*inputs, _s3_input("code", ctx.code_uri, f"{PROC}/input/code")],
-        "ProcessingOutputConfig": {"Outputs": outputs},
-        "ProcessingResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": ctx.instance_type, "VolumeSizeInGB": 30}
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
-        "NetworkConfig": {"EnableNetworkIsolation": True},
+        **processing_guards(ctx, outputs, volume_gb=30),
         "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
         "Tags": ctx.tags(step),
+    }
+
+
+def processing_guards(ctx: JobContext, outputs: list[dict[str, Any]], volume_gb: int) -> dict[str, Any]:
+    """The parts of every processing job that encrypt, confine and bound it."""
+    return {
+        "ProcessingOutputConfig": {"Outputs": outputs, **ctx.security.key()},
+        "ProcessingResources": {"ClusterConfig": {
+            "InstanceCount": 1, "InstanceType": ctx.instance_type, "VolumeSizeInGB": volume_gb,
+            **ctx.security.key("VolumeKmsKeyId"),
+        }},
+        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
+        "NetworkConfig": ctx.security.network_config(),
     }
 
 
@@ -175,12 +251,26 @@ def training_request(ctx: JobContext, train_uri: str, validation_uri: str,
             _channel("validation", validation_uri),
             _channel("code", f"{ctx.code_uri}{SOURCEDIR}", None),
         ],
-        "OutputDataConfig": {"S3OutputPath": ctx.uri("train", "output")},
-        "ResourceConfig": {"InstanceType": ctx.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
-        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
+        "OutputDataConfig": {"S3OutputPath": ctx.uri("train", "output"), **ctx.security.key()},
+        "ResourceConfig": {"InstanceType": ctx.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30,
+                           **ctx.security.key("VolumeKmsKeyId")},
+        "StoppingCondition": ctx.spot.stopping_condition(ctx.max_runtime_seconds),
         "EnableNetworkIsolation": True,
+        **ctx.security.vpc(),
+        **spot_options(ctx),
         "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
         "Tags": ctx.tags("train"),
+    }
+
+
+def spot_options(ctx: JobContext) -> dict[str, Any]:
+    """Spot capacity can be taken back mid-job: SageMaker then restarts the job and restores
+    ``CHECKPOINT_DIR`` from the run's checkpoint prefix, which train.py resumes from."""
+    if not ctx.spot.enabled:
+        return {}
+    return {
+        "EnableManagedSpotTraining": True,
+        "CheckpointConfig": {"S3Uri": ctx.uri("train", "checkpoints"), "LocalPath": CHECKPOINT_DIR},
     }
 
 

@@ -13,7 +13,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from autoloop.jobs import PROC, JobContext, _processing, _s3_input, _s3_output
+from autoloop.jobs import (
+    DEFAULT_SECURITY,
+    PROC,
+    JobContext,
+    JobSecurity,
+    _processing,
+    _s3_input,
+    _s3_output,
+    processing_guards,
+)
 from autoloop.naming import job_name
 
 MONITOR_OUTPUT = f"{PROC}/output"
@@ -44,12 +53,7 @@ def baseline_request(ctx: JobContext, baseline_uri: str, monitor_image: str) -> 
             "publish_cloudwatch_metrics": "Disabled",
         },
         "ProcessingInputs": [_s3_input("baseline_dataset_input", baseline_uri, local)],
-        "ProcessingOutputConfig": {"Outputs": [_s3_output("monitoring_output", ctx.uri("baseline"), MONITOR_OUTPUT)]},
-        "ProcessingResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": ctx.instance_type, "VolumeSizeInGB": 20}
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": ctx.max_runtime_seconds},
-        "NetworkConfig": {"EnableNetworkIsolation": True},
+        **processing_guards(ctx, [_s3_output("monitoring_output", ctx.uri("baseline"), MONITOR_OUTPUT)], volume_gb=20),
         "Tags": ctx.tags("baseline"),
     }
 
@@ -87,8 +91,13 @@ def reports_uri(artifacts_bucket: str) -> str:
 
 def schedule_request(*, endpoint: str, artifacts_bucket: str, role_arn: str, instance_type: str,
                      constraints_uri: str, statistics_uri: str, settings: MonitoringSettings,
-                     max_runtime_seconds: int, tags: list[dict[str, str]]) -> dict[str, Any]:
-    """A data-quality schedule on the endpoint, with the calibrated constraints as its baseline."""
+                     max_runtime_seconds: int, tags: list[dict[str, str]],
+                     security: JobSecurity = DEFAULT_SECURITY) -> dict[str, Any]:
+    """A data-quality schedule on the endpoint, with the calibrated constraints as its baseline.
+
+    Each monitoring execution is bounded (at most an hour: the schedule is hourly), network
+    isolated, and encrypted and placed in the VPC as ``security`` says.
+    """
     return {
         "MonitoringScheduleName": schedule_name(endpoint),
         "MonitoringScheduleConfig": {
@@ -106,14 +115,15 @@ def schedule_request(*, endpoint: str, artifacts_bucket: str, role_arn: str, ins
                 "MonitoringOutputConfig": {"MonitoringOutputs": [{"S3Output": {
                     "S3Uri": reports_uri(artifacts_bucket), "LocalPath": MONITOR_OUTPUT,
                     "S3UploadMode": "EndOfJob",
-                }}]},
+                }}], **security.key()},
                 "MonitoringResources": {"ClusterConfig": {
                     "InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": 20,
+                    **security.key("VolumeKmsKeyId"),
                 }},
                 "MonitoringAppSpecification": {"ImageUri": settings.image_uri},
                 "StoppingCondition": {"MaxRuntimeInSeconds": min(max_runtime_seconds, 3600)},
                 "Environment": {"publish_cloudwatch_metrics": "Enabled"},
-                "NetworkConfig": {"EnableNetworkIsolation": True},
+                "NetworkConfig": security.network_config(),
                 "RoleArn": role_arn,
             },
         },

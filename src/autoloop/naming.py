@@ -62,3 +62,11 @@ def job_name(run: str, step: str) -> str:
 def run_prefix(model: str, run: str) -> str:
     """Where a run's artifacts live in the artifacts bucket."""
     return f"runs/{model}/{run}"
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution ``name`` of a state machine (Step Functions' own scheme)."""
+    if ":stateMachine:" not in state_machine_arn:
+        raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
+    prefix, machine = state_machine_arn.rsplit(":stateMachine:", 1)
+    return f"{prefix}:execution:{machine}:{name}"

@@ -34,7 +34,7 @@ from autoloop.errors import (
     TransientAwsError,
     UnknownModel,
 )
-from autoloop.events import TERMINAL_JOB_STATUSES, parse_job_state_change, parse_s3_object_created
+from autoloop.events import TERMINAL_JOB_STATUSES, arn_origin, parse_job_state_change, parse_s3_object_created
 from autoloop.gate import gate_inputs, metric_from_evaluation, metric_from_package
 from autoloop.jobs import (
     SOURCEDIR,
@@ -49,7 +49,7 @@ from autoloop.jobs import (
     training_request,
 )
 from autoloop.monitoring import baseline_request, calibrate_request
-from autoloop.naming import job_name, model_from_key, parse_run_id, run_id
+from autoloop.naming import execution_arn, job_name, model_from_key, parse_run_id, run_id
 from autoloop.observability import logger, metrics
 from autoloop.registry import model_package_request, package_group_name
 from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
@@ -75,15 +75,11 @@ def _reject(settings: StartSettings, reason: AutoloopError, event: Any) -> dict[
     return {"started": False, "error": type(reason).__name__, "reason": str(reason)}
 
 
-def _execution_arn(state_machine_arn: str, name: str) -> str:
-    prefix, machine = state_machine_arn.rsplit(":stateMachine:", 1)
-    return f"{prefix}:execution:{machine}:{name}"
-
-
 def start_pipeline(event: Any, settings: StartSettings) -> dict[str, Any]:
     """S3 Object Created -> one execution per object version, named by the object's identity."""
     try:
-        created = parse_s3_object_created(event)
+        account, region = arn_origin(settings.state_machine_arn)
+        created = parse_s3_object_created(event, account=account, region=region)
         bucket, obj = created.detail.bucket.name, created.detail.object
         if bucket != settings.data_bucket:
             raise InvalidEvent(f"the event is for bucket {bucket!r}, not the data bucket {settings.data_bucket!r}.")
@@ -108,7 +104,7 @@ def start_pipeline(event: Any, settings: StartSettings) -> dict[str, Any]:
         except ClientError as exc:
             if error_code(exc) != "ExecutionAlreadyExists":
                 raise
-            status = sfn.describe_execution(executionArn=_execution_arn(settings.state_machine_arn, rid))["status"]
+            status = sfn.describe_execution(executionArn=execution_arn(settings.state_machine_arn, rid))["status"]
             logger.info("duplicate event: the run exists", extra={"run_id": rid, "status": status})
             metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
             return {"started": False, "duplicate": True, "run_id": rid, "status": status}
@@ -216,6 +212,7 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
         role_arn=settings.sagemaker_role_arn, image_uri=settings.framework_image_uri,
         instance_type=settings.training_instance_type if kind == "training" else settings.processing_instance_type,
         max_runtime_seconds=settings.job_max_runtime_seconds, stack_name=settings.stack_name,
+        security=settings.security(), spot=settings.spot(),
     )
     script = SCRIPTS.get(step)
     if script and not adapters.object_exists(settings.artifacts_bucket, code_key(script)):

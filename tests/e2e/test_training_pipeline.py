@@ -13,8 +13,8 @@ from localaws import datagen, publish
 
 pytestmark = pytest.mark.e2e
 
-HAPPY = ["ValidateInput", "Preprocess", "Train", "Evaluate", "QualityGate", "GateDecision",
-         "RegisterModel", "NotifySuccess", "Succeeded"]
+HAPPY = ["ValidateInput", "AcquireRunSlot", "Preprocess", "Train", "Evaluate", "ReleaseRunSlot", "QualityGate",
+         "GateDecision", "RegisterModel", "NotifySuccess", "Succeeded"]
 
 
 def csv(rows=1200, seed=3, drift=0.0) -> bytes:
@@ -98,7 +98,7 @@ def test_failed_processing_job_fails_the_run_with_its_reason(local):
     with replaced(local, "code/ml/preprocess.py", FAILING_SCRIPT):
         run = local.run(csv(seed=4), "incoming/churn/preprocess-fails.csv")
     assert run.status == "FAILED"
-    assert run.path[-3:] == ["PreprocessFailed", "NotifyFailure", "RunFailed"]
+    assert run.path[-4:] == ["PreprocessFailed", "ReleaseRunSlotAfterFailure", "NotifyFailure", "RunFailed"]
     assert run.description["error"] == "PreprocessFailed"
     assert "JobFailed" in run.description["cause"] and "injected failure" in run.description["cause"]
     assert "injected failure" in failure_note(run)
@@ -108,7 +108,7 @@ def test_failed_training_job_fails_the_run_with_its_reason(local):
     with replaced(local, "code/ml/sourcedir.tar.gz", failing_sourcedir()):
         run = local.run(csv(seed=5), "incoming/churn/train-fails.csv")
     assert run.status == "FAILED"
-    assert run.path[-3:] == ["TrainFailed", "NotifyFailure", "RunFailed"]
+    assert run.path[-4:] == ["TrainFailed", "ReleaseRunSlotAfterFailure", "NotifyFailure", "RunFailed"]
     assert "injected failure" in run.description["cause"]
 
 

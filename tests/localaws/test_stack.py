@@ -27,7 +27,7 @@ TEMPLATE = ROOT / "template.yaml"
 STACK = "autoloop-stacktest"
 # Every condition of the template, with its value for the default parameters. A new
 # condition must be added here (the test below fails until it is).
-DEFAULT_CONDITIONS = {"IsProd": False, "HasNotificationEmail": False}
+DEFAULT_CONDITIONS = {"IsProd": False, "HasNotificationEmail": False, "HasKmsKey": False, "HasVpc": False}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -392,7 +392,10 @@ def test_redeploy_with_other_parameters_updates_in_place() -> None:
     prod = localstack.deploy(TEMPLATE, stack_name=STACK, parameters={"Environment": "prod", "LogRetentionDays": "7"})
     assert prod.resources == dev.resources  # updated, not replaced
     assert approval_status(prod) == "PendingManualApproval"
-    groups = client("logs").describe_log_groups()["logGroups"]
+    # /aws/lambda/<function>: written by local invocations during the deploy (the Teardown custom
+    # resource's Create), not a template resource.
+    groups = [g for g in client("logs").describe_log_groups()["logGroups"]
+              if not g["logGroupName"].startswith("/aws/lambda/")]
     assert {g["logGroupName"]: g.get("retentionInDays") for g in groups} == {
         prod.resources[k]: 7 for k, t in prod.resource_types.items() if t == "AWS::Logs::LogGroup"
     }
@@ -534,3 +537,100 @@ Outputs:
     assert schedule["Arn"] == stack.outputs["ScheduleArn"]
     assert schedule["State"] == "DISABLED"
     assert schedule["Target"]["Arn"] == client("sns").list_topics()["Topics"][0]["TopicArn"]
+
+
+# --------------------------------------------------------------------------- custom resources
+GREETER = '''
+import json, os, urllib.request
+
+
+def handler(event, context):
+    with open(os.environ["REQUEST_LOG"], "a") as log:
+        log.write(json.dumps(event) + "\\n")
+    props = event["ResourceProperties"]
+    failed = event["RequestType"] == "Delete" and props.get("FailDelete") == "yes"
+    body = {"Status": "FAILED" if failed else "SUCCESS", "Reason": "told to fail" if failed else "",
+            "PhysicalResourceId": "greeter", "StackId": event["StackId"], "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"], "Data": {"Greeting": "hello " + props["Name"]}}
+    request = urllib.request.Request(event["ResponseURL"], data=json.dumps(body).encode(), method="PUT",
+                                     headers={"Content-Type": ""})
+    urllib.request.urlopen(request, timeout=10).close()
+'''
+
+CUSTOM_RESOURCE_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Name: {Type: String, Default: world}
+  FailDelete: {Type: String, Default: "no"}
+  RequestLog: {Type: String}
+Resources:
+  Greeter:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: greeter/
+      Environment:
+        Variables:
+          REQUEST_LOG: !Ref RequestLog
+  Greeting:
+    Type: Custom::Greeting
+    Properties:
+      ServiceToken: !GetAtt Greeter.Arn
+      Name: !Ref Name
+      Count: 3
+      FailDelete: !Ref FailDelete
+Outputs:
+  Greeting:
+    Value: !GetAtt Greeting.Greeting
+"""
+
+
+def _greeter_project(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "greeter").mkdir()
+    (tmp_path / "greeter" / "app.py").write_text(GREETER)
+    return write_template(tmp_path, CUSTOM_RESOURCE_TEMPLATE), tmp_path / "requests.jsonl"
+
+
+def _requests(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.usefixtures("fresh_aws")
+def test_custom_resources_get_create_update_and_delete_from_their_function(tmp_path: Path) -> None:
+    path, log = _greeter_project(tmp_path)
+    stack = localstack.deploy(path, stack_name="custom", parameters={"RequestLog": str(log)})
+    (create,) = _requests(log)
+    assert create["RequestType"] == "Create" and create["ResourceType"] == "Custom::Greeting"
+    assert {"ResponseURL", "StackId", "RequestId", "LogicalResourceId", "ServiceToken"} <= set(create)
+    assert create["StackId"] == stack.stack_id and create["LogicalResourceId"] == "Greeting"
+    # CloudFormation passes every property as a string
+    assert create["ResourceProperties"] == {"ServiceToken": create["ServiceToken"], "Name": "world", "Count": "3",
+                                            "FailDelete": "no"}
+    assert stack.outputs["Greeting"] == "hello world"  # Fn::GetAtt reads the response's Data
+    assert stack.resources["Greeting"] == "greeter"  # the PhysicalResourceId it answered
+
+    localstack.deploy(path, stack_name="custom", parameters={"RequestLog": str(log), "Name": "moon"})
+    update = _requests(log)[-1]
+    assert update["RequestType"] == "Update" and update["PhysicalResourceId"] == "greeter"
+    assert (update["OldResourceProperties"]["Name"], update["ResourceProperties"]["Name"]) == ("world", "moon")
+
+    cfn = client("cloudformation")
+    cfn.delete_stack(StackName="custom")
+    delete = _requests(log)[-1]  # written by the function itself: it still existed at the Delete
+    assert delete["RequestType"] == "Delete" and delete["PhysicalResourceId"] == "greeter"
+    assert cfn.describe_stacks(StackName=stack.stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    assert client("lambda").list_functions()["Functions"] == []
+
+
+@pytest.mark.usefixtures("fresh_aws")
+def test_a_failed_custom_resource_delete_leaves_the_stack_delete_failed(tmp_path: Path) -> None:
+    path, log = _greeter_project(tmp_path)
+    stack = localstack.deploy(path, stack_name="stuck", parameters={"RequestLog": str(log), "FailDelete": "yes"})
+    cfn = client("cloudformation")
+    cfn.delete_stack(StackName="stuck")
+    described = cfn.describe_stacks(StackName=stack.stack_id)["Stacks"][0]
+    assert described["StackStatus"] == "DELETE_FAILED"
+    reasons = [e.get("ResourceStatusReason", "") for e in cfn.describe_stack_events(StackName="stuck")["StackEvents"]]
+    assert any("told to fail" in r for r in reasons)
+    assert len(client("lambda").list_functions()["Functions"]) == 1  # nothing was deleted

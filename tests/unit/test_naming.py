@@ -52,3 +52,11 @@ def test_job_names_are_valid_for_the_longest_model_and_retry():
 def test_job_name_rejects_unknown_steps():
     with pytest.raises(ValueError, match="unknown job step"):
         naming.job_name("churn-0123456789", "deploy")
+
+
+def test_execution_arn_follows_the_state_machine_arn():
+    machine = "arn:aws:states:eu-west-1:123456789012:stateMachine:stack-training-pipeline"
+    assert naming.execution_arn(machine, "churn-0123456789") == \
+        "arn:aws:states:eu-west-1:123456789012:execution:stack-training-pipeline:churn-0123456789"
+    with pytest.raises(ValueError, match="not a state machine ARN"):
+        naming.execution_arn("arn:aws:sns:eu-west-1:123456789012:topic", "x")
