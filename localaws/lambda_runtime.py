@@ -47,6 +47,9 @@ What :func:`install` patches (idempotent):
     over, the invocation returns ``errorType`` ``Sandbox.Timedout`` and the thread gets an
     asynchronous exception (see Limitations).
 
+- :func:`set_fault_hook`: a hook run before each handler (used by ``localaws.faults`` to
+  make a function raise, or run past its ``Timeout``, a given number of times).
+
 - ``LambdaFunction.invoke`` for ``InvocationType=Event``: moto runs "asynchronous"
   invocations synchronously in the caller's request. Here they are queued onto a
   background worker and the call returns 202 at once. The worker applies Lambda's
@@ -122,6 +125,7 @@ _install_lock = threading.Lock()
 _installed = False
 _orig_invoke_lambda: Callable[..., Any] | None = None
 _orig_invoke: Callable[..., Any] | None = None
+_fault_hook: Callable[[str, Any, Any], None] | None = None
 
 _invoke_lock = threading.Lock()
 _state_lock = threading.Lock()
@@ -167,6 +171,19 @@ def uninstall() -> None:
 
 def installed() -> bool:
     return _installed
+
+
+def set_fault_hook(hook: Callable[[str, Any, LambdaContext], None] | None) -> None:
+    """Install (or, with ``None``, remove) a fault-injection hook (:mod:`localaws.faults`).
+
+    The hook runs on the handler's thread, after the init phase and after the ``Timeout``
+    clock has started, just before the handler: ``hook(function_name, event, context)``.
+    An exception it raises is the invocation's error (as if the handler raised it), and
+    time it spends counts against ``Timeout``, so a hook that sleeps past it makes the
+    invocation end as a Lambda timeout (``Sandbox.Timedout``).
+    """
+    global _fault_hook
+    _fault_hook = hook
 
 
 def invocations() -> dict[str, int]:
@@ -738,6 +755,9 @@ def _run_on_thread(
                         _warm[key] = loaded
                 context._start_clock()
                 initialised.set()
+                hook = _fault_hook
+                if hook is not None:  # localaws.faults: raise, or run past the Timeout, first
+                    hook(fn.function_name, event, context)
                 result["value"] = loaded.handler(event, context)
         except SandboxTimedout:
             result["timed_out"] = True

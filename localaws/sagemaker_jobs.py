@@ -16,6 +16,8 @@ by the artifacts the jobs write, so local mode needs jobs that behave like SageM
 - ``StoppingCondition.MaxRuntimeInSeconds`` is enforced by killing the subprocess;
 - every status change puts a real-shaped ``aws.sagemaker`` event on the default
   EventBridge bus, whose detail is the job's Describe response (times in epoch millis);
+- a fault switch (:func:`set_fault_hook`, used by :mod:`localaws.faults`) fails chosen
+  jobs with a given ``FailureReason``, for fault-injection tests;
 - each job's compute time (its subprocesses' wall time) and total time are recorded
   (:func:`job_timings`), so benchmarks can separate ML compute from orchestration.
 
@@ -389,6 +391,21 @@ def _kill_all_children() -> None:
 # --- lifecycle ------------------------------------------------------------------------------
 
 
+_fault_hook: Callable[[str, str], str | None] | None = None
+
+
+def set_fault_hook(hook: Callable[[str, str], str | None] | None) -> None:
+    """Fault switch for tests (:mod:`localaws.faults`); ``None`` removes it.
+
+    ``hook(kind, job_name)`` is called when a job gets its slot, before its scripts run. A
+    string return fails the job with that string as its ``FailureReason`` (``Failed``, with
+    the usual state-change events, as when the container exits non-zero); ``None`` lets it
+    run. Nothing is downloaded or uploaded for a job failed this way.
+    """
+    global _fault_hook  # noqa: PLW0603 - one switch per process, like the runner settings
+    _fault_hook = hook
+
+
 def _runner(kind: str) -> Callable[[Job], dict[str, Any]]:
     if kind == "transform":
         from localaws.sagemaker_transform import run_transform
@@ -416,6 +433,9 @@ def _execute(job: Job) -> None:
             _emit(job)
         try:
             job.check_stop()  # stopped while it waited for a slot
+            injected = _fault_hook(job.kind, job.name) if _fault_hook is not None else None
+            if injected:  # localaws.faults: the container "exits non-zero" before its script runs
+                raise JobFailure(injected)
             fields = _runner(job.kind)(job) or {}
             job.check_stop()
             final = "Completed"

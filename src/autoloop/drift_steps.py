@@ -27,7 +27,7 @@ from autoloop.drift import (
     parse_violations,
     summary,
 )
-from autoloop.errors import InvalidEvent, InvalidViolationsReport
+from autoloop.errors import AutoloopError, InvalidEvent, InvalidViolationsReport
 from autoloop.naming import INCOMING_PREFIX, run_id
 from autoloop.observability import logger, metrics
 
@@ -135,7 +135,13 @@ def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = Non
     else:
         raise InvalidEvent(f"the drift handler takes {ALARM!r} or {PROCESSING!r} events, not {kind!r}.")
     model = _model_of(endpoint, settings.stack_name)
-    violations = parse_violations(_read_report(report_uri), report_uri)
+    try:
+        violations = parse_violations(_read_report(report_uri), report_uri)
+    except AutoloopError as exc:
+        # Nothing else would tell anyone: the invocation fails (and Lambda retries it), but a
+        # drift check that cannot read its report must not go unnoticed.
+        _notify_failure(settings, endpoint or "", report_uri, exc)
+        raise
     policy = DriftPolicy(min_severity=settings.drift_min_severity, cooldown_seconds=settings.drift_cooldown_seconds)
     decision = decide(
         violations, policy, now=now, last_retrain_at=_last_retrain(settings.drift_state_table, model),
@@ -191,3 +197,18 @@ def _notify(settings: DriftSettings, endpoint: str, report_uri: str, text: str, 
             Subject="Autoloop: drift detected",
             Message=f"Model Monitor found drift on {endpoint}.\n{text}\n{action}\nReport: {report_uri}",
         )
+
+
+def _notify_failure(settings: DriftSettings, endpoint: str, report_uri: str, exc: AutoloopError) -> None:
+    """Say why the drift check failed; a failed notification must not hide the original error."""
+    metrics.add_metric(name="DriftChecksFailed", unit=MetricUnit.Count, value=1)
+    try:
+        with aws_call("notifying the failed drift check"):
+            client("sns").publish(
+                TopicArn=settings.notify_topic_arn,
+                Subject="Autoloop: drift check failed",
+                Message=(f"The drift check of {endpoint} failed: {type(exc).__name__}: {exc}\n"
+                         f"Nothing was retrained.\nReport: {report_uri}")[:200_000],
+            )
+    except AutoloopError as notify_error:
+        logger.warning("could not notify the failed drift check", extra={"error": str(notify_error)})

@@ -87,6 +87,20 @@ def test_missing_or_malformed_reports_change_nothing(deployed, drift, body):
     assert executions(deployed) == []
 
 
+def test_an_unreadable_report_is_notified_with_its_reason(deployed, drift):
+    event, settings = drift
+    uri = event["detail"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    bucket, prefix = uri[5:].split("/", 1)
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/constraint_violations.json", Body=b"{")
+    with pytest.raises(errors.InvalidViolationsReport):
+        handle_drift(event, settings)
+    [note] = deployed.notifications()
+    assert note["Subject"] == "Autoloop: drift check failed"
+    assert "InvalidViolationsReport" in note["Message"] and "constraint_violations.json" in note["Message"]
+    assert "Nothing was retrained" in note["Message"]
+    assert executions(deployed) == []
+
+
 def test_an_alarm_that_is_not_in_alarm_is_ignored(deployed, drift):
     _, settings = drift
     event = load_event("cloudwatch_alarm_drift")
