@@ -8,6 +8,8 @@
     autoloop local transform --month YYYY-MM   score one month with the batch transform now
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
     autoloop gen-data --rows N --out F  write generated churn data
+    autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
+    autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def _fail(message: str) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from localaws import demo
 
-    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only)
+    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
+                      report=Path(args.report) if args.report else None)
     return 0 if result.status == "SUCCEEDED" else 1
 
 
@@ -160,6 +163,36 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Works against whatever boto3 is configured for: AWS_ENDPOINT_URL (a local AWS; a running
+    `autoloop local serve` is found by itself), or a region and credentials (AWS)."""
+    from localaws import report
+
+    if "AWS_ENDPOINT_URL" not in os.environ and STATE_FILE.exists():
+        _server_state()
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = args.region
+    if bool(args.execution_arn) == bool(args.latest):
+        return _fail("give --execution-arn ARN, or --latest (with --stack-name) for the newest TrainingPipeline run")
+    try:
+        arn = args.execution_arn or report.latest_execution(_client_factory(), args.stack_name or "autoloop-local")
+        path = report.write(arn, args.out, stack_name=args.stack_name)
+    except report.ReportError as exc:
+        return _fail(str(exc))
+    except Exception as exc:  # no endpoint, no credentials: say which
+        if type(exc).__name__ in ("EndpointConnectionError", "NoCredentialsError", "NoRegionError"):
+            return _fail(f"{exc}. Start a local AWS (autoloop local serve) or configure AWS credentials and region.")
+        raise
+    print(f"report: {path.resolve()}")
+    return 0
+
+
+def _client_factory() -> Any:
+    from localaws.clients import client
+
+    return client
+
+
 def cmd_gen_data(args: argparse.Namespace) -> int:
     from localaws import datagen
 
@@ -179,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each execution")
     demo.add_argument("--train-only", action="store_true",
                       help="stop after the first model is registered (no deploy, traffic, drift or retrain)")
+    demo.add_argument("--report", help="where to write the HTML lifecycle report (default .autoloop/report.html)")
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
@@ -214,6 +248,15 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--stack-name", required=True)
     pub.add_argument("--region")
     pub.set_defaults(func=cmd_publish)
+
+    rep = sub.add_parser("report", help="write the HTML lifecycle report of an execution")
+    rep.add_argument("--execution-arn", help="a TrainingPipeline (or any Autoloop pipeline) execution ARN")
+    rep.add_argument("--latest", action="store_true", help="the newest TrainingPipeline execution of --stack-name")
+    rep.add_argument("--stack-name", default=None,
+                     help="the stack (default with --latest: autoloop-local; otherwise found from the execution)")
+    rep.add_argument("--region")
+    rep.add_argument("--out", default=str(Path(os.environ.get("AUTOLOOP_LOCAL_HOME", ".autoloop")) / "report.html"))
+    rep.set_defaults(func=cmd_report)
 
     gen = sub.add_parser("gen-data", help="write generated churn data as CSV")
     gen.add_argument("--rows", type=int, default=10_000)

@@ -59,6 +59,7 @@ class DemoResult:
     drift: dict[str, Any] = field(default_factory=dict)
     notifications: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
 
     @property
     def status(self) -> str:
@@ -198,8 +199,14 @@ def drift_table(constraints_uri: str, endpoint: str, schedule: str) -> list[dict
 
 # ----------------------------------------------------------------------------- the demo
 def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Console | None = None,
-        keep_server: bool = False, loop: bool = True) -> DemoResult:
-    """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift)."""
+        keep_server: bool = False, loop: bool = True, report: Path | None = None) -> DemoResult:
+    """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift).
+
+    At the end, while the local AWS is still up, the HTML lifecycle report of the last
+    TrainingPipeline run (the drift retrain in the full loop: drift, champion against
+    challenger, the blue/green update) is written to ``report`` (default
+    ``$AUTOLOOP_LOCAL_HOME/report.html``); the last line printed gives its path.
+    """
     from localaws import datagen, lambda_runtime, publish, sagemaker_jobs, server, stack
 
     console = console or Console(stages=10 if loop else 5)
@@ -236,6 +243,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
         result.wall_seconds = time.perf_counter() - started
         result.notifications = _drain_queue(queue)
         summarise(console, result)
+        result.report = write_report(console, result, report)
         return result
     finally:
         if not keep_server:
@@ -295,6 +303,24 @@ def _latest_report(schedule: str) -> str:
     job = sagemaker.describe_processing_job(ProcessingJobName=runs[0]["ProcessingJobArn"].rsplit("/", 1)[-1])
     return str(job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]).rstrip("/") + \
         "/constraint_violations.json"
+
+
+def write_report(console: Console, result: DemoResult, out: Path | None = None) -> Path | None:
+    """The lifecycle report of the last TrainingPipeline run, through the local AWS's API."""
+    from localaws import lambda_runtime
+    from localaws import report as lifecycle
+
+    training = [r for r in result.runs if r.name.startswith("TrainingPipeline")]
+    if not training:
+        return None
+    path = out or lambda_runtime.local_home() / "report.html"
+    try:
+        written = lifecycle.write(training[-1].execution_arn, path, stack_name=STACK)
+    except Exception as exc:  # the demo's outcome stands; say why there is no report
+        console.say(f"Report: not written ({type(exc).__name__}: {exc})")
+        return None
+    console.say(f"Report: {written.resolve()}")
+    return written
 
 
 def summarise(console: Console, result: DemoResult) -> None:
