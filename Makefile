@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup demo test lint build bench clean
+.PHONY: setup browser checkov demo test lint build bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -25,7 +25,31 @@ setup: $(VENV)/.installed
 demo: setup
 	@$(BIN)/autoloop local demo
 
-test: setup
+# Headless Chromium (Debian's package) for the report's browser test. Idempotent: installs
+# only when it is missing and we are root; otherwise it says how and the test is skipped.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "==> installing chromium for the report's browser test (about a minute and a half)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+		echo "note: could not install chromium; the report's browser test will be skipped"; \
+	else echo "note: chromium not found and not root: the report's browser test will be skipped" \
+		"(install it with: sudo apt-get install -y chromium)"; fi
+
+# checkov (the template's security scan) pins packages that conflict with pytest and
+# aws-sam-cli, so it gets a venv of its own inside .venv.
+CHECKOV_VERSION := 3.3.30
+$(VENV)/checkov/.installed: $(VENV)/.installed
+	@echo "==> installing checkov $(CHECKOV_VERSION) into $(VENV)/checkov (about a minute the first time)"
+	@test -x $(VENV)/checkov/bin/python || $(PYTHON312) -m venv $(VENV)/checkov
+	@$(VENV)/checkov/bin/python -m pip install --quiet --upgrade pip
+	@$(VENV)/checkov/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+checkov: $(VENV)/checkov/.installed
+
+test: setup browser checkov
 	@$(BIN)/python -m pytest
 
 lint: setup
@@ -35,7 +59,10 @@ lint: setup
 build: setup
 	@PATH=$(abspath $(BIN)):$$PATH $(BIN)/sam build --template-file template.yaml
 
+# The bench extra (evidently, the SageMaker SDK's training classes) is for the baselines
+# only; it is not needed by the tests, which run the quick mode without it.
 bench: setup
+	@$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@$(BIN)/python -m bench
 
 clean:

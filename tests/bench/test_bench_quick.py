@@ -1,0 +1,71 @@
+"""The benchmarks' quick mode runs, prints one table and writes one JSON row per measure.
+
+Benchmarks never fail on speed: nothing here asserts a figure's size, only that every
+benchmark still runs (so it can't rot) and reports a number for each of its lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+BENCHMARKS = ("loop", "transitions", "imports", "drift", "transform", "endpoint")
+# a line per measure of issue 7, by the JSON row names
+EXPECTED = {
+    "loop.wall", "loop.overhead",
+    "transitions.10min", "transitions.1h", "transitions.10h", "lambda.10min", "lambda.1h", "lambda.10h",
+    "imports.boto3", "imports.start_pipeline",
+    "drift.vs_evidently", "drift.vs_floor", "drift.memory", "drift.flagged",
+    "transform.throughput", "transform.rss_platform", "transform.rss_worker",
+    "endpoint.rps", "endpoint.p99", "endpoint.errors",
+}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict]:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    env = {**os.environ, "AUTOLOOP_LOCAL_HOME": str(out.parent / "home")}
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=280, check=False)
+    return done, (json.loads(out.read_text()) if out.exists() else {})
+
+
+def test_quick_mode_exits_0_and_prints_one_table(quick):
+    done, _ = quick
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "| measure | figure | baseline (same run) | ratio | goal | met? |"
+    table = [line for line in lines if line.startswith("| ")]
+    assert len(table) >= len(EXPECTED) + 2  # header and rule
+    assert all(line.count(" | ") == 5 for line in table), "every line has the six columns"
+
+
+def test_every_benchmark_ran_and_every_measure_has_a_numeric_figure(quick):
+    _, report = quick
+    assert report["quick"] is True and report["failed"] == []
+    assert set(report["benchmarks"]) == set(BENCHMARKS)
+    rows = {row["name"]: row for row in report["rows"]}
+    assert len(rows) == len(report["rows"]), "row names are unique"
+    assert EXPECTED <= set(rows), sorted(EXPECTED - set(rows))
+    for name, row in rows.items():
+        assert isinstance(row["figure"], int | float) and math.isfinite(row["figure"]), name
+        assert row["met"] in (True, False, None), name
+        assert row["goal"] and row["baseline"], name
+
+
+def test_transitions_of_our_design_do_not_grow_with_job_length_and_polling_does(quick):
+    _, report = quick
+    rows = {row["name"]: row for row in report["rows"]}
+    ours = [rows[f"transitions.{n}"]["figure"] for n in ("10min", "1h", "10h")]
+    polling = [rows[f"transitions.{n}"]["baseline_value"] for n in ("10min", "1h", "10h")]
+    assert len(set(ours)) == 1 and rows["transitions.1h"]["met"] is True
+    assert polling[0] < polling[1] < polling[2]
