@@ -341,18 +341,22 @@ def _scaled_delay(self: Any, context: Any) -> float:
 def install() -> None:
     """Install the hooks (idempotent). :func:`aws_error` and friends call it."""
     global _installed, _orig_call, _orig_delay
-    with _lock:
-        if _installed:
-            return
-        from botocore.retries import standard
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from botocore.retries import standard
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
+    with _lock:
+        # Another extension's uninstall may have put back a __call__ from before ours: then
+        # this hook is gone although we installed it once, so check the class, not a flag.
+        if _installed and DomainDispatcherApplication.__call__ is _call:
+            return
         from localaws import lambda_runtime, sagemaker_jobs
 
-        _orig_call = DomainDispatcherApplication.__call__
-        DomainDispatcherApplication.__call__ = _call  # type: ignore[method-assign]
-        _orig_delay = standard.ExponentialBackoff.delay_amount
-        standard.ExponentialBackoff.delay_amount = _scaled_delay  # type: ignore[method-assign]
+        if DomainDispatcherApplication.__call__ is not _call:
+            _orig_call = DomainDispatcherApplication.__call__
+            DomainDispatcherApplication.__call__ = _call  # type: ignore[method-assign]
+        if standard.ExponentialBackoff.delay_amount is not _scaled_delay:
+            _orig_delay = standard.ExponentialBackoff.delay_amount
+            standard.ExponentialBackoff.delay_amount = _scaled_delay  # type: ignore[method-assign]
         lambda_runtime.set_fault_hook(_lambda_hook)
         sagemaker_jobs.set_fault_hook(_job_hook)
         _installed = True
@@ -369,7 +373,8 @@ def uninstall() -> None:
         from localaws import lambda_runtime, sagemaker_jobs
 
         clear_all()
-        DomainDispatcherApplication.__call__ = _orig_call  # type: ignore[method-assign]
+        if DomainDispatcherApplication.__call__ is _call:  # else someone already put theirs back
+            DomainDispatcherApplication.__call__ = _orig_call  # type: ignore[method-assign]
         standard.ExponentialBackoff.delay_amount = _orig_delay  # type: ignore[method-assign]
         lambda_runtime.set_fault_hook(None)
         sagemaker_jobs.set_fault_hook(None)

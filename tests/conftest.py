@@ -76,3 +76,24 @@ def lambda_context() -> Any:
             return 30_000
 
     return Context()
+
+
+# -- figures --------------------------------------------------------------------------------
+# Tests that measure something (the fault matrix, the burst counts, the load test, ...) call
+# ``record_property("figures", text)``. The text is printed in one section at the end of the
+# run, in the normal output (no -s needed), also when pytest-xdist runs the tests in workers.
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    blocks = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "figures" and getattr(report, "when", "call") == "call":
+                    blocks.append((report.nodeid, str(value)))
+    if blocks:
+        terminalreporter.section("figures")
+        for nodeid, text in sorted(blocks):
+            terminalreporter.write_line(f"{nodeid}:")
+            for line in text.splitlines():
+                terminalreporter.write_line(f"  {line}")

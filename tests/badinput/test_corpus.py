@@ -24,7 +24,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import FakeDeleteMarker, s3_backends
 from moto.sagemaker.models import sagemaker_backends
@@ -37,6 +36,7 @@ from autoloop.naming import JOB_STEPS, job_name, parse_run_id, run_id
 from localaws.publish import publish
 from tests.badinput import build_corpus
 from tests.conftest import ROOT, load_handler
+from tests.handlers.conftest import plain_moto
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = json.loads((HERE / "cases.json").read_text())
@@ -74,35 +74,18 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    from localaws import (
-        eventbridge,
-        lambda_runtime,
-        model_monitor,
-        s3_policy,
-        sagemaker_endpoints,
-        sagemaker_jobs,
-        sagemaker_registry,
-    )
     from localaws.stack import deploy
 
-    s3_policy.install()
-    # As in tests/handlers: plain moto records, nothing delivered behind the handlers' back.
-    extensions = [e for e in (sagemaker_jobs, sagemaker_registry, sagemaker_endpoints, model_monitor, eventbridge,
-                              lambda_runtime) if e.installed()]
-    for extension in extensions:
-        extension.uninstall()
     with pytest.MonkeyPatch.context() as mp:
         for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
             mp.delenv(var, raising=False)
         for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
             mp.setenv(var, value)
-        with mock_aws():
+        with plain_moto():  # one boot for the module: each case observes only its own changes
             deployed = deploy(ROOT / "template.yaml", stack_name=STACK)
             publish(boto3.client("s3"), deployed.outputs["ArtifactsBucketName"])
             yield Stack(dict(deployed.outputs), dict(deployed.resources))
-    for extension in extensions:
-        extension.install()
 
 
 # ----------------------------------------------------------------------------- observation

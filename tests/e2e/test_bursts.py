@@ -76,7 +76,7 @@ def s3_event(bucket: str, key: str, head: dict) -> dict:
     return event
 
 
-def test_100_copies_of_one_s3_event_start_one_execution(local):
+def test_100_copies_of_one_s3_event_start_one_execution(local, record_property):
     s3, sfn, bucket = local.client("s3"), local.client("stepfunctions"), local.outputs["DataBucketName"]
     key = "incoming/churn/redelivered.csv"
     version = s3.put_object(Bucket=bucket, Key=key, Body=csv(seed=1))["VersionId"]
@@ -94,6 +94,7 @@ def test_100_copies_of_one_s3_event_start_one_execution(local):
     started = [e for e in executions.executions(sfn, local.outputs["TrainingPipelineArn"])
                if e["name"].startswith(rid)]
     assert [e["executionArn"] for e in started] == [first]
+    record_property("figures", f"duplicates: {COPIES} more copies of one S3 event -> {len(started)} execution")
     assert wait_for_end(local, [first], timeout=120)[first]["status"] == "SUCCEEDED"
 
 
@@ -107,7 +108,7 @@ def _paid_intervals(events: list[dict]) -> list[tuple[datetime, datetime]]:
     return list(zip(start, end, strict=True))
 
 
-def test_a_burst_of_50_uploads_is_processed_under_the_cap_and_nothing_is_lost(local):
+def test_a_burst_of_50_uploads_is_processed_under_the_cap_and_nothing_is_lost(local, record_property):
     s3, sfn, sm = local.client("s3"), local.client("stepfunctions"), local.client("sagemaker")
     bucket = local.outputs["DataBucketName"]
     bodies = {f"incoming/churn/burst-{i:02d}.csv": csv(seed=100 + i) for i in range(BURST)}
@@ -173,7 +174,8 @@ def test_a_burst_of_50_uploads_is_processed_under_the_cap_and_nothing_is_lost(lo
     slots = ddb.get_item(TableName=local.stack.resources["RunSlotsTable"], Key={"pk": {"S": "training"}})["Item"]
     assert slots["running"] == {"N": "0"} and set(slots) == {"pk", "running"}
 
-    print(f"\nburst: {BURST} uploads in {upload_seconds:.1f} s, all started by {started_seconds:.1f} s, "
+    record_property("figures", f"burst: {BURST} uploads in {upload_seconds:.1f} s, "
+                    f"all started by {started_seconds:.1f} s, "
           f"all ended by {ended_seconds:.1f} s -> {len(outcomes['registered'])} registered, "
           f"{len(outcomes['refused by the gate'])} refused by the gate, {len(outcomes['superseded'])} superseded; "
           f"peak concurrent paid runs {peak} (cap {CAP}); {len(jobs)} training jobs, 0 name collisions")

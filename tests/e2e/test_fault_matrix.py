@@ -211,10 +211,9 @@ class Matrix:
 
 
 @pytest.fixture(scope="module")
-def matrix(request: pytest.FixtureRequest) -> Iterator[Matrix]:
+def matrix() -> Iterator[Matrix]:
     for local in boot(STACK, PARAMS):
         m = Matrix(local)
-        request.config.pluginmanager.register(_Summary(m), f"fault-matrix-{uuid.uuid4().hex}")
         faults.install()
         try:
             # The endpoint: one good run, whose Approved package the DeployPipeline creates.
@@ -241,20 +240,6 @@ def matrix(request: pytest.FixtureRequest) -> Iterator[Matrix]:
                 "invocations": {"ok": m.traffic.ok if m.traffic else 0,
                                 "failed": m.traffic.failed if m.traffic else None},
                 "rows": [r.as_dict() for r in m.rows]}, indent=2))
-
-
-class _Summary:
-    """Prints the matrix in the terminal summary (visible without -s)."""
-
-    def __init__(self, m: Matrix) -> None:
-        self.m = m
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.m.rows:
-            return
-        terminalreporter.section("fault-injection matrix")
-        for line in format_matrix(self.m):
-            terminalreporter.write_line(line)
 
 
 def format_matrix(m: Matrix) -> list[str]:
@@ -586,7 +571,8 @@ def test_drift_handler_cannot_read_the_report(matrix: Matrix) -> None:
     row.retry = "same event re-delivered: SUCCEEDED (notified, no retrain)"
 
 
-def test_production_served_throughout_and_nothing_was_lost(matrix: Matrix) -> None:
+def test_production_served_throughout_and_nothing_was_lost(matrix: Matrix, record_property: Any) -> None:
+    record_property("figures", "\n".join(["fault-injection matrix", *format_matrix(matrix)]))
     traffic = matrix.traffic
     assert traffic is not None
     time.sleep(0.3)

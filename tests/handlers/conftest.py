@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,11 @@ class Deployed:
     queue_url: str = ""
 
 
-@pytest.fixture
-def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
+@contextmanager
+def plain_moto() -> Iterator[None]:
+    """moto with the TLS-only bucket policy evaluated, and with the local AWS's delivery and
+    job extensions off: handlers are called directly, so nothing must run behind their back
+    (e2e modules run earlier may have installed them). They are put back afterwards."""
     from localaws import (
         eventbridge,
         lambda_runtime,
@@ -68,17 +72,25 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
         sagemaker_jobs,
         sagemaker_registry,
     )
-    from localaws.stack import deploy
 
     s3_policy.install()
-    # Plain moto records here (e2e tests run jobs and emit registry events for real).
-    # Handlers are called directly here, so nothing must run behind their back either: no
-    # event delivery to functions or state machines (installed by e2e modules run earlier).
     extensions = [e for e in (sagemaker_jobs, sagemaker_registry, sagemaker_endpoints, model_monitor, eventbridge,
                               lambda_runtime) if e.installed()]
     for extension in extensions:
         extension.uninstall()
-    with mock_aws():
+    try:
+        with mock_aws():
+            yield
+    finally:
+        for extension in extensions:
+            extension.install()
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
+    from localaws.stack import deploy
+
+    with plain_moto():
         stack = deploy(ROOT / "template.yaml", stack_name=STACK)
         result = Deployed(dict(stack.outputs), dict(stack.resources), monkeypatch)
         sqs = boto3.client("sqs")
@@ -87,5 +99,3 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
         boto3.client("sns").subscribe(TopicArn=result.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
         publish(boto3.client("s3"), result.artifacts_bucket)
         yield result
-    for extension in extensions:
-        extension.install()

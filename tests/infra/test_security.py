@@ -64,19 +64,19 @@ def summarize(name: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def assert_clean(name: str, report: dict[str, Any]) -> None:
+def assert_clean(name: str, report: dict[str, Any], record_property: Any) -> None:
     text = summarize(name, report)
-    print("\n" + text)
+    record_property("figures", text)  # printed at the end of the run
     assert report["summary"]["failed"] == 0, text
     for check in report["results"].get("skipped_checks", []):
         assert len(check.get("suppress_comment", "").strip()) > 20, f"{check['check_id']} skipped without a reason"
 
 
-def test_checkov_passes_on_the_template(tmp_path: Path) -> None:
-    assert_clean("template.yaml", run_checkov(TEMPLATE))
+def test_checkov_passes_on_the_template(tmp_path: Path, record_property: Any) -> None:
+    assert_clean("template.yaml", run_checkov(TEMPLATE), record_property)
 
 
-def test_checkov_passes_on_the_template_sam_generates(tmp_path: Path) -> None:
+def test_checkov_passes_on_the_template_sam_generates(tmp_path: Path, record_property: Any) -> None:
     """The generated IAM roles, Lambda functions and state machines are checked too. A resource
     SAM generates from one in template.yaml keeps its logical id, and its inline skips."""
     with moto.mock_aws():
@@ -87,7 +87,7 @@ def test_checkov_passes_on_the_template_sam_generates(tmp_path: Path) -> None:
             translated["Resources"][logical].setdefault("Metadata", {})["checkov"] = skips
     path = tmp_path / "translated.json"
     path.write_text(json.dumps(translated))
-    assert_clean("the translated template", run_checkov(path))
+    assert_clean("the translated template", run_checkov(path), record_property)
 
 
 # ----------------------------------------------------------------------------- secrets

@@ -153,7 +153,7 @@ def test_no_wildcard_actions():
             assert "*" not in action, f"{statement.owner}: wildcard action {action}"
 
 
-def test_resource_star_only_where_aws_allows_nothing_narrower():
+def test_resource_star_only_where_aws_allows_nothing_narrower(record_property):
     """Prints the audit: statements, actions, and each action on Resource "*" with its reason."""
     all_statements = list(iam_audit.statements())
     star: dict[str, set[str]] = {}
@@ -165,14 +165,15 @@ def test_resource_star_only_where_aws_allows_nothing_narrower():
                 star.setdefault(action, set()).add(where)
     actions = {a for s in all_statements for a in s.actions}
     owners = {s.owner for s in all_statements}
-    print(f"\nIAM audit: {len(all_statements)} Allow statements in {len(owners)} roles/functions/state machines, "
-          f"{len(actions)} distinct actions, {len(star)} on Resource '*':")
+    lines = [f"IAM audit: {len(all_statements)} Allow statements in {len(owners)} roles/functions/state machines, "
+             f"{len(actions)} distinct actions, {len(star)} on Resource '*':"]
     reason = ""
     for action in sorted(star, key=list(WILDCARD_RESOURCE_ALLOWED).index):
         text = WILDCARD_RESOURCE_ALLOWED[action]
         shown = f"{reason} {text.removeprefix('as above').strip()}".strip() if text.startswith("as above") else text
         reason = shown if not text.startswith("as above") else reason
-        print(f"  {action:40} {shown}  [{', '.join(sorted(star[action]))}]")
+        lines.append(f"  {action:40} {shown}  [{', '.join(sorted(star[action]))}]")
+    record_property("figures", "\n".join(lines))  # printed at the end of the run
     unused = sorted(set(WILDCARD_RESOURCE_ALLOWED) - set(star))
     assert not unused, f"WILDCARD_RESOURCE_ALLOWED lists actions no statement has: {unused}"
 

@@ -86,8 +86,8 @@ def test_lambda_faults_raise_named_errors_then_time_out_then_run(local_aws, make
     assert invoke_fn(name)[0] == {"ok": True}
 
 
-def test_a_job_fault_fails_the_job_with_its_reason_and_its_events(local_aws, tmp_path):
-    sagemaker_jobs.configure(work_root=tmp_path)
+def test_a_job_fault_fails_the_job_with_its_reason_and_its_events(local_aws, tmp_path, monkeypatch):
+    monkeypatch.setenv(sagemaker_jobs.ENV_WORK_ROOT, str(tmp_path))
     sm = client("sagemaker")
     name = unique("faulted")
     fault = faults.job_failure(name, "AlgorithmError: injected", times=1)
@@ -102,3 +102,20 @@ def test_a_job_fault_fails_the_job_with_its_reason_and_its_events(local_aws, tmp
     assert described["ProcessingJobStatus"] == "Failed"
     assert described["FailureReason"] == "AlgorithmError: injected"
     assert fault.hits == 1 and json.dumps(described, default=str)
+
+
+def test_faults_survive_another_extension_restoring_the_dispatcher(local_aws):
+    """An extension's uninstall that puts back the dispatcher it found drops our hook;
+    the next fault puts it back instead of silently injecting nothing."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    faults.install()
+    ours = DomainDispatcherApplication.__call__
+    DomainDispatcherApplication.__call__ = faults._orig_call  # what such an uninstall does
+    try:
+        fault = faults.aws_error("sagemaker", "ListModelPackageGroups", "ThrottlingException", times=1)
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            raw("sagemaker").list_model_package_groups()
+        assert fault.hits == 1 and DomainDispatcherApplication.__call__ is ours
+    finally:
+        faults.clear_all()

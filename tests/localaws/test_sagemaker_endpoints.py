@@ -694,9 +694,7 @@ def test_workers_stop_when_moto_state_is_reset(tmp_path: Path, monkeypatch: pyte
 # --- server mode ------------------------------------------------------------------------------------------------
 
 
-def test_server_mode_load_check(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_server_mode_load_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record_property: Any) -> None:
     """2,000 single-row invocations at concurrency 8, through boto3 in a separate client
     process, against moto's server; prints the throughput, asserts only that none failed."""
     monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
@@ -706,12 +704,10 @@ def test_server_mode_load_check(
         deploy(model_archive(), "load", config_extra={"DataCaptureConfig": capture})
         assert sagemaker_endpoints.wait_for_endpoint("load", WAIT) == "InService"
         result = run_load_in_subprocess(aws.endpoint_url, "load", "1,2,3\n", 2000, 8)
-        with capsys.disabled():
-            print(
-                f"\n[endpoint load check] {result['requests']} invocations, concurrency {result['concurrency']}: "
-                f"{result['rps']} req/s, p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, "
-                f"p99 {result['p99_ms']} ms, errors {result['errors']}"
-            )
+        record_property("figures", (
+            f"endpoint load check (boto3 client): {result['requests']} invocations, concurrency "
+            f"{result['concurrency']}: {result['rps']} req/s, p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, "
+            f"p99 {result['p99_ms']} ms, errors {result['errors']}"))
         assert result["errors"] == 0, result["first_errors"]
         stats = sagemaker_endpoints.invocation_stats("load")
         assert stats["ok"] == 2001 and stats["failed"] == 0  # plus the client's warm-up call
