@@ -19,7 +19,7 @@ same scripts share 2 cores with the orchestration (Lambda handlers, the server, 
 workers), so their in-loop time (the job runner's ``compute_seconds``, a context line) is
 longer than alone. Orchestration overhead = (wall - ML alone) / wall: everything that is not
 a job script, which includes Step Functions, Lambda handlers, S3/SageMaker API calls,
-endpoint start-up, the demo's traffic (800 single-row invocations, one at a time through
+endpoint start-up, the demo's traffic (800 single-row invocations, 8 callers at a time through
 boto3) and the demo's blue/green bake (``BlueGreenBakeSeconds`` 3 s +
 ``TerminationWaitSeconds`` 1 s: policy waits, not overhead; the detail has every stage).
 

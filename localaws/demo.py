@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,14 +156,18 @@ class Traffic:
         self._thread.join(10)
 
 
-def invoke_batch(endpoint: str, rows: list[str]) -> list[float]:
-    runtime = clients.client("sagemaker-runtime")
-    predictions = []
-    for row in rows:
+def invoke_batch(endpoint: str, rows: list[str], concurrency: int = 8) -> list[float]:
+    """One single-row request per row, from ``concurrency`` callers at once (as an endpoint's
+    clients would); the predictions come back in the rows' order."""
+    runtime = clients.client("sagemaker-runtime")  # boto3 clients are safe to share between threads
+
+    def predict(row: str) -> float:
         body = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
                                        Body=row.encode())["Body"]
-        predictions.append(float(body.read().decode().strip()))
-    return predictions
+        return float(body.read().decode().strip())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(predict, rows))
 
 
 def _read_json(uri: str) -> Any:
