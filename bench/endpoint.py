@@ -27,12 +27,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Row, progress
+from localaws.sagemaker_endpoint_bench import drive
 
 CONCURRENCY = 8
 AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/sagemaker/aws4_request, "
@@ -78,56 +78,27 @@ def load(port: int, path: str, body: str, requests: int, concurrency: int, secon
     payload = body.encode()
     headers = {"Content-Type": "text/csv", "Accept": "text/csv", "Authorization": AUTH,
                "X-Amz-Date": "20240101T000000Z", "Content-Length": str(len(payload))}
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    counter = iter(range(requests))
-    deadline = time.perf_counter() + seconds
 
-    def work() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine: list[float] = []
-        while time.perf_counter() < deadline:
-            with lock:
-                if next(counter, None) is None:
-                    break
-            began = time.perf_counter()
-            try:
-                connection.request("POST", path, payload, headers)
-                response = connection.getresponse()
-                data = response.read()
-                if response.status != 200:
-                    with lock:
-                        errors.append(f"{response.status}: {data[:100]!r}")
-            except Exception as exc:
-                with lock:
-                    errors.append(repr(exc)[:200])
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            mine.append(time.perf_counter() - began)
-        connection.close()
-        with lock:
-            latencies.extend(mine)
+    def connect() -> list[http.client.HTTPConnection]:
+        return [http.client.HTTPConnection("127.0.0.1", port, timeout=30)]
+
+    def call(_: int, connection: list[http.client.HTTPConnection]) -> str | None:
+        try:
+            connection[0].request("POST", path, payload, headers)
+            response = connection[0].getresponse()
+            data = response.read()
+        except Exception:
+            connection[0].close()
+            connection[0] = connect()[0]  # a fresh connection for the next request
+            raise
+        return None if response.status == 200 else f"{response.status}: {data[:100]!r}"
 
     # one request first, so that connection set-up and the first model call are not timed
-    warm = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    warm = connect()[0]
     warm.request("POST", path, payload, headers)
     warm.getresponse().read()
     warm.close()
-    began = time.perf_counter()
-    threads = [threading.Thread(target=work) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0.0
-
-    return {"requests": len(latencies), "seconds": wall, "rps": len(latencies) / wall, "p50_ms": pct(0.5),
-            "p99_ms": pct(0.99), "errors": len(errors), "first_errors": errors[:3]}
+    return drive(call, requests, concurrency, setup=connect, seconds=seconds)
 
 
 def _client(port: int, path: str, body: str, requests: int, seconds: float) -> dict[str, Any]:

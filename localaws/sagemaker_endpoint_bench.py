@@ -150,18 +150,20 @@ def _summary(
     }  # fmt: skip
 
 
-def _drive(call: Any, requests: int, concurrency: int, setup: Any = None) -> dict[str, Any]:
-    """``call(i, state)`` from ``concurrency`` threads until ``requests`` calls are made
-    (``state`` from ``setup()`` per thread); client-side latency of each; an exception or a
-    returned message is an error."""
+def drive(call: Any, requests: int, concurrency: int, setup: Any = None,
+           seconds: float | None = None) -> dict[str, Any]:
+    """``call(i, state)`` from ``concurrency`` threads until ``requests`` calls are made, or
+    ``seconds`` have passed (``state`` from ``setup()`` per thread); client-side latency of
+    each; an exception or a returned message is an error."""
     latencies: list[float] = []
     errors: list[str] = []
     counter = iter(range(requests))
     lock = threading.Lock()
+    deadline = None if seconds is None else time.perf_counter() + seconds
 
     def work() -> None:
         state = setup() if setup is not None else None
-        while True:
+        while deadline is None or time.perf_counter() < deadline:
             with lock:
                 i = next(counter, None)
             if i is None:
@@ -183,7 +185,7 @@ def _drive(call: Any, requests: int, concurrency: int, setup: Any = None) -> dic
         thread.start()
     for thread in threads:
         thread.join()
-    return _summary(latencies, errors, time.perf_counter() - began, requests, concurrency)
+    return _summary(latencies, errors, time.perf_counter() - began, len(latencies), concurrency)
 
 
 def run_load(
@@ -218,7 +220,7 @@ def run_load(
             return f"request {i}: unexpected answer {answer[:100]!r}"
         return None
 
-    return _drive(call, requests, concurrency)
+    return drive(call, requests, concurrency)
 
 
 def run_load_light(
@@ -286,7 +288,7 @@ def run_load_light(
     warm = connect()
     call(0, [warm])
     warm.close()
-    return _drive(call, requests, concurrency, setup=lambda: [connect()])
+    return drive(call, requests, concurrency, setup=lambda: [connect()])
 
 
 def run_load_in_subprocess(
