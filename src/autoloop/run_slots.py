@@ -111,13 +111,10 @@ def _remove(table: str, key: str, name: str, *, decrement: bool) -> bool:
     return True
 
 
-def reclaim(table: str, state_machine_arn: str, keep: str) -> list[str]:
+def reclaim(table: str, state_machine_arn: str, holders: list[str]) -> list[str]:
     """Give back the slots of holders whose executions have ended; return their names."""
-    reclaimed = []
-    for name in _holders(_get(table, SLOTS_ITEM)):
-        if name != keep and not _running(state_machine_arn, name) and _remove(table, SLOTS_ITEM, name, decrement=True):
-            reclaimed.append(name)
-    return reclaimed
+    return [name for name in holders
+            if not _running(state_machine_arn, name) and _remove(table, SLOTS_ITEM, name, decrement=True)]
 
 
 def queue_for_slot(payload: Any, table: str) -> dict[str, Any]:
@@ -129,17 +126,17 @@ def queue_for_slot(payload: Any, table: str) -> dict[str, Any]:
     except (ValidationError, ValueError) as exc:
         raise InvalidEvent(f"QueueForRunSlot needs execution, started, state_machine and model: {exc}") from exc
     me = Waiter(request.started.timestamp(), request.execution)
+    holders = _holders(_get(table, SLOTS_ITEM))
+    if me.name in holders:
+        # An AcquireRunSlot whose response was lost and then retried: the slot is already ours.
+        return {"holds_slot": True, "superseded": False, "superseded_by": None, "reclaimed": []}
     key = waiting_item(request.model)
     with aws_call(f"queueing {me.name} for a training slot"):
         client("dynamodb").update_item(
             TableName=table, Key={KEY_ATTRIBUTE: {"S": key}}, UpdateExpression="SET #name = :started",
             ExpressionAttributeNames={"#name": me.name}, ExpressionAttributeValues={":started": {"N": str(me.started)}},
         )
-    reclaimed = reclaim(table, request.state_machine, keep=me.name)
-    if me.name in _holders(_get(table, SLOTS_ITEM)):
-        # An AcquireRunSlot whose response was lost and then retried: the slot is already ours.
-        _remove(table, key, me.name, decrement=False)
-        return {"holds_slot": True, "superseded": False, "superseded_by": None, "reclaimed": reclaimed}
+    reclaimed = reclaim(table, request.state_machine, holders)
 
     newer: list[Waiter] = []
     older: list[Waiter] = []
