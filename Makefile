@@ -14,6 +14,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
 	@echo "==> creating $(VENV) with $(PYTHON312)"
+	@mkdir -p $(VENV)  # first, race-free: `make test` builds checkov's venv inside it at the same time
 	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "==> installing autoloop with its dev extras (about a minute the first time)"
@@ -43,6 +44,7 @@ CHECKOV_VERSION := 3.3.30
 $(VENV)/checkov/.installed:
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (see 'make setup')" >&2; exit 1; fi
 	@echo "==> installing checkov $(CHECKOV_VERSION) into $(VENV)/checkov (about a minute the first time)"
+	@mkdir -p $(VENV)
 	@test -x $(VENV)/checkov/bin/python || $(PYTHON312) -m venv $(VENV)/checkov
 	@$(VENV)/checkov/bin/python -m pip install --quiet --upgrade pip
 	@$(VENV)/checkov/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
