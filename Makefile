@@ -61,7 +61,7 @@ test:
 	@$(BIN)/python -m pytest -n 3 --dist loadfile
 
 lint: setup
-	@$(BIN)/ruff check src functions localaws tests bench
+	@$(BIN)/ruff check src functions autoloop_cli localaws tests bench
 	@$(BIN)/mypy
 
 build: setup

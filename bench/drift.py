@@ -1,6 +1,6 @@
 """Drift monitoring on captured data: our Model Monitor analyzer against evidently and a floor.
 
-Data (``localaws.model_monitor.bench``, kept on disk): a 200k x 20 N(0, 1) baseline CSV,
+Data (``localaws.sagemaker.monitor.service.bench``, kept on disk): a 200k x 20 N(0, 1) baseline CSV,
 baselined once by our analyzer (statistics.json + constraints.json, as the DeployPipeline
 does, not timed), and ``rows`` x 20 captured records in Model Monitor's data-capture JSONL
 layout, 20 files, where f0 is shifted (+0.5), f1 scaled (x1.5) and f2 20 % replaced.
@@ -9,7 +9,7 @@ Three contenders, each in a fresh process of its own (``python -m bench.drift ch
 timed from the start of its work (library imports included, interpreter start-up not),
 peak RSS read from its own ``VmHWM`` at the end:
 
-- ours: ``localaws/model_monitor_analyzer.py`` as a monitoring job (capture + the baseline's
+- ours: ``localaws/sagemaker/monitor/analyzer.py`` as a monitoring job (capture + the baseline's
   statistics and constraints -> statistics, constraint_violations, CloudWatch metric files).
   Flagged: features with a ``baseline_drift_check`` violation.
 - evidently: ``Report([DataDriftPreset()])`` on the same captured rows against the baseline
@@ -65,7 +65,7 @@ def _capture_text(root: Path) -> bytes:
 def child_ours(root: Path) -> dict[str, Any]:
     import runpy
 
-    from localaws.model_monitor import ANALYZER_SCRIPT, CAPTURE_FORMAT
+    from localaws.sagemaker.monitor.service import ANALYZER_SCRIPT, CAPTURE_FORMAT
 
     out = root / "ours-out"
     base = root / "baseline-out"
@@ -174,7 +174,7 @@ def evidently_available() -> str | None:
 
 # ----------------------------------------------------------------------------- the benchmark
 def run(quick: bool = False) -> list[Row]:
-    from localaws import model_monitor
+    from localaws.sagemaker.monitor import service as model_monitor
 
     rows = 20_000 if quick else 1_000_000
     baseline_rows = 20_000 if quick else 200_000

@@ -12,7 +12,7 @@ CPU, and a boto3 client tops out near 500 requests/s on these machines, below th
 it would measure itself. What the client alone can do is the baseline line: it is the same
 client against a server that does nothing.
 
-Model: the inline linear model of ``localaws.sagemaker_endpoint_bench`` (the platform's own
+Model: the inline linear model of ``bench.endpoint_client`` (the platform's own
 cost; the baseline returns a constant too). Full mode adds context lines: the project's
 churn model (scikit-learn, a few ms of CPU per row) with the same client, and the tiny model
 through boto3 (``sagemaker_endpoint_bench.run_load_in_subprocess``), as an SDK caller sees it.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Row, progress
-from localaws.sagemaker_endpoint_bench import drive
+from bench.endpoint_client import drive
 
 CONCURRENCY = 8
 AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/sagemaker/aws4_request, "
@@ -112,8 +112,9 @@ def _client(port: int, path: str, body: str, requests: int, seconds: float) -> d
 
 # ----------------------------------------------------------------------------- the benchmark
 def run(quick: bool = False) -> list[Row]:
-    from localaws import sagemaker_endpoint_bench as seb
-    from localaws import sagemaker_endpoints, server
+    from bench import endpoint_client as seb
+    from localaws import server
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
 
     requests, seconds = (1500, 10.0) if quick else (10_000, 30.0)
     body = seb.TINY_ROW + "\n"

@@ -1,4 +1,4 @@
-"""The full local loop (``localaws.demo``): wall time against the ML scripts' own compute.
+"""The full local loop (``autoloop_cli.demo.lifecycle``): wall time against the ML scripts' own compute.
 
 Full mode runs the whole demo on 2,000 rows: upload -> TrainingPipeline -> registered ->
 DeployPipeline (endpoint, capture, baseline, calibration, schedule) -> normal and drifted
@@ -46,10 +46,10 @@ BATCH_SUFFIXES = ("-prepare", "-transform", "-monitor")
 
 
 class TimedConsole:
-    """A ``localaws.console.Console`` that also records each stage's start and end."""
+    """A ``autoloop_cli.console.Console`` that also records each stage's start and end."""
 
     def __init__(self, stages: int) -> None:
-        from localaws.console import Console
+        from autoloop_cli.console import Console
 
         self.buffer = io.StringIO()
         self.console = Console(stages=stages, out=self.buffer)
@@ -112,7 +112,7 @@ _COMMANDS: dict[str, list[tuple[list[str], dict[str, str], str]]] = {}
 
 def _record_job_commands() -> Any:
     """Wrap ``Job.run`` to record each job's commands; returns the original, to restore."""
-    from localaws.sagemaker_jobs import Job
+    from localaws.sagemaker.jobs.runner import Job
 
     original = Job.run
 
@@ -151,7 +151,8 @@ def session(rows: int, loop: bool, *, reuse_any: bool = False) -> Session:
     if _SESSION is not None and (reuse_any or (_SESSION.rows, _SESSION.loop) == (rows, loop)):
         return _SESSION
     close()
-    from localaws import demo, sagemaker_jobs
+    from autoloop_cli.demo import lifecycle as demo
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
     home = tempfile.mkdtemp(prefix="autoloop-bench-")
     os.environ["AUTOLOOP_LOCAL_HOME"] = home  # logs, sandboxes, endpoints: not the repo's .autoloop
@@ -164,7 +165,7 @@ def session(rows: int, loop: bool, *, reuse_any: bool = False) -> Session:
         result = demo.run(rows=rows, seed=7, timeout=300, console=console,  # type: ignore[arg-type]
                           keep_server=True, loop=loop)
     finally:
-        from localaws.sagemaker_jobs import Job
+        from localaws.sagemaker.jobs.runner import Job
 
         Job.run = original  # type: ignore[method-assign]
     if result.status != "SUCCEEDED":

@@ -10,7 +10,7 @@ JoinSource Input with its filters, text/csv) over the same rows, headerless as t
 step writes them: download from S3, mini-batches to the model worker (``ml/inference.py``
 behind the container contract), join, upload. Its wall time includes all of that.
 
-Memory: the runner (the platform side of :mod:`localaws.sagemaker_transform`) runs in its own
+Memory: the runner (the platform side of :mod:`localaws.sagemaker.jobs.transform`) runs in its own
 process against a local AWS server held by this process, and reports its peak RSS and its
 model worker's (the container stand-in's), at two input sizes. The server's own memory is not
 counted: moto keeps S3 objects in memory, which is the local S3's cost, not the transform's.
@@ -81,7 +81,7 @@ class _WorkerPeak:
 
 def train_model(work: Path, rows: int = 3000, seed: int = 5) -> Path:
     """model.tar.gz as the training job writes it (model.joblib + code/inference.py)."""
-    from localaws import datagen
+    from autoloop_cli import datagen
 
     (work / "raw").mkdir(parents=True)
     datagen.write_csv(work / "raw" / "data.csv", rows, seed=seed)
@@ -101,7 +101,7 @@ def train_model(work: Path, rows: int = 3000, seed: int = 5) -> Path:
 
 def transform_input(path: Path, rows: int, seed: int) -> Path:
     """The prepare step's output for ``rows`` generated customers: features only, no header."""
-    from localaws import datagen
+    from autoloop_cli import datagen
 
     raw = path.with_suffix(".raw.csv")
     datagen.write_csv(raw, rows, seed=seed)
@@ -131,9 +131,9 @@ def child_floor(model_dir: str, data: str) -> dict[str, Any]:
 
 def child_transform(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the local transform runner in this process (against the server in the parent)."""
-    from localaws.sagemaker_jobs import Job
-    from localaws.sagemaker_sandbox import fresh_dir
-    from localaws.sagemaker_transform import run_transform
+    from localaws.sagemaker.jobs.runner import Job
+    from localaws.sagemaker.jobs.transform import run_transform
+    from localaws.sagemaker.sandbox import fresh_dir
 
     request = spec["request"]
     obj = SimpleNamespace(

@@ -18,7 +18,7 @@ Baseline, the polling design on the same jobs: ``bench/polling.asl.json``, one j
 StartJob -> (Wait 60 s -> DescribeJob -> Choice) per poll -> Done, with a Lambda for the
 start and for each describe (the classic design; with an ``aws-sdk`` describe instead, the
 transitions are the same and the describes cost no Lambda). It is run for real on the
-local Step Functions (Waits scaled by ``localaws.sfn_time``) against a job whose length it
+local Step Functions (Waits scaled by ``localaws.stepfunctions.clock``) against a job whose length it
 sets (the describe Lambda reports ``Completed`` once 60 s x polls covers the length), at
 several lengths; the counts per poll come from those runs' histories (fitted, and checked
 to be linear). The polling pipeline is ours with each of its three job steps (one Task
@@ -62,7 +62,7 @@ ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
 
 
 def _counts(sfn: Any, arn: str) -> tuple[int, int]:
-    from localaws import executions
+    from autoloop_cli import executions
 
     events = executions.history(sfn, arn)
     lambdas = sum(1 for e in events if e["type"] == "TaskScheduled"
@@ -72,7 +72,11 @@ def _counts(sfn: Any, arn: str) -> tuple[int, int]:
 
 def _our_run(s: loop.Session, hold: float) -> dict[str, Any]:
     """Upload the demo's data again (a new run) with the training job held ``hold`` s."""
-    from localaws import clients, datagen, demo, executions, lambda_runtime, sagemaker_jobs
+    from autoloop_cli import datagen, executions
+    from autoloop_cli.demo import lifecycle as demo
+    from localaws import clients
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
     outputs = s.result.outputs
     training_sm = outputs["TrainingPipelineArn"]
@@ -104,8 +108,9 @@ def _our_run(s: loop.Session, hold: float) -> dict[str, Any]:
 
 def _polling_runs(polls: list[int], scale: float) -> dict[int, tuple[int, int]]:
     """Run bench/polling.asl.json for jobs of ``p`` polls each; {polls: (transitions, lambdas)}."""
-    from localaws import executions, sfn_time
+    from autoloop_cli import executions
     from localaws.clients import client
+    from localaws.stepfunctions import clock as sfn_time
 
     iam, lam, sfn = client("iam"), client("lambda"), client("stepfunctions")
     role = iam.create_role(RoleName=f"bench-polling-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=ROLE_POLICY)
@@ -153,7 +158,9 @@ def _isolate(s: loop.Session) -> list[str]:
     """Let the demo's DeployPipeline (started by its registration) finish, then turn off the
     rules that start one, so that the measured runs are the only work on the local AWS and the
     Lambda runtime's counter sees their invocations alone."""
-    from localaws import clients, executions, lambda_runtime
+    from autoloop_cli import executions
+    from localaws import clients
+    from localaws.awslambda import runtime as lambda_runtime
 
     sfn, events = clients.client("stepfunctions"), clients.client("events")
     deploy = s.result.outputs["DeployPipelineArn"]

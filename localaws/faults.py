@@ -17,10 +17,10 @@ test (handlers, state machines, retry policies) sees exactly what it would see o
   to it as usual. Server mode only (``localaws.server.start``), not ``mock_aws``.
 - :func:`lambda_error` / :func:`lambda_timeout`: a function's invocation raises a named
   error, or runs past the function's configured ``Timeout`` (the invocation then ends as a
-  Lambda timeout, ``Sandbox.Timedout``), through ``localaws.lambda_runtime.set_fault_hook``.
+  Lambda timeout, ``Sandbox.Timedout``), through ``localaws.awslambda.runtime.set_fault_hook``.
   The handler itself does not run for a faulted invocation.
 - :func:`job_failure`: a SageMaker processing, training or transform job ends ``Failed``
-  with a given ``FailureReason`` (through ``localaws.sagemaker_jobs.set_fault_hook``), with
+  with a given ``FailureReason`` (through ``localaws.sagemaker.jobs.runner.set_fault_hook``), with
   its InProgress and Failed state-change events, as when its container exits non-zero.
 
 Every fault matches a target (service + operation + an optional ``match`` on the request;
@@ -29,7 +29,7 @@ a function name; a job name) and fires ``times`` times (``None``: until cleared)
 manager that clears it on exit. :func:`clear_all` removes every fault.
 
 SDK retry backoff: botocore's standard retry mode sleeps ``random() * 2**attempt`` seconds
-between its own attempts. Like Step Functions' Retry intervals (``localaws.sfn_time``), that
+between its own attempts. Like Step Functions' Retry intervals (``localaws.stepfunctions.clock``), that
 is a pure delay, so :func:`install` scales it by the same factor
 (``sfn_time.time_scale()``): with the factor at 0.01 a throttled call still takes its 4
 attempts, only without the seconds of sleep between them. At 1.0 nothing changes.
@@ -333,7 +333,7 @@ def _job_hook(kind: str, name: str) -> str | None:
 
 
 def _scaled_delay(self: Any, context: Any) -> float:
-    from localaws import sfn_time
+    from localaws.stepfunctions import clock as sfn_time
 
     return float(_orig_delay(self, context)) * sfn_time.time_scale()
 
@@ -349,7 +349,8 @@ def install() -> None:
         # this hook is gone although we installed it once, so check the class, not a flag.
         if _installed and DomainDispatcherApplication.__call__ is _call:
             return
-        from localaws import lambda_runtime, sagemaker_jobs
+        from localaws.awslambda import runtime as lambda_runtime
+        from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
         if DomainDispatcherApplication.__call__ is not _call:
             _orig_call = DomainDispatcherApplication.__call__
@@ -370,7 +371,8 @@ def uninstall() -> None:
         from botocore.retries import standard
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-        from localaws import lambda_runtime, sagemaker_jobs
+        from localaws.awslambda import runtime as lambda_runtime
+        from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
         clear_all()
         if DomainDispatcherApplication.__call__ is _call:  # else someone already put theirs back

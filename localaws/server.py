@@ -10,7 +10,7 @@ through Wait states in real time, and (in server mode) its Step Functions engine
   Step Functions execution and keeps moto's Docker-backed Lambda backend selected (the
   one ``lambda_runtime`` hooks; ``awslambda_simple`` runs no code); installs
   ``lambda_runtime``, ``eventbridge``, ``sfn_time`` and, when present,
-  ``localaws.sagemaker_jobs``; and points clients at it through the environment
+  ``localaws.sagemaker.jobs.runner``; and points clients at it through the environment
   (``AWS_ENDPOINT_URL``, ``MOTO_PORT``, fake credentials, region ``us-east-1`` unless set).
   :meth:`LocalAws.stop` undoes the environment and configuration changes.
 - :func:`in_process` is the same for tests without a server: ``moto.mock_aws`` with the
@@ -57,19 +57,17 @@ def current() -> LocalAws | None:
 
 def install_extensions() -> list[str]:
     """Install every local extension (idempotent). Returns the names installed."""
-    from localaws import (
-        cfn_types,
-        eventbridge,
-        lambda_runtime,
-        model_monitor,
-        s3_policy,
-        sagemaker_endpoints,
-        sagemaker_jobs,
-        sagemaker_registry,
-        sfn_callbacks,
-        sfn_mock,
-        sfn_time,
-    )
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.cloudformation import types as cfn_types
+    from localaws.events import delivery as eventbridge
+    from localaws.s3 import policy as s3_policy
+    from localaws.sagemaker import registry as sagemaker_registry
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
+    from localaws.sagemaker.monitor import service as model_monitor
+    from localaws.stepfunctions import callbacks as sfn_callbacks
+    from localaws.stepfunctions import clock as sfn_time
+    from localaws.stepfunctions import mock as sfn_mock
 
     lambda_runtime.install()
     eventbridge.install()
@@ -88,7 +86,10 @@ def install_extensions() -> list[str]:
 
 
 def _reset_extensions() -> None:
-    from localaws import eventbridge, lambda_runtime, sagemaker_endpoints, sagemaker_jobs
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.events import delivery as eventbridge
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
     lambda_runtime.reset()
     eventbridge.reset()
@@ -99,7 +100,7 @@ def _reset_extensions() -> None:
 
 
 def _finish_async(timeout: float) -> None:
-    from localaws import lambda_runtime
+    from localaws.awslambda import runtime as lambda_runtime
 
     if not lambda_runtime.drain(timeout):
         dropped = lambda_runtime.discard_pending()

@@ -52,7 +52,7 @@ windows, at the price of some sensitivity. Writes under ``--output-dir``:
 
 Caveat for AWS: the constraints schema documents a per-feature ``monitoringConfigOverrides``
 object but not which keys the built-in analyzer honours there; the local analyzer
-(``localaws/model_monitor_analyzer.py``) applies ``comparison_threshold`` from it. Check a
+(``localaws/sagemaker/monitor/analyzer.py``) applies ``comparison_threshold`` from it. Check a
 run on AWS (a feature with a tiny override must be reported) before relying on it there.
 
 On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
@@ -128,7 +128,7 @@ def parse_args(argv=None):
     return args
 
 
-# --- the analyzer's distance (a copy of localaws/model_monitor_analyzer.py's; tests compare) --
+# --- the analyzer's distance (a copy of localaws/sagemaker/monitor/analyzer.py's; tests compare) --
 
 
 def sketch_points(values_sorted):

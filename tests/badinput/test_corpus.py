@@ -33,7 +33,7 @@ from moto.stepfunctions.models import stepfunctions_backends
 from autoloop import adapters, errors
 from autoloop.jobs import config_key
 from autoloop.naming import JOB_STEPS, job_name, parse_run_id, run_id
-from localaws.publish import publish
+from autoloop_cli.publish import publish
 from tests.badinput import build_corpus
 from tests.conftest import ROOT, load_handler
 from tests.handlers.conftest import plain_moto
@@ -74,7 +74,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    from localaws.stack import deploy
+    from localaws.cloudformation.stack import deploy
 
     with pytest.MonkeyPatch.context() as mp:
         for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):

@@ -133,7 +133,7 @@ def test_the_schedule_sends_a_valid_batch_transform_input():
     from datetime import UTC, datetime
 
     from autoloop.batch import BatchRequest, resolve_month
-    from localaws.scheduler import render
+    from localaws.scheduler.schedules import render
 
     machine = resources()["BatchTransform"]["Properties"]
     schedules = [e["Properties"] for e in machine["Events"].values() if e["Type"] == "ScheduleV2"]

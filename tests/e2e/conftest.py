@@ -2,7 +2,7 @@
 
 One local AWS (server mode, as the demo uses) is booted per module. Each test uploads its
 own object, so each runs its own execution. Retry and Wait delays are scaled down
-(localaws.sfn_time); the ASL is not edited.
+(localaws.stepfunctions.clock); the ASL is not edited.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from localaws import executions
+from autoloop_cli import executions
 from tests.conftest import ROOT
 
 TIME_SCALE = 0.01
@@ -88,7 +88,10 @@ class Local:
 
 
 def boot(stack_name: str, parameters: dict[str, str] | None = None) -> Iterator[Local]:
-    from localaws import publish, server, sfn_time, stack
+    from autoloop_cli import publish
+    from localaws import server
+    from localaws.cloudformation import stack
+    from localaws.stepfunctions import clock as sfn_time
 
     local_aws = server.start()
     sfn_time.set_time_scale(TIME_SCALE)

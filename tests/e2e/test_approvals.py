@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from localaws import datagen, executions
+from autoloop_cli import datagen, executions
 from tests.e2e.conftest import boot
 
 pytestmark = pytest.mark.e2e

@@ -2,7 +2,7 @@
 
 The module trains once (the TrainingPipeline registers an Approved package), then scores
 months: started by the template's own schedule, rerun, without input, with wrong columns,
-and with drifted data. The transform really runs the model (localaws.sagemaker_transform) and
+and with drifted data. The transform really runs the model (localaws.sagemaker.jobs.transform) and
 the data-quality check really runs the local Model Monitor analyzer.
 """
 
@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from localaws import batch_demo, datagen, executions, publish, scheduler
+from autoloop_cli import datagen, executions, publish
+from autoloop_cli.demo import batch as batch_demo
+from localaws.scheduler import schedules as scheduler
 from tests.e2e.conftest import Local, Run, boot
 
 pytestmark = pytest.mark.e2e

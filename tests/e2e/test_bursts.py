@@ -16,7 +16,7 @@ from datetime import datetime
 import pytest
 
 from autoloop.naming import run_id
-from localaws import datagen, executions
+from autoloop_cli import datagen, executions
 from tests.conftest import EVENTS
 from tests.e2e.conftest import boot
 

@@ -35,7 +35,11 @@ from typing import Any
 import pytest
 
 from autoloop.naming import run_id
-from localaws import batch_demo, datagen, demo, executions, faults, lambda_runtime
+from autoloop_cli import datagen, executions
+from autoloop_cli.demo import batch as batch_demo
+from autoloop_cli.demo import lifecycle as demo
+from localaws import faults
+from localaws.awslambda import runtime as lambda_runtime
 from tests.conftest import ROOT
 from tests.e2e.conftest import TIME_SCALE, Local, boot
 

@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from localaws import demo, server
-from localaws.console import Console
+from autoloop_cli.console import Console
+from autoloop_cli.demo import lifecycle as demo
+from localaws import server
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +101,7 @@ def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop
 def test_the_demo_writes_a_lifecycle_report_that_renders_every_section_with_data_in_chromium(loop):
     """The demo's last line names its report (the retrain run's); Chromium loads it, every
     section has data in the rendered DOM, and a screenshot is kept as a test artifact."""
-    from localaws.report import browser
+    from autoloop_cli.report import browser
     from tests.conftest import ROOT
 
     result, log = loop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localaws import datagen
+from autoloop_cli import datagen
 from tests.e2e.conftest import boot
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from localaws import datagen, publish
+from autoloop_cli import datagen, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -141,7 +141,7 @@ def test_model_below_the_champion_is_not_registered(local):
 
 
 def test_duplicate_upload_events_start_one_execution(local):
-    from localaws import executions
+    from autoloop_cli import executions
 
     sfn = local.client("stepfunctions")
     body = csv(seed=9)

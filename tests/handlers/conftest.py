@@ -1,6 +1,6 @@
 """Handler tests run against moto with the resources of the real template.yaml.
 
-The template is booted into moto's CloudFormation (localaws.stack), so bucket, table,
+The template is booted into moto's CloudFormation (localaws.cloudformation.stack), so bucket, table,
 topic and group names, and each function's environment, come from the template and can't
 drift from it. No extension runs here: SageMaker jobs are moto's plain records.
 """
@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from localaws.publish import publish
+from autoloop_cli.publish import publish
 from tests.conftest import ROOT
 
 STACK = "autoloop-test"
@@ -63,15 +63,13 @@ def plain_moto() -> Iterator[None]:
     """moto with the TLS-only bucket policy evaluated, and with the local AWS's delivery and
     job extensions off: handlers are called directly, so nothing must run behind their back
     (e2e modules run earlier may have installed them). They are put back afterwards."""
-    from localaws import (
-        eventbridge,
-        lambda_runtime,
-        model_monitor,
-        s3_policy,
-        sagemaker_endpoints,
-        sagemaker_jobs,
-        sagemaker_registry,
-    )
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.events import delivery as eventbridge
+    from localaws.s3 import policy as s3_policy
+    from localaws.sagemaker import registry as sagemaker_registry
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
+    from localaws.sagemaker.monitor import service as model_monitor
 
     s3_policy.install()
     extensions = [e for e in (sagemaker_jobs, sagemaker_registry, sagemaker_endpoints, model_monitor, eventbridge,
@@ -88,7 +86,7 @@ def plain_moto() -> Iterator[None]:
 
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
-    from localaws.stack import deploy
+    from localaws.cloudformation.stack import deploy
 
     with plain_moto():
         stack = deploy(ROOT / "template.yaml", stack_name=STACK)

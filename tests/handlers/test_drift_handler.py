@@ -9,7 +9,7 @@ import pytest
 from autoloop import errors
 from autoloop.config import DriftSettings, load_settings
 from autoloop.drift_steps import handle_drift
-from localaws.datagen import generate
+from autoloop_cli.datagen import generate
 from tests.conftest import EVENTS, load_event
 from tests.handlers.conftest import STACK
 

@@ -63,8 +63,8 @@ def responses() -> Iterator[Responses]:
 
 @pytest.fixture
 def monitor(deployed: Any) -> Iterator[None]:
-    """Monitoring schedules: moto has no such API; localaws.model_monitor adds it."""
-    from localaws import model_monitor
+    """Monitoring schedules: moto has no such API; localaws.sagemaker.monitor.service adds it."""
+    from localaws.sagemaker.monitor import service as model_monitor
 
     was = model_monitor.installed()
     model_monitor.install()

@@ -2,7 +2,7 @@ import boto3
 import pytest
 
 from autoloop import errors
-from localaws.datagen import generate
+from autoloop_cli.datagen import generate
 from tests.conftest import load_handler
 
 

@@ -20,7 +20,7 @@ import moto
 import pytest
 
 from autoloop.config import LaunchSettings, load_settings
-from localaws import stack as localstack
+from localaws.cloudformation import stack as localstack
 from tests.infra.template_utils import ROOT, TEMPLATE, resources, template
 
 # checkov pins packaging<24 (pytest needs >=24) and an old networkx, so it lives in its own

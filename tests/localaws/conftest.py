@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from localaws import lambda_runtime, server, sfn_time
+from localaws import server
+from localaws.awslambda import runtime as lambda_runtime
 from localaws.clients import client
+from localaws.stepfunctions import clock as sfn_time
 
 ROLE_POLICY = json.dumps(
     {

@@ -3,7 +3,7 @@ at concurrency 8, every one answered with the right prediction, none failed, eve
 the suite reports p50, p99 and requests/s.
 
 The client runs in its own process (a caller has its own interpreter) and is the lightweight
-one from :mod:`localaws.sagemaker_endpoint_bench`: a keep-alive ``http.client`` connection per
+one from :mod:`bench.endpoint_client`: a keep-alive ``http.client`` connection per
 thread, each request SigV4-signed by botocore's signer. boto3 itself tops out near 660
 requests/s on this machine; the server is what is under test. Request i sends row
 ``i % 100, 1, 0`` to a linear model ``x + 2y + 3z``, so each answer is checked against its own
@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from localaws import sagemaker_endpoints, server
+from bench.endpoint_client import deploy, run_load_in_subprocess, tiny_model
+from localaws import server
 from localaws.clients import client
-from localaws.sagemaker_endpoint_bench import deploy, run_load_in_subprocess, tiny_model
+from localaws.sagemaker.endpoints import service as sagemaker_endpoints
 
 REQUESTS = 10_000
 CONCURRENCY = 8

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from localaws import eventbridge, lambda_runtime
+from localaws.awslambda import runtime as lambda_runtime
 from localaws.clients import client
+from localaws.events import delivery as eventbridge
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 

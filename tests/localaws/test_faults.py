@@ -11,8 +11,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localaws import faults, sagemaker_jobs, sfn_time
+from localaws import faults
 from localaws.clients import client
+from localaws.sagemaker.jobs import runner as sagemaker_jobs
+from localaws.stepfunctions import clock as sfn_time
 from tests.localaws.conftest import unique
 
 NO_RETRY = Config(retries={"total_max_attempts": 1})
@@ -87,7 +89,7 @@ def test_lambda_faults_raise_named_errors_then_time_out_then_run(local_aws, make
 
 
 def test_a_job_fault_fails_the_job_with_its_reason_and_its_events(local_aws, tmp_path, monkeypatch):
-    monkeypatch.setenv(sagemaker_jobs.ENV_WORK_ROOT, str(tmp_path))
+    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path))
     sm = client("sagemaker")
     name = unique("faulted")
     fault = faults.job_failure(name, "AlgorithmError: injected", times=1)

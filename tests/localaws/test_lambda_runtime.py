@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localaws import lambda_runtime
+from localaws.awslambda import runtime as lambda_runtime
 from localaws.clients import client
 
 pytestmark = pytest.mark.usefixtures("local_aws")

@@ -1,9 +1,9 @@
-"""localaws.model_monitor: Model Monitor data quality on moto, with the analyzer really run.
+"""localaws.sagemaker.monitor.service: Model Monitor data quality on moto, with the analyzer really run.
 
 Each test runs under ``moto.mock_aws()`` with the job runner and this extension installed.
 Capture data is written to S3 by the tests themselves, in SageMaker's documented layout
 (``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``, one JSON record a line),
-from ``localaws.datagen`` (the churn features, label dropped). Waits are bounded.
+from ``autoloop_cli.datagen`` (the churn features, label dropped). Waits are bounded.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from localaws import datagen, model_monitor, sagemaker_jobs
-from localaws.sagemaker_containers import image_repository, local_image
+from autoloop_cli import datagen
+from localaws.sagemaker.jobs import runner as sagemaker_jobs
+from localaws.sagemaker.jobs.containers import image_repository, local_image
+from localaws.sagemaker.monitor import service as model_monitor
 
 REGION = "us-east-1"
 BUCKET = "mm-bucket"
@@ -57,7 +59,7 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv(sagemaker_jobs.ENV_WORK_ROOT, str(tmp_path / "home"))
+    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
     jobs_were_installed, monitor_was_installed = sagemaker_jobs.installed(), model_monitor.installed()
     sagemaker_jobs.install()
     model_monitor.install()
@@ -363,7 +365,7 @@ def test_analyzer_image_is_registered_by_repository() -> None:
     model_monitor.install()
     try:
         image = local_image("754476444466.dkr.ecr.ap-southeast-1.amazonaws.com/sagemaker-model-monitor-analyzer:v2")
-        assert image is not None and image.command[-1].endswith("model_monitor_analyzer.py")
+        assert image is not None and image.command[-1].endswith("monitor/analyzer.py")
         assert local_image(SKLEARN_IMAGE) is None
     finally:
         if not was:

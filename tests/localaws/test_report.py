@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from localaws.report import browser, collect, graph, page
-from localaws.report.collect import (
+from autoloop_cli.report import browser, collect, graph, page
+from autoloop_cli.report.collect import (
     Deployment,
     Drift,
     Evaluation,
@@ -252,7 +252,7 @@ def test_the_command_says_what_to_do_about_an_unknown_execution(capsys: pytest.C
                                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     from moto import mock_aws
 
-    from localaws import cli
+    from autoloop_cli import cli
 
     monkeypatch.setattr(cli, "STATE_FILE", tmp_path / "server.json")  # not a `local serve` someone runs
 

@@ -1,4 +1,4 @@
-"""localaws.sagemaker_endpoints: SageMaker endpoints that really serve, on top of moto.
+"""localaws.sagemaker.endpoints.service: SageMaker endpoints that really serve, on top of moto.
 
 Most tests run in-process (``server.in_process()``: ``moto.mock_aws`` with every extension)
 with tiny inline inference modules, which load in well under a second; one serves the
@@ -21,15 +21,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from localaws import sagemaker_endpoints, server
-from localaws.clients import client
-from localaws.sagemaker_endpoint_bench import (
+from bench.endpoint_client import (
     TINY_INFERENCE,
     churn_model,
     deploy,
     run_load_in_subprocess,
     tar_gz,
 )
+from localaws import server
+from localaws.clients import client
+from localaws.sagemaker.endpoints import service as sagemaker_endpoints
 
 BUCKET = "endpoint-tests"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -79,7 +80,7 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
 
 @pytest.fixture(scope="module")
 def churn_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """model.tar.gz of the project's churn model: ml/train.py on localaws.datagen rows."""
+    """model.tar.gz of the project's churn model: ml/train.py on autoloop_cli.datagen rows."""
     return churn_model(tmp_path_factory.mktemp("churn"))
 
 

@@ -1,4 +1,4 @@
-"""localaws.sagemaker_jobs: SageMaker jobs that really run on top of moto (in-process).
+"""localaws.sagemaker.jobs.runner: SageMaker jobs that really run on top of moto (in-process).
 
 Each test runs under ``moto.mock_aws()`` with the extension installed, and waits for the
 job threads with a bounded ``wait_for_jobs`` before moto's state goes away.
@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sagemaker.responses import SageMakerResponse
 
-from localaws import sagemaker_jobs
-from localaws.sagemaker_containers import to_cmd_args
-from localaws.sagemaker_sandbox import rewrite
-from localaws.sagemaker_transform import parse_filter
+from localaws.sagemaker.jobs import job
+from localaws.sagemaker.jobs import runner as sagemaker_jobs
+from localaws.sagemaker.jobs.containers import to_cmd_args
+from localaws.sagemaker.jobs.transform import parse_filter
+from localaws.sagemaker.sandbox import rewrite
 
 REGION = "us-east-1"
 BUCKET = "sm-bucket"
@@ -51,7 +52,7 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     home = tmp_path / "home"
-    monkeypatch.setenv(sagemaker_jobs.ENV_WORK_ROOT, str(home))
+    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(home))
     was_installed = sagemaker_jobs.installed()
     sagemaker_jobs.install()
     with mock_aws():
@@ -733,8 +734,8 @@ def test_filters_args_and_path_rewriting() -> None:
 def test_configure_work_root_wins_over_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(sagemaker_jobs.ENV_WORK_ROOT, str(tmp_path / "from-env"))
-    monkeypatch.setattr(sagemaker_jobs._SETTINGS, "work_root", None)
+    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "from-env"))
+    monkeypatch.setattr(job.SETTINGS, "work_root", None)
     assert sagemaker_jobs.sandbox_for("j1") == tmp_path / "from-env" / "jobs" / "j1"
     sagemaker_jobs.configure(work_root=tmp_path / "configured")
     assert sagemaker_jobs.sandbox_for("j1") == tmp_path / "configured" / "jobs" / "j1"

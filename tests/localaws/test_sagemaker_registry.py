@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from localaws import sagemaker_registry
+from localaws.sagemaker import registry as sagemaker_registry
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""localaws.scheduler: an EventBridge Scheduler schedule fired on demand calls its target."""
+"""localaws.scheduler.schedules: an EventBridge Scheduler schedule fired on demand calls its target."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from localaws import scheduler
 from localaws.clients import client
+from localaws.scheduler import schedules as scheduler
 
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 ROLE = "arn:aws:iam::123456789012:role/scheduler"

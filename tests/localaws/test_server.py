@@ -10,8 +10,11 @@ import urllib.request
 import boto3
 import pytest
 
-from localaws import eventbridge, lambda_runtime, server, sfn_time
+from localaws import server
+from localaws.awslambda import runtime as lambda_runtime
 from localaws.clients import client
+from localaws.events import delivery as eventbridge
+from localaws.stepfunctions import clock as sfn_time
 
 PASS_MACHINE = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ran": True}, "End": True}}}
 
@@ -72,7 +75,10 @@ def test_moto_config_is_applied_and_restored():
 
 
 def test_every_extension_is_installed():
-    from localaws import eventbridge, lambda_runtime, sagemaker_jobs, sfn_mock
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.events import delivery as eventbridge
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
+    from localaws.stepfunctions import mock as sfn_mock
 
     names = server.install_extensions()
     assert names == ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy",

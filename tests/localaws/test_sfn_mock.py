@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from localaws import sfn_mock
+from localaws.stepfunctions import mock as sfn_mock
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account

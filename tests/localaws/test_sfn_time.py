@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from localaws import sfn_time
 from localaws.clients import client
+from localaws.stepfunctions import clock as sfn_time
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 

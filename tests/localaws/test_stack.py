@@ -19,8 +19,8 @@ import moto
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from localaws import stack as localstack
 from localaws.clients import client
+from localaws.cloudformation import stack as localstack
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

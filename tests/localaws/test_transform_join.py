@@ -1,4 +1,4 @@
-"""localaws.sagemaker_transform: JoinSource=Input joins each input line with its output line, and
+"""localaws.sagemaker.jobs.transform: JoinSource=Input joins each input line with its output line, and
 mini-batches are cut exactly as a line-by-line reader would cut them."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from localaws import sagemaker_transform
-from localaws.sagemaker_sandbox import JobFailure
-from localaws.sagemaker_transform import _assemble, _batches, _prepare, _results, parse_filter
+from localaws.sagemaker.jobs import transform as sagemaker_transform
+from localaws.sagemaker.jobs.transform import _assemble, _batches, _prepare, _results, parse_filter
+from localaws.sagemaker.sandbox import JobFailure
 
 
 def settings(input_filter: str | None = None, output_filter: str | None = None, *, join: bool = True) -> Any:
@@ -150,7 +150,7 @@ def test_a_plain_join_is_written_a_slice_at_a_time(monkeypatch: pytest.MonkeyPat
 
 def test_output_is_uploaded_in_parts_and_appears_whole(mocked_aws: None) -> None:
     from localaws.clients import client
-    from localaws.sagemaker_transform import _StreamingUpload
+    from localaws.sagemaker.jobs.transform import _StreamingUpload
 
     s3 = client("s3")
     s3.create_bucket(Bucket="out")

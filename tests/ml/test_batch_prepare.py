@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localaws import datagen
+from autoloop_cli import datagen
 
 ML = Path(__file__).resolve().parents[2] / "ml"
 CONFIG = json.loads((ML / "models" / "churn.json").read_text())

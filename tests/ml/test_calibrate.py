@@ -2,7 +2,7 @@
 
 The scripts run as SageMaker runs them (subprocesses, paths in a temp dir): the local
 Model Monitor analyzer makes the baseline and judges capture windows, calibrate.py makes the
-thresholds. Data from ``localaws.datagen`` (the churn features, label dropped).
+thresholds. Data from ``autoloop_cli.datagen`` (the churn features, label dropped).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from localaws import datagen
-from localaws import model_monitor_analyzer as analyzer
+from autoloop_cli import datagen
+from localaws.sagemaker.monitor import analyzer
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "ml" / "calibrate.py"
-ANALYZER = REPO / "localaws" / "model_monitor_analyzer.py"
+ANALYZER = REPO / "localaws" / "sagemaker" / "monitor" / "analyzer.py"
 FEATURES = list(datagen.COLUMNS[1:])
 SHIFTED = {"monthly_charges", "data_usage_gb", "tenure_months", "contract"}  # datagen's strong shifts
 DRIFT = re.compile(r"distance: (.+) exceeds threshold: (.+)")

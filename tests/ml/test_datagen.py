@@ -1,4 +1,4 @@
-"""Tests for localaws.datagen: schema, determinism, drift, learnability, CSV writing."""
+"""Tests for autoloop_cli.datagen: schema, determinism, drift, learnability, CSV writing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from localaws import datagen
+from autoloop_cli import datagen
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((REPO / "ml" / "models" / "churn.json").read_text())
@@ -190,7 +190,7 @@ def test_cli_writes_the_same_rows(tmp_path: Path) -> None:
     out = tmp_path / "cli" / "churn.csv"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, "-m", "localaws.datagen", "--rows", "500", "--seed", "5", "--drift", "0.5", "--out", str(out)],
+        [sys.executable, "-m", "autoloop_cli.datagen", "--rows", "500", "--seed", "5", "--drift", "0.5", "--out", str(out)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -208,7 +208,7 @@ def test_cli_writes_the_same_rows(tmp_path: Path) -> None:
     assert back["contract"].tolist() == expected["contract"].tolist()
 
     bad = subprocess.run(
-        [sys.executable, "-m", "localaws.datagen", "--rows", "5", "--drift", "-1", "--out", str(tmp_path / "bad.csv")],
+        [sys.executable, "-m", "autoloop_cli.datagen", "--rows", "5", "--drift", "-1", "--out", str(tmp_path / "bad.csv")],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from localaws import datagen
+from autoloop_cli import datagen
 
 REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"

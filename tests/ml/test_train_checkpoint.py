@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 from autoloop import jobs
-from localaws import datagen, sagemaker_jobs, server
+from autoloop_cli import datagen
+from localaws import server
+from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"
@@ -126,7 +128,7 @@ def sourcedir() -> bytes:
 
 def test_a_spot_training_job_checkpoints_to_s3_and_a_restart_resumes(data: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(sagemaker_jobs.ENV_WORK_ROOT, str(tmp_path / "home"))
+    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
     ctx = jobs.JobContext(
         run_id="churn-0123456789", model="churn", artifacts_bucket="art",
         role_arn="arn:aws:iam::123456789012:role/sm",

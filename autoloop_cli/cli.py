@@ -1,0 +1,281 @@
+"""The `autoloop` command line.
+
+    autoloop local demo            boot the local AWS from template.yaml and run the lifecycle
+    autoloop local serve           run the local AWS as a server (other commands can use it)
+    autoloop local put FILE        upload a file into the running local AWS's data bucket
+    autoloop local executions      list executions with the path each took
+    autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
+    autoloop local transform --month YYYY-MM   score one month with the batch transform now
+    autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
+    autoloop gen-data --rows N --out F  write generated churn data
+    autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
+    autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autoloop_cli.console import Console
+
+STATE_FILE = Path(os.environ.get("AUTOLOOP_LOCAL_HOME", ".autoloop")) / "server.json"
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from autoloop_cli.demo import lifecycle as demo
+
+    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
+                      report=Path(args.report) if args.report else None)
+    return 0 if result.status == "SUCCEEDED" else 1
+
+
+def _server_state() -> dict[str, Any]:
+    if not STATE_FILE.exists():
+        raise SystemExit(_fail(f"no local AWS is running ({STATE_FILE} not found). Start one: autoloop local serve"))
+    state = json.loads(STATE_FILE.read_text())
+    os.environ.setdefault("AWS_ENDPOINT_URL", state["endpoint_url"])
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ.setdefault(key, value)
+    return state
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from autoloop_cli import publish
+    from localaws import server
+    from localaws.clients import client
+    from localaws.cloudformation import stack
+
+    console = Console(stages=2)
+    local = server.start(port=args.port)
+    try:
+        with console.stage(f"Deploying template.yaml into the local AWS at {local.endpoint_url}"):
+            deployed = stack.deploy(Path(args.template), stack_name=args.stack_name)
+            publish.publish(client("s3"), deployed.outputs["ArtifactsBucketName"])
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps({"endpoint_url": local.endpoint_url, "stack": args.stack_name,
+                                          "outputs": deployed.outputs}, indent=2))
+        console.say(f"Local AWS ready. In another shell:\n  export AWS_ENDPOINT_URL={local.endpoint_url} "
+                    "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1")
+        for key, value in deployed.outputs.items():
+            console.say(f"  {key} = {value}")
+        console.say("Ctrl-C stops it.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        STATE_FILE.unlink(missing_ok=True)
+        local.stop()
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    from localaws.clients import client
+
+    state = _server_state()
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path} is not a file")
+    bucket = state["outputs"]["DataBucketName"]
+    key = args.key or f"incoming/{args.model}/{path.name}"
+    response = client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    print(f"uploaded s3://{bucket}/{key} (version {response.get('VersionId')})")
+    return 0
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    from autoloop_cli import executions
+    from localaws.clients import client
+
+    state = _server_state()
+    sfn = client("stepfunctions")
+    found = list(executions.executions(sfn, state["outputs"]["TrainingPipelineArn"]))
+    if not found:
+        print("no executions yet")
+    for execution in found:
+        events = executions.history(sfn, execution["executionArn"])
+        print(f"{execution['name']}  {execution['status']}  {execution['startDate']}")
+        print("  " + " -> ".join(s.name for s in executions.path(events)))
+    return 0
+
+
+def cmd_fire_schedule(args: argparse.Namespace) -> int:
+    """An EventBridge Scheduler schedule (e.g. the monthly batch transform's) or a schedule rule."""
+    from localaws.events import delivery as eventbridge
+    from localaws.scheduler import schedules as scheduler
+
+    _server_state()
+    if scheduler.get(args.rule, args.group) is not None:
+        fired = scheduler.fire(args.rule, args.time, group=args.group)
+        if fired is None:
+            print(f"schedule {args.rule} is DISABLED: not fired")
+            return 1
+        print(f"fired schedule {fired.schedule} -> {fired.target}")
+        if fired.execution_arn:
+            print(f"  execution {fired.execution_arn}")
+        return 0
+    try:
+        delivered = eventbridge.fire_schedule(args.rule, args.time)
+    except KeyError:
+        return _fail(f"no schedule or schedule rule named {args.rule}")
+    print(f"fired {args.rule} ({delivered} target(s))")
+    return 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    """Score one month now: start BatchTransform with a manual request and follow it."""
+    from autoloop_cli.demo import batch as batch_demo
+    from localaws.clients import client
+
+    state = _server_state()
+    arn = state["outputs"]["BatchTransformArn"]
+    run = batch_demo.start_month(arn, args.model, args.month, force=args.force)
+    print(f"started {run.rsplit(':', 1)[-1]} for {args.model} {args.month}")
+    if args.no_wait:
+        return 0
+    summary = batch_demo.follow_month(client("stepfunctions"), run, timeout=args.timeout,
+                                      on_step=lambda name: print(f"  -> {name}"))
+    print(summary.text())
+    return 0 if summary.status == "SUCCEEDED" else 1
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import boto3
+
+    from autoloop_cli import publish
+
+    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]["Outputs"]
+    }
+    result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"])
+    print(f"published {len(result.scripts)} scripts and models {', '.join(result.models)} to s3://{result.bucket}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Works against whatever boto3 is configured for: AWS_ENDPOINT_URL (a local AWS; a running
+    `autoloop local serve` is found by itself), or a region and credentials (AWS)."""
+    from autoloop_cli import report
+
+    if "AWS_ENDPOINT_URL" not in os.environ and STATE_FILE.exists():
+        _server_state()
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = args.region
+    if bool(args.execution_arn) == bool(args.latest):
+        return _fail("give --execution-arn ARN, or --latest (with --stack-name) for the newest TrainingPipeline run")
+    try:
+        arn = args.execution_arn or report.latest_execution(_client_factory(), args.stack_name or "autoloop-local")
+        path = report.write(arn, args.out, stack_name=args.stack_name)
+    except report.ReportError as exc:
+        return _fail(str(exc))
+    except Exception as exc:  # no endpoint, no credentials: say which
+        if type(exc).__name__ in ("EndpointConnectionError", "NoCredentialsError", "NoRegionError"):
+            return _fail(f"{exc}. Start a local AWS (autoloop local serve) or configure AWS credentials and region.")
+        raise
+    print(f"report: {path.resolve()}")
+    return 0
+
+
+def _client_factory() -> Any:
+    from localaws.clients import client
+
+    return client
+
+
+def cmd_gen_data(args: argparse.Namespace) -> int:
+    from autoloop_cli import datagen
+
+    written = datagen.write_csv(args.out, args.rows, seed=args.seed, drift=args.drift)
+    print(f"wrote {args.rows:,} rows ({written:,} bytes) to {args.out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="autoloop", description="Autoloop: event-driven MLOps for SageMaker.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="the local AWS").add_subparsers(dest="local_command", required=True)
+    demo = local.add_parser("demo", help="run the lifecycle end to end on the local AWS")
+    demo.add_argument("--rows", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each execution")
+    demo.add_argument("--train-only", action="store_true",
+                      help="stop after the first model is registered (no deploy, traffic, drift or retrain)")
+    demo.add_argument("--report", help="where to write the HTML lifecycle report (default .autoloop/report.html)")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
+    serve.add_argument("--port", type=int, default=4566)
+    serve.add_argument("--template", default="template.yaml")
+    serve.add_argument("--stack-name", default="autoloop-local")
+    serve.set_defaults(func=cmd_serve)
+
+    put = local.add_parser("put", help="upload a file to the data bucket of the running local AWS")
+    put.add_argument("file")
+    put.add_argument("--model", default="churn")
+    put.add_argument("--key", help="object key (default incoming/<model>/<file name>)")
+    put.set_defaults(func=cmd_put)
+
+    ex = local.add_parser("executions", help="list TrainingPipeline executions and their paths")
+    ex.set_defaults(func=cmd_executions)
+
+    fire = local.add_parser("fire-schedule", help="fire a schedule (or schedule rule) of the running local AWS now")
+    fire.add_argument("rule", help="schedule name or ARN (e.g. autoloop-local-batch-churn), or a rule name")
+    fire.add_argument("--time", help="the scheduled time to pretend, ISO 8601 (default now)")
+    fire.add_argument("--group", help="the schedule group (default: default)")
+    fire.set_defaults(func=cmd_fire_schedule)
+
+    transform = local.add_parser("transform", help="score one month with the batch transform now")
+    transform.add_argument("--month", required=True, help="YYYY-MM (a month that has ended)")
+    transform.add_argument("--model", default="churn")
+    transform.add_argument("--force", action="store_true", help="score the month again even if it is published")
+    transform.add_argument("--timeout", type=float, default=600.0)
+    transform.add_argument("--no-wait", action="store_true", help="start it and return")
+    transform.set_defaults(func=cmd_transform)
+
+    pub = sub.add_parser("publish", help="upload ml/ and the model configs to a deployed stack")
+    pub.add_argument("--stack-name", required=True)
+    pub.add_argument("--region")
+    pub.set_defaults(func=cmd_publish)
+
+    rep = sub.add_parser("report", help="write the HTML lifecycle report of an execution")
+    rep.add_argument("--execution-arn", help="a TrainingPipeline (or any Autoloop pipeline) execution ARN")
+    rep.add_argument("--latest", action="store_true", help="the newest TrainingPipeline execution of --stack-name")
+    rep.add_argument("--stack-name", default=None,
+                     help="the stack (default with --latest: autoloop-local; otherwise found from the execution)")
+    rep.add_argument("--region")
+    rep.add_argument("--out", default=str(Path(os.environ.get("AUTOLOOP_LOCAL_HOME", ".autoloop")) / "report.html"))
+    rep.set_defaults(func=cmd_report)
+
+    gen = sub.add_parser("gen-data", help="write generated churn data as CSV")
+    gen.add_argument("--rows", type=int, default=10_000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--drift", type=float, default=0.0)
+    gen.add_argument("--out", required=True)
+    gen.set_defaults(func=cmd_gen_data)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    level = os.environ.get("AUTOLOOP_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""The local lifecycle demo: boot template.yaml, then run the whole loop as a user would.
+
+upload -> TrainingPipeline -> registered (Approved in dev) -> DeployPipeline: endpoint,
+data capture, Model Monitor baseline, calibrated thresholds, schedule -> normal and
+drifted traffic -> a monitoring run finds the drift -> the drift handler notifies and
+retrains -> the gate against the champion -> blue/green update while traffic flows ->
+the monthly batch transform, fired by its schedule.
+
+Everything goes through the local AWS as a real client would: boto3 against the local
+endpoint. The only local-only calls are the ones that stand in for time passing: flushing
+data capture and running the hourly monitoring schedule now.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from autoloop_cli import executions
+from autoloop_cli.console import Console
+from localaws import clients
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = "autoloop-local"
+MODEL = "churn"
+# Real template parameters, short enough for a demo: the bake and termination waits of
+# the blue/green update, and the expected monitoring window (calibrates the thresholds).
+DEMO_PARAMETERS = {"BlueGreenBakeSeconds": "3", "TerminationWaitSeconds": "1", "MonitoringSampleSize": "400"}
+
+
+@dataclass
+class RunSummary:
+    name: str
+    execution_arn: str
+    status: str
+    path: list[str]
+    steps: list[executions.Step]
+    transitions: int
+    seconds: float
+    description: dict[str, Any]
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return json.loads(self.description.get("output") or "{}")
+
+
+@dataclass
+class DemoResult:
+    runs: list[RunSummary] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    ml_seconds: float = 0.0
+    lambda_invocations: int = 0
+    failed_invocations: int | None = None
+    invocations_during_update: int = 0
+    drift: dict[str, Any] = field(default_factory=dict)
+    notifications: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def status(self) -> str:
+        failed = [r for r in self.runs if r.status != "SUCCEEDED"]
+        return "SUCCEEDED" if self.runs and not failed else "FAILED"
+
+    @property
+    def first(self) -> RunSummary:
+        return self.runs[0]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _subscribe_queue(topic_arn: str) -> str:
+    sqs = clients.client("sqs")
+    url = sqs.create_queue(QueueName="autoloop-demo-notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def _drain_queue(url: str) -> list[str]:
+    sqs, messages = clients.client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            body = json.loads(message["Body"])
+            messages.append(f"{body.get('Subject', '')}: {body.get('Message', '')}")
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return messages
+
+
+def _arns(state_machine_arn: str) -> set[str]:
+    return {e["executionArn"] for e in executions.executions(clients.client("stepfunctions"), state_machine_arn)}
+
+
+def wait_for_new_execution(state_machine_arn: str, known: set[str], timeout: float, what: str) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = _arns(state_machine_arn) - known
+        if new:
+            return sorted(new)[0]
+        time.sleep(0.1)
+    raise TimeoutError(f"no {what} execution started within {timeout:.0f} s; see .autoloop/logs/")
+
+
+def follow(name: str, arn: str, console: Console, timeout: float) -> RunSummary:
+    sfn = clients.client("stepfunctions")
+    console.say(f"      {name} execution {arn.rsplit(':', 1)[-1]}")
+    started = time.perf_counter()
+    description = executions.follow(sfn, arn, timeout=timeout, on_step=lambda s: console.say(f"        -> {s.name}"))
+    events = executions.history(sfn, arn)
+    steps = executions.path(events)
+    return RunSummary(name, arn, description["status"], [s.name for s in steps], steps,
+                      executions.transitions(events), time.perf_counter() - started, dict(description))
+
+
+def _rows(rows: int, seed: int, drift: float) -> list[str]:
+    from autoloop_cli import datagen
+
+    frame = datagen.generate(rows, seed=seed, drift=drift).drop(columns=["churned"])
+    return frame.to_csv(index=False, header=False).strip().split("\n")
+
+
+class Traffic:
+    """Invokes the endpoint from a background thread and counts failures."""
+
+    def __init__(self, endpoint: str, rows: list[str]) -> None:
+        self.endpoint, self.rows = endpoint, rows
+        self.ok = self.failed = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+
+    def _run(self) -> None:
+        runtime = clients.client("sagemaker-runtime")
+        i = 0
+        while not self._stop.is_set():
+            try:
+                runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Accept="text/csv",
+                                        Body=self.rows[i % len(self.rows)].encode())
+                self.ok += 1
+            except Exception as exc:
+                self.failed += 1
+                self.errors.append(str(exc)[:200])
+            i += 1
+            time.sleep(0.01)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def invoke_batch(endpoint: str, rows: list[str], concurrency: int = 8) -> list[float]:
+    """One single-row request per row, from ``concurrency`` callers at once (as an endpoint's
+    clients would); the predictions come back in the rows' order."""
+    runtime = clients.client("sagemaker-runtime")  # boto3 clients are safe to share between threads
+
+    def predict(row: str) -> float:
+        body = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
+                                       Body=row.encode())["Body"]
+        return float(body.read().decode().strip())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(predict, rows))
+
+
+def _read_json(uri: str) -> Any:
+    bucket, key = uri[5:].split("/", 1)
+    return json.loads(clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def drift_table(constraints_uri: str, endpoint: str, schedule: str) -> list[dict[str, Any]]:
+    """Each feature's measured distance against the default 0.1 and its calibrated threshold.
+
+    The distances are Model Monitor's ``feature_baseline_drift_<feature>`` CloudWatch metrics
+    (every feature has one, violated or not), as a user would read them.
+    """
+    constraints = _read_json(constraints_uri)
+    default = constraints.get("monitoring_config", {}).get("distribution_constraints", {}).get(
+        "comparison_threshold", 0.1)
+    calibrated = {}
+    for feature in constraints.get("features", []):
+        overrides = feature.get("monitoringConfigOverrides") or feature.get("monitoring_config_overrides") or {}
+        calibrated[feature["name"]] = overrides.get("comparison_threshold", default)
+    cloudwatch, now = clients.client("cloudwatch"), datetime.now(UTC)
+    distances: dict[str, float] = {}
+    for feature in calibrated:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="aws/sagemaker/Endpoints/data-metrics", MetricName=f"feature_baseline_drift_{feature}",
+            Dimensions=[{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}],
+            StartTime=now - timedelta(days=1), EndTime=now + timedelta(hours=1), Period=60, Statistics=["Maximum"],
+        )["Datapoints"]
+        if points:
+            distances[feature] = max(points, key=lambda p: p["Timestamp"])["Maximum"]
+    return [{"feature": f, "distance": distances.get(f), "default": default, "calibrated": t}
+            for f, t in calibrated.items()]
+
+
+# ----------------------------------------------------------------------------- the demo
+def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Console | None = None,
+        keep_server: bool = False, loop: bool = True, report: Path | None = None) -> DemoResult:
+    """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift).
+
+    At the end, while the local AWS is still up, the HTML lifecycle report of the last
+    TrainingPipeline run (the drift retrain in the full loop: drift, champion against
+    challenger, the blue/green update) is written to ``report`` (default
+    ``$AUTOLOOP_LOCAL_HOME/report.html``); the last line printed gives its path.
+    """
+    from autoloop_cli import datagen, publish
+    from localaws import server
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.cloudformation import stack
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
+
+    console = console or Console(stages=10 if loop else 5)
+    result = DemoResult()
+    started = time.perf_counter()
+    local = server.start()
+    try:
+        with console.stage(f"Starting the local AWS (moto server at {local.endpoint_url})"):
+            pass
+        with console.stage("Deploying template.yaml into the local AWS"):
+            deployed = stack.deploy(ROOT / "template.yaml", stack_name=STACK, project_root=ROOT,
+                                    parameters=DEMO_PARAMETERS)
+            console.say(f"      stack {STACK}: {len(deployed.resources)} resources")
+        outputs = result.outputs = deployed.outputs
+        training_sm, deploy_sm = outputs["TrainingPipelineArn"], outputs["DeployPipelineArn"]
+        with console.stage("Publishing ml/ and the model configs"):
+            published = publish.publish(clients.client("s3"), outputs["ArtifactsBucketName"])
+            console.say(f"      {len(published.scripts)} scripts, models: {', '.join(published.models)}")
+        queue = _subscribe_queue(outputs["NotificationTopicArn"])
+        key = f"incoming/{MODEL}/demo-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+        with console.stage(f"Uploading {rows:,} generated rows to s3://{outputs['DataBucketName']}/{key}"):
+            known_training, known_deploy = _arns(training_sm), _arns(deploy_sm)
+            body = datagen.generate(rows, seed=seed).to_csv(index=False).encode()
+            clients.client("s3").put_object(Bucket=outputs["DataBucketName"], Key=key, Body=body)
+        with console.stage("TrainingPipeline (started by the template's EventBridge rule on the upload)"):
+            arn = wait_for_new_execution(training_sm, known_training, 30, "TrainingPipeline")
+            known_training.add(arn)
+            result.runs.append(follow("TrainingPipeline", arn, console, timeout))
+        if loop and result.status == "SUCCEEDED":
+            _loop(console, result, outputs, known_training, known_deploy, timeout)
+        timings = sagemaker_jobs.job_timings()
+        result.ml_seconds = sum(t.get("compute_seconds", 0.0) for t in timings.values())
+        result.lambda_invocations = sum(lambda_runtime.invocations().values())
+        result.wall_seconds = time.perf_counter() - started
+        result.notifications = _drain_queue(queue)
+        summarise(console, result)
+        result.report = write_report(console, result, report)
+        return result
+    finally:
+        if not keep_server:
+            local.stop()
+
+
+def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_training: set[str],
+          known_deploy: set[str], timeout: float) -> None:
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+    from localaws.sagemaker.monitor import service as model_monitor
+
+    endpoint = f"{STACK}-{MODEL}"
+    training_sm, deploy_sm = outputs["TrainingPipelineArn"], outputs["DeployPipelineArn"]
+    with console.stage("DeployPipeline (started by the Model Package State Change: Approved)"):
+        arn = wait_for_new_execution(deploy_sm, known_deploy, 30, "DeployPipeline")
+        known_deploy.add(arn)
+        deploy = follow("DeployPipeline", arn, console, timeout)
+        result.runs.append(deploy)
+        if deploy.status != "SUCCEEDED":
+            return
+    with console.stage(f"Traffic to {endpoint}: 300 normal rows, then 500 drifted rows"):
+        normal = invoke_batch(endpoint, _rows(300, seed=101, drift=0.0))
+        drifted = invoke_batch(endpoint, _rows(500, seed=102, drift=1.0))
+        console.say(f"      mean churn probability: normal {sum(normal) / len(normal):.3f}, "
+                    f"drifted {sum(drifted) / len(drifted):.3f}")
+        sagemaker_endpoints.flush_capture()
+    with console.stage("Model Monitor run (the hourly schedule, run now) -> drift handler -> retrain"):
+        schedule = deploy.output["monitoring"]["schedule_name"]
+        job = model_monitor.run_monitoring_now(schedule)
+        console.say(f"      monitoring job {job}")
+        arn = wait_for_new_execution(training_sm, known_training, 60, "drift-triggered TrainingPipeline")
+        known_training.add(arn)
+        report = _latest_report(schedule)
+        result.drift = {"report": report, "schedule": schedule,
+                        "table": drift_table(deploy.output["monitoring"]["constraints_uri"], endpoint, schedule)}
+        retrain = follow("TrainingPipeline (drift)", arn, console, timeout)
+        result.runs.append(retrain)
+        if retrain.status != "SUCCEEDED":
+            return
+    with console.stage("DeployPipeline: blue/green update while traffic flows"):
+        with Traffic(endpoint, _rows(200, seed=103, drift=0.0)) as traffic:
+            arn = wait_for_new_execution(deploy_sm, known_deploy, 30, "DeployPipeline (update)")
+            known_deploy.add(arn)
+            result.runs.append(follow("DeployPipeline (update)", arn, console, timeout))
+        result.failed_invocations = traffic.failed
+        result.invocations_during_update = traffic.ok + traffic.failed
+        for error in traffic.errors[:3]:
+            console.say(f"      invocation error: {error}")
+    from autoloop_cli.demo import batch as batch_demo
+
+    result.runs.append(batch_demo.run_month(outputs, console=console, timeout=timeout))  # type: ignore[arg-type]
+
+
+def _latest_report(schedule: str) -> str:
+    sagemaker = clients.client("sagemaker")
+    runs = sagemaker.list_monitoring_executions(MonitoringScheduleName=schedule, SortBy="ScheduledTime",
+                                                SortOrder="Descending", MaxResults=1)["MonitoringExecutionSummaries"]
+    job = sagemaker.describe_processing_job(ProcessingJobName=runs[0]["ProcessingJobArn"].rsplit("/", 1)[-1])
+    return str(job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]).rstrip("/") + \
+        "/constraint_violations.json"
+
+
+def write_report(console: Console, result: DemoResult, out: Path | None = None) -> Path | None:
+    """The lifecycle report of the last TrainingPipeline run, through the local AWS's API."""
+    from autoloop_cli import report as lifecycle
+    from localaws import local_home
+
+    training = [r for r in result.runs if r.name.startswith("TrainingPipeline")]
+    if not training:
+        return None
+    path = out or local_home() / "report.html"
+    try:
+        written = lifecycle.write(training[-1].execution_arn, path, stack_name=STACK)
+    except Exception as exc:  # the demo's outcome stands; say why there is no report
+        console.say(f"Report: not written ({type(exc).__name__}: {exc})")
+        return None
+    console.say(f"Report: {written.resolve()}")
+    return written
+
+
+def summarise(console: Console, result: DemoResult) -> None:
+    say = console.say
+    say()
+    say(f"Autoloop local lifecycle: {result.status}")
+    for run in result.runs:
+        say(f"  {run.name}: {run.status} in {run.seconds:.2f} s, {run.transitions} state transitions")
+        say("    " + " -> ".join(run.path))
+        if run.status != "SUCCEEDED":
+            say(f"    error: {run.description.get('error')}: {run.description.get('cause')}")
+    first = result.first.output
+    gate = first.get("gate") or {}
+    if gate:
+        say(f"  First model: {gate['metric_name']} = {gate['metric']:.4f} (threshold {gate['threshold']}), "
+            f"package {first.get('model_package', {}).get('arn')}")
+        train = (first.get("jobs") or {}).get("train") or {}
+        if train.get("model_artifacts"):
+            say(f"  Model artifacts: {train['model_artifacts']}")
+    if result.drift.get("table"):
+        say(f"  Drift on the captured traffic (report {result.drift['report']}):")
+        say(f"    {'feature':<18} {'distance':>9} {'default':>8} {'calibrated':>11}")
+        for row in result.drift["table"]:
+            distance = row["distance"]
+            flag_default = "" if distance is None else ("FLAG" if distance > row["default"] else "ok")
+            flag_cal = "" if distance is None else ("FLAG" if distance > row["calibrated"] else "ok")
+            shown = "   (none)" if distance is None else f"{distance:9.4f}"
+            say(f"    {row['feature']:<18} {shown} {row['default']:>6.3f} {flag_default:<4}"
+                f" {row['calibrated']:>6.3f} {flag_cal}")
+    monthly = [r for r in result.runs if r.name.startswith("BatchTransform")]
+    if monthly and monthly[0].output.get("report"):
+        say("  Monthly batch: " + str(monthly[0].output["report"].get("message", "")).splitlines()[0])
+    if len(result.runs) > 2:
+        retrain = result.runs[2].output.get("gate") or {}
+        if retrain:
+            say(f"  Retrain gate: {retrain['metric']:.4f} vs champion {retrain.get('champion_metric')}")
+    if result.failed_invocations is not None:
+        say(f"  Invocations during the blue/green update: {result.invocations_during_update}, "
+            f"failed: {result.failed_invocations}")
+    say(f"  Notifications: {len(result.notifications)}")
+    for note in result.notifications:
+        say(f"    {note.splitlines()[0][:150]}")
+    say(f"  Wall time {result.wall_seconds:.2f} s (boot included); ML compute {result.ml_seconds:.2f} s; "
+        f"{result.lambda_invocations} Lambda invocations")
+    say("  Logs: .autoloop/logs/ (functions), .autoloop/jobs/ (jobs), .autoloop/endpoints/ (endpoints)")

@@ -1,0 +1,1 @@
+"""Lambda: run the project's handlers in-process instead of in Docker."""

@@ -1,0 +1,1 @@
+"""CloudFormation: boot `template.yaml` into moto, and the resource types moto lacks."""

@@ -1,0 +1,1 @@
+"""EventBridge: deliver matched events to Lambda, Step Functions and SNS targets."""

@@ -1,0 +1,1 @@
+"""SageMaker: jobs, endpoints and monitoring that really run, and the registry's events."""

@@ -1,0 +1,1 @@
+"""Endpoints that serve the inference contract from worker processes, with data capture."""

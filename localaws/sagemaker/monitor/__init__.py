@@ -1,0 +1,1 @@
+"""Model Monitor: monitoring schedules and the data-quality analyzer, run as processing jobs."""

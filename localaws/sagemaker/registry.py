@@ -1,0 +1,108 @@
+"""Model Registry events, and approval updates that keep the package's metadata.
+
+Gaps in moto 5.2.5 (moto/sagemaker/models.py: SageMakerModelBackend):
+- ``create_model_package`` and ``update_model_package`` emit no "SageMaker Model Package
+  State Change" event. On AWS that event is what approval workflows react to; Autoloop's
+  DeployPipeline is started by it. This extension emits it, with the package's Describe
+  fields as the detail, after each create and each update.
+- ``update_model_package`` replaces CustomerMetadataProperties with the request's value,
+  so an approval with no metadata wipes it (AWS merges). Autoloop keeps the run id and
+  the metric there; this extension keeps what the request does not change.
+
+Events are put on the default bus from a background thread, as AWS delivers them
+asynchronously, and never from inside moto's request handling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from typing import Any
+
+from moto.sagemaker.models import SageMakerModelBackend
+
+from localaws.sagemaker.sandbox import aws_client
+
+log = logging.getLogger(__name__)
+DETAIL_TYPE = "SageMaker Model Package State Change"
+_originals: dict[str, Any] = {}
+_pending: list[threading.Thread] = []
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _detail(package: Any) -> dict[str, Any]:
+    raw = package.gen_response_object()
+    keep = ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "ModelPackageName",
+            "CreationTime", "InferenceSpecification", "ModelPackageStatus", "ModelApprovalStatus",
+            "ModelMetrics", "CustomerMetadataProperties", "LastModifiedTime", "ApprovalDescription")
+    return {k: _jsonable(raw[k]) for k in keep if raw.get(k) is not None}
+
+
+def _emit(detail: dict[str, Any]) -> None:
+    def send() -> None:
+        try:
+            aws_client("events").put_events(Entries=[{
+                "Source": "aws.sagemaker", "DetailType": DETAIL_TYPE,
+                "Resources": [detail["ModelPackageArn"]], "Detail": json.dumps(detail),
+            }])
+        except Exception:
+            log.exception("could not emit the model package event of %s", detail.get("ModelPackageArn"))
+
+    thread = threading.Thread(target=send, name="model-package-event", daemon=True)
+    _pending.append(thread)
+    thread.start()
+
+
+def _create_model_package(self: Any, *args: Any, **kwargs: Any) -> Any:
+    arn = _originals["create"](self, *args, **kwargs)
+    _emit(_detail(self.describe_model_package(arn)))
+    return arn
+
+
+def _update_model_package(self: Any, model_package_arn: str, model_approval_status: str | None,
+                          approval_description: str | None, customer_metadata_properties: dict[str, str] | None,
+                          *args: Any, **kwargs: Any) -> Any:
+    package = self.describe_model_package(model_package_arn)
+    merged = {**(package.customer_metadata_properties or {}), **(customer_metadata_properties or {})}
+    arn = _originals["update"](self, model_package_arn, model_approval_status, approval_description,
+                               merged or None, *args, **kwargs)
+    _emit(_detail(self.describe_model_package(arn)))
+    return arn
+
+
+def wait(timeout: float = 5.0) -> None:
+    """Wait (bounded) until the events emitted so far have been put."""
+    while _pending:
+        _pending.pop().join(timeout)
+
+
+def install() -> None:
+    if _originals:
+        return
+    _originals["create"] = SageMakerModelBackend.create_model_package
+    _originals["update"] = SageMakerModelBackend.update_model_package
+    SageMakerModelBackend.create_model_package = _create_model_package  # type: ignore[method-assign]
+    SageMakerModelBackend.update_model_package = _update_model_package  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    if _originals:
+        SageMakerModelBackend.create_model_package = _originals.pop("create")  # type: ignore[method-assign]
+        SageMakerModelBackend.update_model_package = _originals.pop("update")  # type: ignore[method-assign]
+
+
+def installed() -> bool:
+    return bool(_originals)

@@ -1,0 +1,1 @@
+"""EventBridge Scheduler: fire a template's schedules on demand."""

@@ -1,0 +1,1 @@
+"""Step Functions: task-token callbacks, Step Functions Local mock configs, scaled waits."""
