@@ -1,7 +1,8 @@
 """Batch transform, first step: validate a month's CSVs and split the valid rows from the malformed.
 
 Runs in SageMaker's scikit-learn 1.2-1 processing container (Python 3.9) and locally on the
-project venv, unchanged. Standalone: the standard library only, nothing from this repo.
+project venv, unchanged. The standard library only, and ``autoloop_ml_common.py`` (shipped
+beside it; standard library only too).
 
     python batch_prepare.py --input-dir /opt/ml/processing/input/data \
         --config /opt/ml/processing/input/config/churn.json --output-dir /opt/ml/processing/output
@@ -40,47 +41,23 @@ On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import json
 import math
 import os
-import sys
-import traceback
+
+from autoloop_ml_common import ScriptError, argument_parser, logger, read_config, run
 
 MISSING = frozenset({"", "nan", "NaN", "NAN", "NA", "null", "None"})
 EXAMPLES = 10
 
 
-class ScriptError(Exception):
-    """An expected failure; the message is the one-line reason."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # type: ignore[override]
-        raise ScriptError(f"invalid arguments: {message}")
-
-
-def fail(reason: str) -> None:
-    reason = " ".join(str(reason).split())[:1000] or "unknown error"
-    out_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "failure"), "w", encoding="utf-8") as fh:
-            fh.write(reason)
-    except OSError as exc:
-        print(f"could not write the failure file in {out_dir}: {exc}", file=sys.stderr)
-    print(f"FAILED: {reason}", file=sys.stderr)
-    sys.exit(1)
-
-
-def log(message: str) -> None:
-    print(f"[batch_prepare] {message}", flush=True)
+log = logger("batch_prepare")
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argument_parser(__doc__)
     p.add_argument("--input-dir", default="/opt/ml/processing/input/data")
     p.add_argument("--config", default="/opt/ml/processing/input/config/model.json")
     p.add_argument("--output-dir", default="/opt/ml/processing/output")
@@ -88,13 +65,7 @@ def parse_args(argv=None):
 
 
 def load_config(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = json.load(fh)
-    except FileNotFoundError:
-        raise ScriptError(f"config file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ScriptError(f"cannot read config {path}: {exc}") from None
+    config = read_config(path)
     columns, label = config.get("columns"), config.get("label")
     if not isinstance(columns, list) or label not in columns or columns[0] != label:
         raise ScriptError(f"config {path}: 'columns' must list the label first")
@@ -314,10 +285,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ScriptError as exc:
-        fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - any crash becomes a one-line reason
-        traceback.print_exc()
-        fail(f"{type(exc).__name__}: {exc}")
+    run(main)

@@ -1,7 +1,7 @@
 """Processing step: per-feature drift thresholds calibrated from the baseline's own noise.
 
 Runs in SageMaker's scikit-learn 1.2-1 processing container (Python 3.9, numpy, pandas) and
-locally, unchanged. Standalone: imports nothing from this repo.
+locally, unchanged. From this repo it imports only ``autoloop_ml_common.py``, shipped beside it.
 
     python calibrate.py --baseline-dir /opt/ml/processing/input/baseline \
         --constraints /opt/ml/processing/input/constraints/constraints.json \
@@ -61,17 +61,15 @@ On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
 
 from __future__ import annotations
 
-import argparse
 import copy
-import glob
 import json
 import math
 import os
-import sys
-import traceback
 
 import numpy as np
 import pandas as pd
+
+from autoloop_ml_common import ScriptError, argument_parser, csv_files, logger, run
 
 SKETCH_K = 2048
 ROBUST_C_ALPHA = 1.8
@@ -79,34 +77,11 @@ DEFAULT_THRESHOLD = 0.1
 NUMERIC_TYPES = ("Integral", "Fractional")
 
 
-class ScriptError(Exception):
-    """An expected failure; the message is the one-line reason."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # type: ignore[override]
-        raise ScriptError("invalid arguments: %s" % message)
-
-
-def fail(reason):
-    reason = " ".join(str(reason).split())[:1000] or "unknown error"
-    out_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "failure"), "w", encoding="utf-8") as fh:
-            fh.write(reason)
-    except OSError as exc:
-        print("could not write the failure file in %s: %s" % (out_dir, exc), file=sys.stderr)
-    print("FAILED: %s" % reason, file=sys.stderr)
-    sys.exit(1)
-
-
-def log(message):
-    print("[calibrate] %s" % message, flush=True)
+log = logger("calibrate")
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argument_parser(__doc__)
     p.add_argument("--baseline-dir", default="/opt/ml/processing/input/baseline")
     p.add_argument("--constraints", default="/opt/ml/processing/input/constraints/constraints.json")
     p.add_argument("--output-dir", default="/opt/ml/processing/output")
@@ -179,7 +154,7 @@ def comparison_method(value):
 
 
 def read_baseline(path):
-    files = [path] if os.path.isfile(path) else sorted(glob.glob(os.path.join(path, "**", "*.csv"), recursive=True))
+    files = [path] if os.path.isfile(path) else csv_files(path)
     if not files:
         raise ScriptError("no *.csv under --baseline-dir %s" % path)
     frames = []
@@ -311,16 +286,12 @@ def calibrate(args):
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-        calibrate(args)
-    except ScriptError as exc:
-        fail(str(exc))
-    except Exception as exc:  # a bug: still a one-line reason
-        traceback.print_exc()
-        fail("unexpected error: %r" % (exc,))
-    return 0
+    calibrate(parse_args(argv))
+
+
+def _crash_reason(exc):
+    return "unexpected error: %r" % (exc,)  # a bug: still a one-line reason
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, crash_reason=_crash_reason)

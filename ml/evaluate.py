@@ -1,7 +1,8 @@
 """Evaluation step: score the test split with the trained model, write evaluation.json.
 
 Runs in SageMaker's scikit-learn 1.2-1 processing container (Python 3.9, pandas 1.x) and
-locally on the project venv, unchanged. Standalone: imports nothing from this repo.
+locally on the project venv, unchanged. From this repo it imports only
+``autoloop_ml_common.py``, shipped beside it.
 
     python evaluate.py --model-dir /opt/ml/processing/input/model \
         --test-dir /opt/ml/processing/input/test \
@@ -28,14 +29,11 @@ On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
-import sys
 import tarfile
 import tempfile
-import traceback
 
 import joblib
 import numpy as np
@@ -50,41 +48,19 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from autoloop_ml_common import ScriptError, argument_parser, csv_files, logger, run
+
 MIN_ROWS_FOR_STD = 200
 SUBSAMPLES = 5
 SUBSAMPLE_FRACTION = 0.8
 MAX_ROC_POINTS = 50
 
 
-class ScriptError(Exception):
-    """An expected failure; the message is the one-line reason."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # type: ignore[override]
-        raise ScriptError(f"invalid arguments: {message}")
-
-
-def fail(reason: str) -> None:
-    """Write the one-line reason to $SM_OUTPUT_DIR/failure, print it, exit 1."""
-    reason = " ".join(str(reason).split())[:1000] or "unknown error"
-    out_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "failure"), "w", encoding="utf-8") as fh:
-            fh.write(reason)
-    except OSError as exc:
-        print(f"could not write the failure file in {out_dir}: {exc}", file=sys.stderr)
-    print(f"FAILED: {reason}", file=sys.stderr)
-    sys.exit(1)
-
-
-def log(message: str) -> None:
-    print(f"[evaluate] {message}", flush=True)
+log = logger("evaluate")
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argument_parser(__doc__)
     p.add_argument("--model-dir", default="/opt/ml/processing/input/model")
     p.add_argument("--test-dir", default="/opt/ml/processing/input/test")
     p.add_argument("--output-dir", default="/opt/ml/processing/output/evaluation")
@@ -151,7 +127,7 @@ def load_model(path: str) -> dict:
 def read_test(test_dir: str) -> pd.DataFrame:
     if not os.path.isdir(test_dir):
         raise ScriptError(f"test directory not found: {test_dir}")
-    files = sorted(glob.glob(os.path.join(test_dir, "**", "*.csv"), recursive=True))
+    files = csv_files(test_dir)
     if not files:
         raise ScriptError(f"no .csv files in {test_dir}")
     try:
@@ -274,10 +250,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ScriptError as exc:
-        fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - any crash must leave a reason behind
-        traceback.print_exc()
-        fail(f"{type(exc).__name__}: {exc}")
+    run(main)

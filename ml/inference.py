@@ -21,7 +21,8 @@ around fields, every row with the same field count, no blank-looking row): the r
 same DataFrame, value for value, as the row-by-row reader gives. Anything else, including
 every error, goes through the row-by-row reader, which also writes the error messages.
 
-Compatible with Python 3.9 / scikit-learn 1.2 / pandas 1.x. Standalone.
+Compatible with Python 3.9 / scikit-learn 1.2 / pandas 1.x. Standalone: it is the only file of
+the model's ``code/`` folder, so it imports nothing from this repo (not autoloop_ml_common).
 """
 
 from __future__ import annotations

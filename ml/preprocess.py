@@ -1,7 +1,8 @@
 """Processing step: validate the raw CSV and split it into train / validation / test.
 
 Runs in SageMaker's scikit-learn 1.2-1 processing container (Python 3.9, pandas 1.x) and
-locally on the project venv, unchanged. Standalone: imports nothing from this repo.
+locally on the project venv, unchanged. From this repo it imports only
+``autoloop_ml_common.py``, shipped beside it.
 
     python preprocess.py --input-dir /opt/ml/processing/input/raw \
         --config /opt/ml/processing/input/config/model.json \
@@ -21,46 +22,20 @@ On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import os
-import sys
-import traceback
 
 import numpy as np
 import pandas as pd
 
-
-class ScriptError(Exception):
-    """An expected failure; the message is the one-line reason."""
+from autoloop_ml_common import ScriptError, argument_parser, logger, read_config, run
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # type: ignore[override]
-        raise ScriptError(f"invalid arguments: {message}")
-
-
-def fail(reason: str) -> None:
-    """Write the one-line reason to $SM_OUTPUT_DIR/failure, print it, exit 1."""
-    reason = " ".join(str(reason).split())[:1000] or "unknown error"
-    out_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "failure"), "w", encoding="utf-8") as fh:
-            fh.write(reason)
-    except OSError as exc:
-        print(f"could not write the failure file in {out_dir}: {exc}", file=sys.stderr)
-    print(f"FAILED: {reason}", file=sys.stderr)
-    sys.exit(1)
-
-
-def log(message: str) -> None:
-    print(f"[preprocess] {message}", flush=True)
+log = logger("preprocess")
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argument_parser(__doc__)
     p.add_argument("--input-dir", default="/opt/ml/processing/input/raw")
     p.add_argument("--config", default="/opt/ml/processing/input/config/model.json")
     p.add_argument("--output-dir", default="/opt/ml/processing/output")
@@ -78,13 +53,7 @@ def parse_args(argv=None):
 
 
 def load_config(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = json.load(fh)
-    except FileNotFoundError:
-        raise ScriptError(f"config file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ScriptError(f"cannot read config {path}: {exc}") from None
+    config = read_config(path)
     if not isinstance(config, dict):
         raise ScriptError(f"config {path} is not a JSON object")
     columns = config.get("columns")
@@ -241,10 +210,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ScriptError as exc:
-        fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - any crash must leave a reason behind
-        traceback.print_exc()
-        fail(f"{type(exc).__name__}: {exc}")
+    run(main)

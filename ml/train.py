@@ -1,7 +1,8 @@
 """Training step (SageMaker script mode): fit a logistic-regression pipeline.
 
 Runs in SageMaker's scikit-learn 1.2-1 training container (Python 3.9, pandas 1.x) and
-locally on the project venv, unchanged. Standalone: imports nothing from this repo.
+locally on the project venv, unchanged. From this repo it imports only
+``autoloop_ml_common.py``, shipped beside it (in ``sourcedir.tar.gz``).
 
 Channels: ``SM_CHANNEL_TRAIN`` (required) and ``SM_CHANNEL_VALIDATION`` (optional), each a
 folder of CSV files with a header and the label first, as written by preprocess.py.
@@ -33,12 +34,8 @@ On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
 
 from __future__ import annotations
 
-import argparse
-import glob
 import os
 import shutil
-import sys
-import traceback
 import warnings
 
 import joblib
@@ -53,36 +50,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from autoloop_ml_common import ScriptError, argument_parser, csv_files, logger, run
+
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_FILE = "checkpoint.joblib"
 
 
-class ScriptError(Exception):
-    """An expected failure; the message is the one-line reason."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # type: ignore[override]
-        raise ScriptError(f"invalid arguments: {message}")
-
-
-def fail(reason: str) -> None:
-    """Write the one-line reason to $SM_OUTPUT_DIR/failure, print it, exit 1."""
-    reason = " ".join(str(reason).split())[:1000] or "unknown error"
-    out_dir = os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "failure"), "w", encoding="utf-8") as fh:
-            fh.write(reason)
-    except OSError as exc:
-        print(f"could not write the failure file in {out_dir}: {exc}", file=sys.stderr)
-    print(f"FAILED: {reason}", file=sys.stderr)
-    sys.exit(1)
-
-
-def log(message: str) -> None:
-    print(f"[train] {message}", flush=True)
+log = logger("train")
 
 
 def _unquote(value: str) -> str:
@@ -105,7 +80,7 @@ def integer(value: str) -> int:
 
 
 def parse_args(argv=None):
-    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argument_parser(__doc__)
     p.add_argument("--label", type=_unquote, default=None,
                    help="label column (default: the first column)")
     # The training toolkit passes one-letter hyperparameters with one dash: -C 1.0.
@@ -148,7 +123,7 @@ def read_channel(path: str, name: str, required: bool):
         if required:
             raise ScriptError(f"{name} channel folder not found: {path}")
         return None
-    files = sorted(glob.glob(os.path.join(path, "**", "*.csv"), recursive=True))
+    files = csv_files(path)
     if not files:
         if required:
             raise ScriptError(f"no .csv files in the {name} channel ({path})")
@@ -341,10 +316,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ScriptError as exc:
-        fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - any crash must leave a reason behind
-        traceback.print_exc()
-        fail(f"{type(exc).__name__}: {exc}")
+    run(main)

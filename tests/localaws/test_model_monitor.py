@@ -677,7 +677,8 @@ def test_calibrated_constraints_flag_a_scale_shift_the_default_misses(aws: dict[
     _, constraints, statistics = baseline_job(aws, baseline, prefix="big")
 
     # calibrate.py as a script-mode processing job of the scikit-learn container
-    s3.put_object(Bucket=BUCKET, Key="code/ml/calibrate.py", Body=(REPO / "ml" / "calibrate.py").read_bytes())
+    for name in ("calibrate.py", "autoloop_ml_common.py"):  # the script and the helpers it imports
+        s3.put_object(Bucket=BUCKET, Key=f"code/ml/{name}", Body=(REPO / "ml" / name).read_bytes())
     calibration = "calibrate-big"
     sm.create_processing_job(
         ProcessingJobName=calibration,
@@ -704,7 +705,7 @@ def test_calibrated_constraints_flag_a_scale_shift_the_default_misses(aws: dict[
             {
                 "InputName": "code",
                 "S3Input": {
-                    "S3Uri": f"s3://{BUCKET}/code/ml/calibrate.py",
+                    "S3Uri": f"s3://{BUCKET}/code/ml/",
                     "LocalPath": "/opt/ml/processing/input/code",
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",

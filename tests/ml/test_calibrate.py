@@ -40,7 +40,11 @@ def load_calibrate() -> ModuleType:
     spec = importlib.util.spec_from_file_location("calibrate_script", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run: its folder first (autoloop_ml_common)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
     return module
 
 
@@ -206,21 +210,15 @@ def test_calibrate_is_python39_compatible() -> None:
             imported.add(node.module.split(".")[0])
     assert imported <= {
         "__future__",
-        "argparse",
+        "autoloop_ml_common",
         "copy",
-        "glob",
         "json",
         "math",
         "os",
-        "sys",
-        "traceback",
         "numpy",
         "pandas",
     }
-    py39 = Path.home() / ".pyenv" / "versions" / "3.9.18" / "bin" / "python"
-    if py39.exists():  # syntax and compile on a real 3.9 (no numpy there)
-        done = subprocess.run([str(py39), "-m", "py_compile", str(SCRIPT)], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
+    # compiled on a real Python 3.9: test_common.py
 
 
 # --- outputs ---------------------------------------------------------------------------------

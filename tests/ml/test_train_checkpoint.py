@@ -8,9 +8,8 @@ restored. The local training job then shows the CheckpointConfig contract end to
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
-import tarfile
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 from autoloop import jobs
-from autoloop_cli import datagen
+from autoloop_cli import datagen, publish
 from localaws import server
 from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
@@ -35,7 +34,11 @@ def load_train() -> ModuleType:
     spec = importlib.util.spec_from_file_location("train_under_test", ML / "train.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ML))  # as when run: its folder first (autoloop_ml_common)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ML))
     return module
 
 
@@ -118,14 +121,6 @@ def test_a_checkpoint_of_other_hyperparameters_or_a_torn_file_is_ignored(
 
 
 # ------------------------------------------------------------------ local SageMaker training job
-def sourcedir() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in ("train.py", "inference.py"):
-            tar.add(ML / name, arcname=name)
-    return buffer.getvalue()
-
-
 def test_a_spot_training_job_checkpoints_to_s3_and_a_restart_resumes(data: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
@@ -142,7 +137,7 @@ def test_a_spot_training_job_checkpoints_to_s3_and_a_restart_resumes(data: Path,
     with server.in_process():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="art")
-        s3.put_object(Bucket="art", Key="code/ml/sourcedir.tar.gz", Body=sourcedir())
+        s3.put_object(Bucket="art", Key="code/ml/sourcedir.tar.gz", Body=publish.sourcedir_bytes())
         s3.put_object(Bucket="art", Key="data/train/train.csv", Body=(data / "train" / "train.csv").read_bytes())
         sm = boto3.client("sagemaker")
         for name in ("first", "restart"):
