@@ -53,9 +53,9 @@ def _server_state() -> dict[str, Any]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from autoloop.adapters import client
     from autoloop_cli import publish
     from localaws import server
-    from localaws.clients import client
     from localaws.cloudformation import stack
 
     console = Console(stages=2)
@@ -82,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    from localaws.clients import client
+    from autoloop.adapters import client
 
     state = _server_state()
     path = Path(args.file)
@@ -96,8 +96,8 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 def cmd_executions(args: argparse.Namespace) -> int:
+    from autoloop.adapters import client
     from autoloop_cli import executions
-    from localaws.clients import client
 
     state = _server_state()
     sfn = client("stepfunctions")
@@ -136,8 +136,8 @@ def cmd_fire_schedule(args: argparse.Namespace) -> int:
 
 def cmd_transform(args: argparse.Namespace) -> int:
     """Score one month now: start BatchTransform with a manual request and follow it."""
+    from autoloop.adapters import client
     from autoloop_cli.demo import batch as batch_demo
-    from localaws.clients import client
 
     state = _server_state()
     arn = state["outputs"]["BatchTransformArn"]
@@ -191,7 +191,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _client_factory() -> Any:
-    from localaws.clients import client
+    from autoloop.adapters import client  # boto3's own resolution: AWS_ENDPOINT_URL, region, credentials
 
     return client
 

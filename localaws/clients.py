@@ -8,6 +8,7 @@ any client would. In server mode ``AWS_ENDPOINT_URL`` points at the server; in-p
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import boto3
@@ -15,6 +16,7 @@ from botocore.config import Config
 
 DEFAULT_REGION = "us-east-1"
 _RETRIES = Config(retries={"max_attempts": 3, "mode": "standard"})
+_LOCK = threading.Lock()  # boto3's default session is not thread-safe; jobs create clients from threads
 
 
 def region() -> str:
@@ -23,9 +25,10 @@ def region() -> str:
 
 def client(service: str) -> Any:
     """A boto3 client for ``service`` on the local AWS (endpoint from the environment)."""
-    return boto3.client(
-        service,
-        region_name=region(),
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        config=_RETRIES,
-    )
+    with _LOCK:
+        return boto3.client(
+            service,
+            region_name=region(),
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            config=_RETRIES,
+        )

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autoloop import adapters
 from autoloop_cli.report.collect import Report, ReportError, gather, latest_execution
 from autoloop_cli.report.page import SECTIONS, render
-from localaws import clients
 
 __all__ = ["SECTIONS", "Report", "ReportError", "gather", "latest_execution", "render", "write"]
 
 
 def write(execution_arn: str, out: Path | str, stack_name: str | None = None) -> Path:
     """Gather the execution's lifecycle and write the HTML report to ``out``."""
-    report = gather(clients.client, execution_arn, stack_name=stack_name)
+    report = gather(adapters.client, execution_arn, stack_name=stack_name)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(report), encoding="utf-8")

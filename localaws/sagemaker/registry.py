@@ -23,7 +23,7 @@ from typing import Any
 
 from moto.sagemaker.models import SageMakerModelBackend
 
-from localaws.sagemaker.sandbox import aws_client
+from localaws.clients import client
 
 log = logging.getLogger(__name__)
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -54,7 +54,7 @@ def _detail(package: Any) -> dict[str, Any]:
 def _emit(detail: dict[str, Any]) -> None:
     def send() -> None:
         try:
-            aws_client("events").put_events(Entries=[{
+            client("events").put_events(Entries=[{
                 "Source": "aws.sagemaker", "DetailType": DETAIL_TYPE,
                 "Resources": [detail["ModelPackageArn"]], "Detail": json.dumps(detail),
             }])

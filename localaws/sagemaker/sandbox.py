@@ -21,15 +21,11 @@ import os
 import posixpath
 import shutil
 import tarfile
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from localaws.clients import client
-
 CONTAINER_ROOT = "/opt/ml"
-_CLIENT_LOCK = threading.Lock()
 FAILURE_REASON_MAX = 1024  # SageMaker's FailureReason / ExitMessage limit
 
 
@@ -71,12 +67,6 @@ def read_head(path: Path, limit: int = FAILURE_REASON_MAX) -> str | None:
     except FileNotFoundError:
         return None
 
-
-def aws_client(service: str) -> Any:
-    """:func:`localaws.clients.client`, created under a lock: boto3's default session is not
-    thread-safe, and jobs create their clients from concurrent threads."""
-    with _CLIENT_LOCK:
-        return client(service)
 
 
 # --- S3 -----------------------------------------------------------------------------

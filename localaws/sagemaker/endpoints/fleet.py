@@ -54,9 +54,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localaws.clients import client
 from localaws.sagemaker.endpoints.capture import CaptureSettings
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
-from localaws.sagemaker.sandbox import JobFailure, aws_client, env_with, fresh_dir, rewrite, truncate
+from localaws.sagemaker.sandbox import JobFailure, env_with, fresh_dir, rewrite, truncate
 
 log = logging.getLogger(__name__)
 
@@ -264,11 +265,11 @@ class Variant:
         """Fetch the model into the sandbox; returns how many workers to start."""
         fresh_dir(self.sandbox)
         try:
-            env_model, model_dir, code_dir, program = load_model(self.sandbox, self.model_name, None, aws_client("s3"))
+            env_model, model_dir, code_dir, program = load_model(self.sandbox, self.model_name, None, client("s3"))
         except JobFailure as failure:
             raise FleetError(failure.reason) from None
         try:
-            described = aws_client("sagemaker").describe_model(ModelName=self.model_name)
+            described = client("sagemaker").describe_model(ModelName=self.model_name)
             self.image = str((described.get("PrimaryContainer") or {}).get("Image") or "")
         except Exception:  # only for DeployedImages
             self.image = ""

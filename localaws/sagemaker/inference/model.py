@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from localaws.sagemaker.sandbox import JobFailure, aws_client, download_object, extract_tar, fetch_code, rewrite
+from localaws.clients import client
+from localaws.sagemaker.sandbox import JobFailure, download_object, extract_tar, fetch_code, rewrite
 
 #: the model-server worker: ``model_fn`` once, then a request loop over stdin/stdout
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -26,7 +27,7 @@ def load_model(
     code_dir, program). ``extra_env`` (a transform job's ``Environment``) overrides the Model's."""
     opt = sandbox / "opt" / "ml"
     try:
-        model = aws_client("sagemaker").describe_model(ModelName=model_name)
+        model = client("sagemaker").describe_model(ModelName=model_name)
     except Exception as exc:
         raise JobFailure(f"ClientError: Could not find model {model_name!r}: {exc}") from exc
     containers = model.get("Containers") or []

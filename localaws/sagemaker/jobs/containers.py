@@ -53,9 +53,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localaws.clients import client
 from localaws.sagemaker.sandbox import (
     JobFailure,
-    aws_client,
     dir_has_files,
     download_prefix,
     env_with,
@@ -185,7 +185,7 @@ def run_processing(job: Job) -> dict[str, Any]:
     outputs = (job.get("processing_output_config") or {}).get("Outputs") or []
     environment = job.get("environment") or {}
     resources = (job.get("processing_resources") or {}).get("ClusterConfig") or {}
-    s3 = aws_client("s3")
+    s3 = client("s3")
 
     (opt / "output").mkdir(parents=True, exist_ok=True)
     _write_json(
@@ -442,7 +442,7 @@ def run_training(job: Job) -> dict[str, Any]:
     output_path = (job.get("output_data_config") or {}).get("S3OutputPath")
     if not output_path:
         raise JobFailure("ClientError: OutputDataConfig.S3OutputPath is required")
-    s3 = aws_client("s3")
+    s3 = client("s3")
 
     hyperparameters = {k: _decode_hp(v) for k, v in raw_hps.items()}
     program = hyperparameters.get("sagemaker_program")

@@ -51,6 +51,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from localaws.clients import client
 from localaws.sagemaker.jobs.job import (
     DEFAULT_MAX_RUNTIME,
     EVENT_SOURCE,
@@ -63,7 +64,7 @@ from localaws.sagemaker.jobs.job import (
     sandbox_for,
     utcnow,
 )
-from localaws.sagemaker.sandbox import JobFailure, aws_client, fresh_dir, truncate
+from localaws.sagemaker.sandbox import JobFailure, fresh_dir, truncate
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def describe_detail(job: Job) -> dict[str, Any]:
     """The job's Describe response as EventBridge detail (datetimes as epoch millis)."""
     spec = job.spec
     try:
-        response = getattr(aws_client("sagemaker"), spec.describe)(**{spec.name_param: job.name})
+        response = getattr(client("sagemaker"), spec.describe)(**{spec.name_param: job.name})
         response.pop("ResponseMetadata", None)
     except Exception:  # e.g. the job was created in another region than the clients use
         with LOCK:
@@ -266,7 +267,7 @@ def _emit(job: Job) -> None:
     spec = job.spec
     try:
         detail = describe_detail(job)
-        result = aws_client("events").put_events(
+        result = client("events").put_events(
             Entries=[
                 {
                     "Time": utcnow(),

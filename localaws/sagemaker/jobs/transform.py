@@ -54,10 +54,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from localaws.clients import client
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
 from localaws.sagemaker.sandbox import (
     JobFailure,
-    aws_client,
     env_with,
     iter_objects,
     join_s3,
@@ -709,7 +709,7 @@ def _return_large_buffers() -> None:
 def run_transform(job: Job) -> dict[str, Any]:
     settings = _Settings(job)
     _return_large_buffers()
-    s3 = aws_client("s3")
+    s3 = client("s3")
     env_model, model_dir, code_dir, program = load_model(job.sandbox, job.get("model_name"), job.get("environment"), s3)
     accept = (
         settings.accept_given
