@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from autoloop.errors import InvalidEvent, PackageNotDeployable
+from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.gate import METRIC_NAME_KEY, METRIC_VALUE_KEY
 from autoloop.jobs import DEFAULT_SECURITY, JobSecurity
 from autoloop.state import DeployPlan as Plan
@@ -58,27 +59,21 @@ class PackageEvent:
     status: str
 
 
-def parse_package_event(event: Mapping[str, Any], group_prefix: str) -> PackageEvent:
+def parse_package_event(event: Any, group_prefix: str) -> PackageEvent:
     """A "SageMaker Model Package State Change" of one of this stack's groups."""
-    if event.get("source") != "aws.sagemaker" or event.get("detail-type") != "SageMaker Model Package State Change":
-        raise InvalidEvent(f"expected a SageMaker Model Package State Change, got {event.get('detail-type')!r}.")
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise InvalidEvent("the model package event has no detail.")
-    group, arn = detail.get("ModelPackageGroupName"), detail.get("ModelPackageArn")
-    version, status = detail.get("ModelPackageVersion"), detail.get("ModelApprovalStatus")
-    if not isinstance(group, str) or not isinstance(arn, str) or not isinstance(status, str):
-        raise InvalidEvent("the model package event lacks its group, ARN or approval status.")
+    detail = parse_event(ModelPackageStateChange, event).detail
+    group, arn = detail.group, detail.arn
     if not group.startswith(f"{group_prefix}-"):
         raise InvalidEvent(
             f"model package group {group!r} does not belong to this stack ({group_prefix}-<model>).",
             "Approve packages in this stack's groups only; other groups are not deployed by Autoloop.",
         )
     try:
-        number = int(version if version is not None else arn.rsplit("/", 1)[-1])
-    except ValueError as exc:
+        number = int(detail.version if detail.version is not None else arn.rsplit("/", 1)[-1])
+    except (TypeError, ValueError) as exc:
         raise InvalidEvent(f"cannot tell the version of model package {arn}.") from exc
-    return PackageEvent(group=group, model=group[len(group_prefix) + 1 :], arn=arn, version=number, status=status)
+    return PackageEvent(group=group, model=group[len(group_prefix) + 1 :], arn=arn, version=number,
+                        status=detail.status)
 
 
 def deployable(description: Mapping[str, Any]) -> tuple[str, str, Mapping[str, str], str, float]:

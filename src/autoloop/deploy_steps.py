@@ -27,6 +27,7 @@ from autoloop.errors import (
     EndpointStillUpdating,
     InvalidEvent,
 )
+from autoloop.events import EndpointStateChange, parse_event
 from autoloop.monitoring import schedule_name, schedule_request
 from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, EndpointRequest, parse
@@ -48,8 +49,6 @@ def _describe_endpoint(name: str) -> dict[str, Any] | None:
 
 def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
     """Decide what an approval or a rejection means for the model's endpoint."""
-    if not isinstance(event, dict):
-        raise InvalidEvent("the deployment input is not a JSON object.")
     package = parse_package_event(event, settings.model_package_group_prefix)
     endpoint_desc = _describe_endpoint(f"{settings.stack_name}-{package.model}")
     if endpoint_desc and endpoint_desc["EndpointStatus"] in BUSY:
@@ -142,12 +141,9 @@ def endpoint_result(description: dict[str, Any], desired_config: str) -> dict[st
     raise DeploymentFailed(f"endpoint {description['EndpointName']} is {status}: {reason}")
 
 
-def handle_endpoint_event(event: dict[str, Any], table: str) -> dict[str, Any]:
+def handle_endpoint_event(event: Any, table: str) -> dict[str, Any]:
     """"SageMaker Endpoint State Change" -> complete the waiting deploy task, if any."""
-    detail = event.get("detail")
-    name = detail.get("EndpointName") if isinstance(detail, dict) else None
-    if not isinstance(name, str):
-        raise InvalidEvent("the endpoint state change has no detail.EndpointName.")
+    name = parse_event(EndpointStateChange, event).detail.endpoint_name
     store = adapters.TokenStore(table)
     entry = store.pop(ENDPOINT_TOKEN_PREFIX + name)
     if entry is None:

@@ -34,7 +34,13 @@ from autoloop.errors import (
     TransientAwsError,
     UnknownModel,
 )
-from autoloop.events import TERMINAL_JOB_STATUSES, arn_origin, parse_job_state_change, parse_s3_object_created
+from autoloop.events import (
+    ENDPOINT_STATE_CHANGE,
+    TERMINAL_JOB_STATUSES,
+    arn_origin,
+    parse_job_state_change,
+    parse_s3_object_created,
+)
 from autoloop.gate import gate_inputs, metric_from_evaluation, metric_from_package
 from autoloop.jobs import (
     SOURCEDIR,
@@ -280,7 +286,7 @@ def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
 
 def handle_sagemaker_event(event: Any, settings: CallbackSettings) -> dict[str, Any]:
     """Jobs and endpoints complete their waiting tasks through the same token table."""
-    if isinstance(event, dict) and event.get("detail-type") == "SageMaker Endpoint State Change":
+    if isinstance(event, dict) and event.get("detail-type") == ENDPOINT_STATE_CHANGE:
         from autoloop.deploy_steps import handle_endpoint_event
 
         return handle_endpoint_event(event, settings.task_token_table)
