@@ -39,7 +39,6 @@ from autoloop.batch import (
     input_digest,
     input_prefix,
     is_data_key,
-    job_name,
     message,
     model_name,
     monitor_request,
@@ -48,7 +47,6 @@ from autoloop.batch import (
     prepare_request,
     report,
     resolve_month,
-    run_id,
     transform_request,
 )
 from autoloop.config import BatchLaunchSettings, BatchPlanSettings, BatchPublishSettings
@@ -71,7 +69,7 @@ from autoloop.errors import (
     PackageNotDeployable,
 )
 from autoloop.jobs import JobContext, JobSecurity, code_key, config_key, job_result
-from autoloop.naming import is_valid_model_name, run_prefix
+from autoloop.naming import batch_job_name, batch_run_id, is_valid_model_name, run_prefix
 from autoloop.observability import logger, metrics
 from autoloop.registry import package_group_name
 from autoloop.state import parse
@@ -193,12 +191,12 @@ def _attempts(model: str, month: str, bucket: str) -> list[Attempt]:
     """The month's attempts that have jobs, in order (jobs are created prepare, transform, monitor)."""
     found: list[Attempt] = []
     for number in range(1, MAX_ATTEMPTS + 2):
-        run = run_id(model, month, bucket, number)
+        run = batch_run_id(model, month, bucket, number)
         statuses: dict[str, str] = {}
         transform_model = digest = None
         for step, kind in BATCH_STEP_KIND.items():
             try:
-                description = _describe(kind, job_name(run, step))
+                description = _describe(kind, batch_job_name(run, step))
             except JobNotFound:
                 break
             statuses[step] = str(job_result(kind, description)["status"])
@@ -262,9 +260,9 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
         raise InvalidEvent(f"model name {req.model!r} is not valid (lowercase letters, digits, '-').")
     model, month = req.model, resolve_month(req, now)
     data, artifacts = settings.data_bucket, settings.artifacts_bucket
-    logger.set_correlation_id(run_id(model, month, data))
+    logger.set_correlation_id(batch_run_id(model, month, data))
     base: dict[str, Any] = {
-        "model": model, "month": month, "run_id": run_id(model, month, data),
+        "model": model, "month": month, "run_id": batch_run_id(model, month, data),
         "endpoint_name": f"{settings.stack_name}-{model}",
         "input_uri": f"s3://{data}/{input_prefix(model, month)}",
         "output_uri": f"s3://{data}/{output_prefix(model, month)}",
@@ -304,7 +302,7 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
         input_filter=cols.input_filter, output_filter=cols.output_filter,
         max_malformed_fraction=config.batch.max_malformed_fraction, input_digest=digest,
         monitoring=_monitoring(artifacts, model, package.training_run_id),
-        **{**base, "run_id": run_id(model, month, data, attempt)},
+        **{**base, "run_id": batch_run_id(model, month, data, attempt)},
     )
     logger.info("month planned", extra={"run_id": plan.run_id, "reason": why, "files": len(files),
                                         "model_name": sm_model, "model_created": created})
@@ -345,7 +343,7 @@ def launch_batch_job(payload: Any, settings: BatchLaunchSettings) -> dict[str, A
     plan, step = request.state.batch, request.step
     logger.set_correlation_id(plan.run_id)
     kind = BATCH_STEP_KIND[step]
-    return start_job_for_task(job_name(plan.run_id, step), kind, _job_spec(request, settings),
+    return start_job_for_task(batch_job_name(plan.run_id, step), kind, _job_spec(request, settings),
                               task_token=request.task_token, execution=request.execution, step=step,
                               table=settings.task_token_table)
 
@@ -355,7 +353,7 @@ def reconcile_batch_job(payload: Any) -> dict[str, Any]:
     request = parse(BatchReconcileRequest, payload, "batch reconcile request")
     logger.set_correlation_id(request.run_id)
     kind = BATCH_STEP_KIND[request.step]
-    result = job_result(kind, _describe(kind, job_name(request.run_id, request.step)))
+    result = job_result(kind, _describe(kind, batch_job_name(request.run_id, request.step)))
     metrics.add_metric(name="JobsReconciled", unit=MetricUnit.Count, value=1)
     if result["status"] in {"InProgress", "Stopping"}:
         raise JobStillRunning(f"{kind} job {result['job_name']} is still {result['status']}.")
