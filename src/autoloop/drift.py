@@ -347,10 +347,6 @@ _ENDPOINT_DIMENSIONS = ("Endpoint", "EndpointName")
 _SCHEDULE_DIMENSIONS = ("MonitoringSchedule", "ScheduleName")
 
 
-def _bad(what: str, why: str) -> InvalidEvent:
-    return malformed(what, why)
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -401,14 +397,14 @@ def alarm_drift(change: AlarmStateChange) -> AlarmDrift:
             metric, metric_name = candidate, name
             break
     if metric is None:
-        raise _bad(what, f"alarm {detail.alarm_name!r} watches no {DRIFT_METRIC_PREFIX}<feature> metric")
+        raise malformed(what, f"alarm {detail.alarm_name!r} watches no {DRIFT_METRIC_PREFIX}<feature> metric")
     dimensions = metric.dimensions
     if dimensions is None:
-        raise _bad(what, f"metric {metric_name} has no dimensions")
+        raise malformed(what, f"metric {metric_name} has no dimensions")
     endpoint = next((d for k in _ENDPOINT_DIMENSIONS if isinstance(d := dimensions.get(k), str) and d), None)
     schedule = next((d for k in _SCHEDULE_DIMENSIONS if isinstance(d := dimensions.get(k), str) and d), None)
     if schedule is None:
-        raise _bad(what, f"metric {metric_name} has no MonitoringSchedule dimension")
+        raise malformed(what, f"metric {metric_name} has no MonitoringSchedule dimension")
     value = threshold = None
     if detail.state.reason_data is not None:
         try:
@@ -505,7 +501,7 @@ def _result_uri(detail: ProcessingJobDetail, what: str) -> str:
     without it, the usual paths are tried; a job with a single S3 output uses that one."""
     outputs = detail.output_config.outputs if detail.output_config else None
     if not outputs:
-        raise _bad(what, "detail.ProcessingOutputConfig.Outputs is missing or empty")
+        raise malformed(what, "detail.ProcessingOutputConfig.Outputs is missing or empty")
     s3_outputs = [o.s3_output for o in outputs if o.s3_output is not None]
     output_path = detail.environment.get(MONITOR_OUTPUT_ENV)
     paths = (output_path.rstrip("/"),) if isinstance(output_path, str) and output_path else MONITOR_RESULT_PATHS
@@ -513,10 +509,10 @@ def _result_uri(detail: ProcessingJobDetail, what: str) -> str:
     if not chosen and len(s3_outputs) == 1:
         chosen = s3_outputs
     if len(chosen) != 1:
-        raise _bad(what, f"expected one S3 output at {' or '.join(paths)}, found {len(chosen)}")
+        raise malformed(what, f"expected one S3 output at {' or '.join(paths)}, found {len(chosen)}")
     uri = chosen[0].s3_uri
     if not isinstance(uri, str) or not uri.startswith("s3://") or len(uri.rstrip("/")) <= len("s3://"):
-        raise _bad(what, f"result output S3Uri is {uri!r}, not an s3:// URI")
+        raise malformed(what, f"result output S3Uri is {uri!r}, not an s3:// URI")
     return f"{uri.rstrip('/')}/{REPORT_FILE}"
 
 
@@ -529,7 +525,7 @@ def monitoring_run(change: ProcessingJobStateChange) -> MonitoringRun:
     """
     what, detail = change.description(), change.detail
     if not is_monitoring(detail):
-        raise _bad(what, f"processing job {detail.job_name} is not a Model Monitor execution")
+        raise malformed(what, f"processing job {detail.job_name} is not a Model Monitor execution")
     endpoint, schedule = detail.environment.get(MONITOR_ENDPOINT_ENV), detail.environment.get(MONITOR_SCHEDULE_ENV)
     return MonitoringRun(
         job_name=detail.job_name,
