@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autoloop import steps
+from autoloop import tasks
 from autoloop.config import CallbackSettings, load_settings
 from autoloop.observability import logger, metrics, tracer
 
@@ -15,4 +15,4 @@ from autoloop.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return steps.handle_sagemaker_event(event, load_settings(CallbackSettings))
+    return tasks.handle_sagemaker_event(event, load_settings(CallbackSettings).task_token_table)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autoloop import steps
+from autoloop import training_steps
 from autoloop.config import GateSettings, load_settings
 from autoloop.observability import logger, metrics, tracer
 
@@ -15,4 +15,4 @@ from autoloop.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return steps.quality_gate(event, load_settings(GateSettings))
+    return training_steps.quality_gate(event, load_settings(GateSettings))

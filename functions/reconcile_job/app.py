@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autoloop import steps
+from autoloop import training_steps
 from autoloop.observability import logger, metrics, tracer
 
 
@@ -14,4 +14,4 @@ from autoloop.observability import logger, metrics, tracer
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return steps.reconcile_job(event)
+    return training_steps.reconcile_job(event)

@@ -1,8 +1,43 @@
-"""Autoloop's domain package: pure, typed logic shared by the Lambda handlers.
+"""Autoloop's domain package: the logic behind the Lambda handlers (shipped as a Lambda layer).
 
-Pure modules (no AWS): ``naming``, ``validation``, ``jobs``, ``gate``, ``registry``,
-``events``, ``config``, ``errors``. AWS access lives in ``adapters`` (lazy boto3 clients,
-error translation). ``steps`` has one function per Lambda, composing the two.
+Each handler in ``functions/<name>/app.py`` parses nothing itself: it calls one function of a
+pipeline module below, which parses its event or payload with the typed models. The modules,
+in order: each imports only modules listed before it (``MODULES``), and no pipeline module
+imports another.
+
+Foundations
+    ``errors``          named errors (Step Functions Retry/Catch match on the class name)
+    ``observability``   Powertools logger, tracer and metrics
+    ``naming``          run ids, job names (training and batch), months, execution ARNs
+    ``adapters``        lazy boto3 clients, AWS errors as named ones, small S3 helpers
+Pure domain (no AWS calls, except ``config.load_model_config``)
+    ``jobs``            SageMaker job requests and results
+    ``monitoring``      Model Monitor requests (baseline, calibration, schedule)
+    ``state``           the state machines' payloads, as pydantic models
+    ``events``          the EventBridge events the handlers take (Powertools ``EventBridgeModel``)
+    ``gate``            the quality gate's inputs
+    ``config``          model configs and handler settings
+    ``validation``      the CSV checks made before any job starts
+Model Registry and shared AWS machinery
+    ``registry``        package requests and checks, the latest Approved package, the champion
+    ``deploy``          deployment planning and endpoint requests (pure)
+    ``batch``           the monthly batch transform's months, layout, requests, policy (pure)
+    ``drift``           Model Monitor reports, drift events and the retrain policy (pure)
+    ``tasks``           the task-token waits: launch a job for a task, complete the task from a
+                        job or endpoint state change (the callback), reconcile after a timeout
+Pipelines (one per state machine or trigger)
+    ``training_steps``, ``deploy_steps``, ``batch_steps``, ``drift_steps``, ``run_slots``,
+    ``teardown``
+
+``tests/unit/test_domain_imports.py`` holds the package to this order, and to no import of a
+private (``_name``) from another module.
 """
 
 __version__ = "0.1.0"
+
+MODULES = (
+    "errors", "observability", "naming", "adapters",
+    "jobs", "monitoring", "state", "events", "gate", "config", "validation",
+    "registry", "deploy", "batch", "drift", "tasks",
+)
+PIPELINES = ("training_steps", "deploy_steps", "batch_steps", "drift_steps", "run_slots", "teardown")

@@ -9,7 +9,6 @@ reason; ``botocore.exceptions`` (about 10 ms) is imported here for the ``except`
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,36 +94,3 @@ def object_exists(bucket: str, key: str) -> bool:
         with aws_call(f"checking s3://{bucket}/{key}"):
             raise
     return True
-
-
-class TokenStore:
-    """Task tokens parked by job name until the job's state-change event arrives."""
-
-    def __init__(self, table: str, ttl_seconds: int = 7 * 24 * 3600) -> None:
-        self.table = table
-        self.ttl_seconds = ttl_seconds
-
-    def put(self, job_name: str, token: str, execution_arn: str, step: str) -> None:
-        item = {
-            "job_name": {"S": job_name},
-            "token": {"S": token},
-            "execution_arn": {"S": execution_arn},
-            "step": {"S": step},
-            "expires_at": {"N": str(int(time.time()) + self.ttl_seconds)},
-        }
-        with aws_call(f"saving the task token for {job_name}"):
-            client("dynamodb").put_item(TableName=self.table, Item=item)
-
-    def pop(self, job_name: str) -> dict[str, str] | None:
-        """Remove and return the token entry; None if it was already taken (or never parked).
-
-        The delete is the claim: of two deliveries of the same event, only one gets the item.
-        """
-        with aws_call(f"claiming the task token for {job_name}"):
-            response = client("dynamodb").delete_item(
-                TableName=self.table, Key={"job_name": {"S": job_name}}, ReturnValues="ALL_OLD"
-            )
-        item = response.get("Attributes")
-        if not item:
-            return None
-        return {k: v["S"] for k, v in item.items() if "S" in v}

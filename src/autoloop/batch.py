@@ -14,18 +14,17 @@ Layout of one attempt (all under ``s3://<ArtifactsBucket>/runs/<model>/<run_id>/
     transform/<file>.out          input row + prediction, filtered (SageMaker's naming)
     monitor/                      statistics.json, constraint_violations.json
 
-Names are deterministic: the run id of a month is ``<model>-<YYYYMM>-<6 hex of the data
-bucket>`` (``-r<N>`` for attempt N > 1), and its jobs are ``<run_id>-prepare``,
-``-transform``, ``-monitor``. A rerun of a month whose results are published does nothing;
-a rerun after a failure starts the next attempt; a rerun after a crash between jobs resumes
-the attempt (its finished jobs are reused, not run again).
+Names are deterministic (:func:`autoloop.naming.batch_run_id`, ``batch_job_name``): the run id
+of a month is ``<model>-<YYYYMM>-<6 hex of the data bucket>`` (``-r<N>`` for attempt N > 1),
+and its jobs are ``<run_id>-prepare``, ``-transform``, ``-monitor``. A rerun of a month whose
+results are published does nothing; a rerun after a failure starts the next attempt; a rerun
+after a crash between jobs resumes the attempt (its finished jobs are reused, not run again).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoloop.config import ModelConfig
 from autoloop.errors import BatchSchemaMismatch, InvalidEvent, NoBatchInput, TooManyMalformedRows
-from autoloop.jobs import PROC, JobContext, JobKind, _s3_input, _s3_output, processing_guards
-from autoloop.naming import MAX_JOB_NAME
+from autoloop.jobs import PROC, JobContext, JobKind, processing_guards, s3_input, s3_output
+from autoloop.monitoring import MONITOR_OUTPUT
+from autoloop.naming import BATCH_STEPS, MAX_JOB_NAME, batch_job_name, parse_month
 from autoloop.state import JobResult
 
 INPUT_PREFIX = "batch/"
@@ -44,13 +44,11 @@ OUTPUT_PREFIX = "predictions/"
 REPORT_FILE = "_report.json"
 MALFORMED_FOLDER = "_malformed/"
 PREPARE_SCRIPT = "batch_prepare.py"
-BATCH_STEP_KIND: dict[str, JobKind] = {"prepare": "processing", "transform": "transform", "monitor": "processing"}
+BATCH_STEP_KIND: dict[str, JobKind] = dict(zip(BATCH_STEPS, ("processing", "transform", "processing"), strict=True))
 MAX_ATTEMPTS = 20
 FAILED_STATUSES = frozenset({"Failed", "Stopped"})
 CSV = "text/csv"
 
-_MONTH_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
-_JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 BatchStep = Literal["prepare", "transform", "monitor"]
 
@@ -145,12 +143,6 @@ class BatchReconcileRequest(_Model):
 
 
 # ----------------------------------------------------------------------------- months
-def parse_month(text: str) -> str:
-    if not isinstance(text, str) or not _MONTH_RE.match(text):
-        raise InvalidEvent(f"month {text!r} is not in the form YYYY-MM (for example 2026-10).")
-    return text
-
-
 def previous_month(when: datetime) -> str:
     """The calendar month before ``when``'s (in UTC)."""
     when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
@@ -184,25 +176,6 @@ def resolve_month(request: BatchRequest, now: datetime) -> str:
 
 
 # ----------------------------------------------------------------------------- names and layout
-def bucket_digest(bucket: str) -> str:
-    """Six hex digits of the data bucket's name: one stack's month never takes another's job names."""
-    return hashlib.sha256(bucket.encode()).hexdigest()[:6]
-
-
-def run_id(model: str, month: str, bucket: str, attempt: int = 1) -> str:
-    base = f"{model}-{parse_month(month).replace('-', '')}-{bucket_digest(bucket)}"
-    return base if attempt <= 1 else f"{base}-r{attempt}"
-
-
-def job_name(run: str, step: str) -> str:
-    if step not in BATCH_STEP_KIND:
-        raise ValueError(f"unknown batch step {step!r}; expected one of {tuple(BATCH_STEP_KIND)}")
-    name = f"{run}-{step}"
-    if len(name) > MAX_JOB_NAME or not _JOB_NAME_RE.match(name):
-        raise ValueError(f"job name {name!r} is not a valid SageMaker name")
-    return name
-
-
 def model_name(stack: str, model: str, package_arn: str, version: int) -> str:
     """The SageMaker Model a package is scored with: ``<stack>-<model>-v<N>-<hash>-bt``.
 
@@ -338,7 +311,7 @@ def oldest_first(mine: tuple[datetime, str], others: Sequence[tuple[datetime, st
 def _processing_job(ctx: JobContext, step: str, app: dict[str, Any], inputs: list[dict[str, Any]],
                     outputs: list[dict[str, Any]], environment: dict[str, str]) -> dict[str, Any]:
     return {
-        "ProcessingJobName": job_name(ctx.run_id, step),
+        "ProcessingJobName": batch_job_name(ctx.run_id, step),
         "RoleArn": ctx.role_arn,
         "AppSpecification": app,
         "ProcessingInputs": inputs,
@@ -367,11 +340,11 @@ def prepare_request(ctx: JobContext, plan: BatchPlan, config_uri: str) -> dict[s
             ],
         },
         [
-            _s3_input("data", plan.input_uri, f"{PROC}/input/data"),
-            _s3_input("config", config_uri, f"{PROC}/input/config"),
-            _s3_input("code", ctx.code_uri, f"{PROC}/input/code"),
+            s3_input("data", plan.input_uri, f"{PROC}/input/data"),
+            s3_input("config", config_uri, f"{PROC}/input/config"),
+            s3_input("code", ctx.code_uri, f"{PROC}/input/code"),
         ],
-        [_s3_output(n, ctx.uri("prepare", n), f"{PROC}/output/{n}") for n in PREPARE_OUTPUTS],
+        [s3_output(n, ctx.uri("prepare", n), f"{PROC}/output/{n}") for n in PREPARE_OUTPUTS],
         {"AUTOLOOP_RUN_ID": ctx.run_id, INPUT_DIGEST_ENV: plan.input_digest},
     )
 
@@ -393,7 +366,7 @@ def transform_request(ctx: JobContext, plan: BatchPlan, clean_uri: str, max_payl
     if plan.output_filter:
         processing["OutputFilter"] = plan.output_filter
     return {
-        "TransformJobName": job_name(ctx.run_id, "transform"),
+        "TransformJobName": batch_job_name(ctx.run_id, "transform"),
         "ModelName": plan.model_name,
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": max_payload_mb,
@@ -414,7 +387,6 @@ def transform_request(ctx: JobContext, plan: BatchPlan, clean_uri: str, max_payl
     }
 
 
-MONITOR_OUTPUT = f"{PROC}/output"
 MONITOR_DATA = f"{PROC}/input/data"
 MONITOR_BASELINE = f"{PROC}/baseline"
 
@@ -436,11 +408,11 @@ def monitor_request(ctx: JobContext, plan: BatchPlan, monitor_data_uri: str, mon
         ctx, "monitor",
         {"ImageUri": monitor_image},
         [
-            _s3_input("month_input", monitor_data_uri, MONITOR_DATA),
-            _s3_input("constraints", constraints, f"{MONITOR_BASELINE}/constraints", "S3Prefix"),
-            _s3_input("statistics", statistics, f"{MONITOR_BASELINE}/stats", "S3Prefix"),
+            s3_input("month_input", monitor_data_uri, MONITOR_DATA),
+            s3_input("constraints", constraints, f"{MONITOR_BASELINE}/constraints", "S3Prefix"),
+            s3_input("statistics", statistics, f"{MONITOR_BASELINE}/stats", "S3Prefix"),
         ],
-        [_s3_output("monitoring_output", ctx.uri("monitor"), MONITOR_OUTPUT)],
+        [s3_output("monitoring_output", ctx.uri("monitor"), MONITOR_OUTPUT)],
         {
             "dataset_format": json.dumps({"csv": {"header": True, "output_columns_position": "START"}}),
             "dataset_source": MONITOR_DATA,

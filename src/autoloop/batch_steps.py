@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters
+from autoloop import adapters, tasks
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.batch import (
     BATCH_STEP_KIND,
@@ -39,7 +39,6 @@ from autoloop.batch import (
     input_digest,
     input_prefix,
     is_data_key,
-    job_name,
     message,
     model_name,
     monitor_request,
@@ -48,10 +47,9 @@ from autoloop.batch import (
     prepare_request,
     report,
     resolve_month,
-    run_id,
     transform_request,
 )
-from autoloop.config import BatchLaunchSettings, BatchPlanSettings, BatchPublishSettings
+from autoloop.config import BatchLaunchSettings, BatchPlanSettings, BatchPublishSettings, load_model_config
 from autoloop.drift import parse_violations, summary
 from autoloop.errors import (
     AutoloopError,
@@ -62,26 +60,17 @@ from autoloop.errors import (
     ConfigError,
     InvalidEvent,
     InvalidViolationsReport,
-    JobFailed,
     JobNotFound,
-    JobStillRunning,
     MlCodeMissing,
-    NoApprovedModel,
     NoBatchInput,
-    PackageNotDeployable,
 )
 from autoloop.jobs import JobContext, JobSecurity, code_key, config_key, job_result
-from autoloop.naming import is_valid_model_name, run_prefix
+from autoloop.naming import RUN_ID_KEY, batch_job_name, batch_run_id, is_valid_model_name, run_prefix
 from autoloop.observability import logger, metrics
-from autoloop.registry import package_group_name
+from autoloop.registry import ServablePackage, latest_servable, package_group_name
 from autoloop.state import parse
 
-# The callback path's own helpers: a batch job is described, completed and reconciled exactly
-# as a pipeline job is (one token table, one callback function).
-from autoloop.steps import _describe, _failure_cause, latest_approved_package, load_model_config, start_job_for_task
-
 HEADER_BYTES = 64 * 1024
-RUN_ID_KEY = "autoloop:run-id"
 
 
 # ----------------------------------------------------------------------------- plan
@@ -137,19 +126,6 @@ def _published(bucket: str, key: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _latest_approved(group: str) -> tuple[Package, dict[str, Any]]:
-    described = latest_approved_package(group)
-    if described is None:
-        raise NoApprovedModel(f"model package group {group} has no Approved model package.")
-    arn = str(described["ModelPackageArn"])
-    containers = described.get("InferenceSpecification", {}).get("Containers") or []
-    if len(containers) != 1 or not containers[0].get("Image") or not containers[0].get("ModelDataUrl"):
-        raise PackageNotDeployable(f"model package {arn} has no single container with an image and model data.")
-    version = int(described.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1])
-    run = (described.get("CustomerMetadataProperties") or {}).get(RUN_ID_KEY)
-    return Package(arn=arn, version=version, training_run_id=run), containers[0]
-
-
 def _list_input(bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
     files: list[dict[str, Any]] = []
     empty: list[str] = []
@@ -193,12 +169,12 @@ def _attempts(model: str, month: str, bucket: str) -> list[Attempt]:
     """The month's attempts that have jobs, in order (jobs are created prepare, transform, monitor)."""
     found: list[Attempt] = []
     for number in range(1, MAX_ATTEMPTS + 2):
-        run = run_id(model, month, bucket, number)
+        run = batch_run_id(model, month, bucket, number)
         statuses: dict[str, str] = {}
         transform_model = digest = None
         for step, kind in BATCH_STEP_KIND.items():
             try:
-                description = _describe(kind, job_name(run, step))
+                description = tasks.describe_job(kind, batch_job_name(run, step))
             except JobNotFound:
                 break
             statuses[step] = str(job_result(kind, description)["status"])
@@ -212,7 +188,7 @@ def _attempts(model: str, month: str, bucket: str) -> list[Attempt]:
     return found
 
 
-def _ensure_model(name: str, container: dict[str, Any], role_arn: str, tags: list[dict[str, str]],
+def _ensure_model(name: str, package: ServablePackage, role_arn: str, tags: list[dict[str, str]],
                   security: JobSecurity) -> bool:
     """Create the package's SageMaker Model unless it exists; True if it was created."""
     sagemaker = client("sagemaker")
@@ -226,8 +202,8 @@ def _ensure_model(name: str, container: dict[str, Any], role_arn: str, tags: lis
         try:
             sagemaker.create_model(
                 ModelName=name, ExecutionRoleArn=role_arn,
-                PrimaryContainer={"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"],
-                                  "Environment": dict(container.get("Environment") or {})},
+                PrimaryContainer={"Image": package.image, "ModelDataUrl": package.model_data_url,
+                                  "Environment": dict(package.environment)},
                 EnableNetworkIsolation=True, Tags=tags, **security.vpc(),
             )
         except ClientError as exc:
@@ -240,7 +216,7 @@ def _ensure_model(name: str, container: dict[str, Any], role_arn: str, tags: lis
 def _monitoring(artifacts_bucket: str, model: str, training_run: str | None) -> Monitoring:
     """The calibrated baseline of the package's training run, made by the DeployPipeline."""
     if not training_run:
-        return Monitoring(skipped="the package was not registered by an Autoloop run (no autoloop:run-id)")
+        return Monitoring(skipped=f"the package was not registered by an Autoloop run (no {RUN_ID_KEY})")
     prefix = run_prefix(model, training_run)
     constraints, statistics = f"{prefix}/calibrate/constraints.json", f"{prefix}/baseline/statistics.json"
     missing = [k for k in (constraints, statistics) if not adapters.object_exists(artifacts_bucket, k)]
@@ -262,9 +238,9 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
         raise InvalidEvent(f"model name {req.model!r} is not valid (lowercase letters, digits, '-').")
     model, month = req.model, resolve_month(req, now)
     data, artifacts = settings.data_bucket, settings.artifacts_bucket
-    logger.set_correlation_id(run_id(model, month, data))
+    logger.set_correlation_id(batch_run_id(model, month, data))
     base: dict[str, Any] = {
-        "model": model, "month": month, "run_id": run_id(model, month, data),
+        "model": model, "month": month, "run_id": batch_run_id(model, month, data),
         "endpoint_name": f"{settings.stack_name}-{model}",
         "input_uri": f"s3://{data}/{input_prefix(model, month)}",
         "output_uri": f"s3://{data}/{output_prefix(model, month)}",
@@ -281,7 +257,8 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
 
     config = load_model_config(artifacts, model)
     cols = columns(config)
-    package, container = _latest_approved(package_group_name(settings.model_package_group_prefix, model))
+    approved = latest_servable(package_group_name(settings.model_package_group_prefix, model))
+    package = Package(arn=approved.arn, version=approved.version, training_run_id=approved.run_id)
     files, empty = _list_input(data, input_prefix(model, month))
     for obj in files:
         check_header(_header(data, obj["Key"]), config, f"s3://{data}/{obj['Key']}")
@@ -295,7 +272,7 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
     tags = [{"Key": "autoloop:model", "Value": model}, {"Key": "autoloop:model-package", "Value": package.arn}]
     if settings.stack_name:
         tags.append({"Key": "autoloop:stack", "Value": settings.stack_name})
-    created = _ensure_model(sm_model, container, settings.sagemaker_role_arn, tags, settings.security())
+    created = _ensure_model(sm_model, approved, settings.sagemaker_role_arn, tags, settings.security())
     prefix = input_prefix(model, month)
     plan = BatchPlan(
         action="score", reason=why, attempt=attempt, package=package, model_name=sm_model,
@@ -304,7 +281,7 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
         input_filter=cols.input_filter, output_filter=cols.output_filter,
         max_malformed_fraction=config.batch.max_malformed_fraction, input_digest=digest,
         monitoring=_monitoring(artifacts, model, package.training_run_id),
-        **{**base, "run_id": run_id(model, month, data, attempt)},
+        **{**base, "run_id": batch_run_id(model, month, data, attempt)},
     )
     logger.info("month planned", extra={"run_id": plan.run_id, "reason": why, "files": len(files),
                                         "model_name": sm_model, "model_created": created})
@@ -345,23 +322,16 @@ def launch_batch_job(payload: Any, settings: BatchLaunchSettings) -> dict[str, A
     plan, step = request.state.batch, request.step
     logger.set_correlation_id(plan.run_id)
     kind = BATCH_STEP_KIND[step]
-    return start_job_for_task(job_name(plan.run_id, step), kind, _job_spec(request, settings),
-                              task_token=request.task_token, execution=request.execution, step=step,
-                              table=settings.task_token_table)
+    return tasks.start_job_for_task(batch_job_name(plan.run_id, step), kind, _job_spec(request, settings),
+                                    task_token=request.task_token, execution=request.execution, step=step,
+                                    table=settings.task_token_table)
 
 
 def reconcile_batch_job(payload: Any) -> dict[str, Any]:
     """After a timed-out wait: the job's result, or JobStillRunning / JobFailed."""
     request = parse(BatchReconcileRequest, payload, "batch reconcile request")
     logger.set_correlation_id(request.run_id)
-    kind = BATCH_STEP_KIND[request.step]
-    result = job_result(kind, _describe(kind, job_name(request.run_id, request.step)))
-    metrics.add_metric(name="JobsReconciled", unit=MetricUnit.Count, value=1)
-    if result["status"] in {"InProgress", "Stopping"}:
-        raise JobStillRunning(f"{kind} job {result['job_name']} is still {result['status']}.")
-    if result["status"] != "Completed":
-        raise JobFailed(_failure_cause(result))
-    return result
+    return tasks.reconcile_job(BATCH_STEP_KIND[request.step], batch_job_name(request.run_id, request.step))
 
 
 # ----------------------------------------------------------------------------- publish

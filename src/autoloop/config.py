@@ -1,4 +1,5 @@
-"""Per-model configuration (``ml/models/<model>.json``) and typed Lambda settings."""
+"""Per-model configuration (``ml/models/<model>.json``, published to the artifacts bucket) and
+typed Lambda settings."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import json
 import os
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from autoloop.errors import ConfigError, InvalidModelConfig
-from autoloop.jobs import JobSecurity, SpotTraining
+from autoloop.adapters import aws_call, client, error_code
+from autoloop.errors import ConfigError, InvalidModelConfig, UnknownModel
+from autoloop.jobs import JobSecurity, SpotTraining, config_key
 from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
@@ -56,6 +59,19 @@ def parse_model_config(raw: bytes | str, source: str) -> ModelConfig:
         return ModelConfig.model_validate(json.loads(raw))
     except (ValueError, ValidationError) as exc:
         raise InvalidModelConfig(f"model config {source} is invalid: {exc}") from exc
+
+
+def load_model_config(artifacts_bucket: str, model: str) -> ModelConfig:
+    """The model's published config; UnknownModel if there is none."""
+    key = config_key(model)
+    try:
+        raw = client("s3").get_object(Bucket=artifacts_bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            raise UnknownModel(f"no configuration for model {model!r} at s3://{artifacts_bucket}/{key}.") from exc
+        with aws_call(f"reading s3://{artifacts_bucket}/{key}"):
+            raise
+    return parse_model_config(raw, f"s3://{artifacts_bucket}/{key}")
 
 
 class Settings(BaseModel):

@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from autoloop.errors import InvalidEvent, PackageNotDeployable
-from autoloop.gate import METRIC_NAME_KEY, METRIC_VALUE_KEY
+from autoloop.errors import InvalidEvent
+from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.jobs import DEFAULT_SECURITY, JobSecurity
+from autoloop.registry import deployable
 from autoloop.state import DeployPlan as Plan
 
 MAX_NAME = 63
-RUN_ID_KEY = "autoloop:run-id"
 _VERSIONED = re.compile(r"-v(?P<version>\d+)-[0-9a-f]{6}$")
 
 Action = Literal["create", "update", "none"]
@@ -58,47 +58,21 @@ class PackageEvent:
     status: str
 
 
-def parse_package_event(event: Mapping[str, Any], group_prefix: str) -> PackageEvent:
+def parse_package_event(event: Any, group_prefix: str) -> PackageEvent:
     """A "SageMaker Model Package State Change" of one of this stack's groups."""
-    if event.get("source") != "aws.sagemaker" or event.get("detail-type") != "SageMaker Model Package State Change":
-        raise InvalidEvent(f"expected a SageMaker Model Package State Change, got {event.get('detail-type')!r}.")
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise InvalidEvent("the model package event has no detail.")
-    group, arn = detail.get("ModelPackageGroupName"), detail.get("ModelPackageArn")
-    version, status = detail.get("ModelPackageVersion"), detail.get("ModelApprovalStatus")
-    if not isinstance(group, str) or not isinstance(arn, str) or not isinstance(status, str):
-        raise InvalidEvent("the model package event lacks its group, ARN or approval status.")
+    detail = parse_event(ModelPackageStateChange, event).detail
+    group, arn = detail.group, detail.arn
     if not group.startswith(f"{group_prefix}-"):
         raise InvalidEvent(
             f"model package group {group!r} does not belong to this stack ({group_prefix}-<model>).",
             "Approve packages in this stack's groups only; other groups are not deployed by Autoloop.",
         )
     try:
-        number = int(version if version is not None else arn.rsplit("/", 1)[-1])
-    except ValueError as exc:
+        number = int(detail.version if detail.version is not None else arn.rsplit("/", 1)[-1])
+    except (TypeError, ValueError) as exc:
         raise InvalidEvent(f"cannot tell the version of model package {arn}.") from exc
-    return PackageEvent(group=group, model=group[len(group_prefix) + 1 :], arn=arn, version=number, status=status)
-
-
-def deployable(description: Mapping[str, Any]) -> tuple[str, str, Mapping[str, str], str, float]:
-    """(image, model data, environment, run id, metric) of a package, or PackageNotDeployable."""
-    arn = description.get("ModelPackageArn", "?")
-    containers = description.get("InferenceSpecification", {}).get("Containers") or []
-    if len(containers) != 1 or not containers[0].get("ModelDataUrl") or not containers[0].get("Image"):
-        raise PackageNotDeployable(f"model package {arn} has no single container with an image and model data.")
-    if not description.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri"):
-        raise PackageNotDeployable(f"model package {arn} has no ModelQuality metrics attached.")
-    props = description.get("CustomerMetadataProperties") or {}
-    run_id = props.get(RUN_ID_KEY)
-    try:
-        metric = float(props[METRIC_VALUE_KEY])
-    except (KeyError, ValueError) as exc:
-        raise PackageNotDeployable(f"model package {arn} carries no {METRIC_NAME_KEY}/{METRIC_VALUE_KEY}.") from exc
-    if not run_id:
-        raise PackageNotDeployable(f"model package {arn} was not registered by an Autoloop run ({RUN_ID_KEY}).")
-    container = containers[0]
-    return container["Image"], container["ModelDataUrl"], container.get("Environment") or {}, run_id, metric
+    return PackageEvent(group=group, model=group[len(group_prefix) + 1 :], arn=arn, version=number,
+                        status=detail.status)
 
 
 def plan(event: PackageEvent, *, stack: str, serving_config: str | None, endpoint_status: str | None,
@@ -125,18 +99,18 @@ def plan(event: PackageEvent, *, stack: str, serving_config: str | None, endpoin
     if target is None:
         return nothing(f"package v{event.version} was rejected and no Approved package is left; "
                        "the endpoint keeps serving it until one is approved")
-    image, data, env, run_id, metric = deployable(target)
-    arn = str(target["ModelPackageArn"])
-    version = int(target.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1])
+    ready = deployable(target)
+    package = ready.package
+    arn, version = package.arn, package.version
     if serving == version:
         return nothing(f"package v{version} is already serving")
     name = versioned_name(endpoint, arn, version)
     action: Action = "create" if serving_config is None and endpoint_status is None else "update"
     why = ("rollback after a rejection" if event.status == "Rejected" else "approved") + f": package v{version}"
     return Plan(action=action, reason=why, model=event.model, endpoint_name=endpoint, package_arn=arn,
-                package_version=version, run_id=run_id, model_name=name, config_name=name,
-                previous_config=serving_config, image=image, model_data_url=data, environment=dict(env),
-                metric=metric)
+                package_version=version, run_id=ready.run_id, model_name=name, config_name=name,
+                previous_config=serving_config, image=package.image, model_data_url=package.model_data_url,
+                environment=dict(package.environment), metric=ready.metric)
 
 
 def model_request(plan_: Plan, role_arn: str, tags: Sequence[Mapping[str, str]],
@@ -195,3 +169,4 @@ def deployment_config(alarms: Sequence[str], bake_seconds: int, termination_wait
 def stale_versions(names: Sequence[str], endpoint: str, keep: str) -> list[str]:
     """This endpoint's versioned models or configs other than ``keep``."""
     return sorted(n for n in names if n != keep and n.startswith(f"{endpoint[: MAX_NAME - 12]}") and version_of(n))
+

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters
+from autoloop import tasks
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings
 from autoloop.deploy import (
@@ -20,38 +19,19 @@ from autoloop.deploy import (
     rollback_alarms,
     stale_versions,
 )
-from autoloop.errors import (
-    DeploymentFailed,
-    DeploymentRolledBack,
-    EndpointBusy,
-    EndpointStillUpdating,
-    InvalidEvent,
-)
+from autoloop.errors import EndpointBusy, InvalidEvent
 from autoloop.monitoring import schedule_name, schedule_request
+from autoloop.naming import RUN_ID_KEY
 from autoloop.observability import logger, metrics
+from autoloop.registry import latest_approved_package
 from autoloop.state import DeployState, EndpointRequest, parse
-from autoloop.steps import latest_approved_package
-
-BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"})
-ENDPOINT_TOKEN_PREFIX = "endpoint:"
-
-
-def _describe_endpoint(name: str) -> dict[str, Any] | None:
-    with aws_call(f"describing endpoint {name}"):
-        try:
-            return dict(client("sagemaker").describe_endpoint(EndpointName=name))
-        except ClientError as exc:
-            if error_code(exc) == "ValidationException" and "not find" in str(exc).lower():
-                return None
-            raise
+from autoloop.tasks import BUSY
 
 
 def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
     """Decide what an approval or a rejection means for the model's endpoint."""
-    if not isinstance(event, dict):
-        raise InvalidEvent("the deployment input is not a JSON object.")
     package = parse_package_event(event, settings.model_package_group_prefix)
-    endpoint_desc = _describe_endpoint(f"{settings.stack_name}-{package.model}")
+    endpoint_desc = tasks.describe_endpoint(f"{settings.stack_name}-{package.model}")
     if endpoint_desc and endpoint_desc["EndpointStatus"] in BUSY:
         raise EndpointBusy(f"endpoint {endpoint_desc['EndpointName']} is {endpoint_desc['EndpointStatus']}.")
     sagemaker = client("sagemaker")
@@ -71,7 +51,7 @@ def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
 
 def _tags(plan_: Any, stack: str) -> list[dict[str, str]]:
     tags = {"autoloop:model": plan_.model, "autoloop:stack": stack,
-            "autoloop:model-package": plan_.package_arn or "", "autoloop:run-id": plan_.run_id or ""}
+            "autoloop:model-package": plan_.package_arn or "", RUN_ID_KEY: plan_.run_id or ""}
     return [{"Key": k, "Value": v} for k, v in tags.items() if v]
 
 
@@ -105,10 +85,9 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
                                   security=settings.security()),
     )
     if request.task_token:
-        adapters.TokenStore(settings.task_token_table).put(
-            ENDPOINT_TOKEN_PREFIX + p.endpoint_name, request.task_token, request.execution, p.config_name
-        )
-    existing = _describe_endpoint(p.endpoint_name)
+        tasks.park_endpoint_task(settings.task_token_table, p.endpoint_name, request.task_token, request.execution,
+                                 p.config_name)
+    existing = tasks.describe_endpoint(p.endpoint_name)
     with aws_call(f"deploying {p.config_name} to endpoint {p.endpoint_name}"):
         if existing is None:
             sagemaker.create_endpoint(EndpointName=p.endpoint_name, EndpointConfigName=p.config_name, Tags=tags)
@@ -127,55 +106,10 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
     return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": action}
 
 
-def endpoint_result(description: dict[str, Any], desired_config: str) -> dict[str, Any]:
-    """Success when the endpoint is InService on the desired config; a named error otherwise."""
-    status, config = description["EndpointStatus"], description.get("EndpointConfigName")
-    reason = description.get("FailureReason") or "no reason given"
-    if status in BUSY:
-        raise EndpointStillUpdating(f"endpoint {description['EndpointName']} is still {status}.")
-    if status == "InService" and config == desired_config:
-        return {"endpoint_name": description["EndpointName"], "config_name": config, "status": status}
-    if status == "InService":
-        raise DeploymentRolledBack(
-            f"endpoint {description['EndpointName']} rolled back to {config} instead of {desired_config}: {reason}"
-        )
-    raise DeploymentFailed(f"endpoint {description['EndpointName']} is {status}: {reason}")
-
-
-def handle_endpoint_event(event: dict[str, Any], table: str) -> dict[str, Any]:
-    """"SageMaker Endpoint State Change" -> complete the waiting deploy task, if any."""
-    detail = event.get("detail")
-    name = detail.get("EndpointName") if isinstance(detail, dict) else None
-    if not isinstance(name, str):
-        raise InvalidEvent("the endpoint state change has no detail.EndpointName.")
-    store = adapters.TokenStore(table)
-    entry = store.pop(ENDPOINT_TOKEN_PREFIX + name)
-    if entry is None:
-        return {"endpoint_name": name, "ignored": "no deployment is waiting for this endpoint"}
-    description = _describe_endpoint(name)
-    sfn = client("stepfunctions")
-    with aws_call(f"completing the deployment task of {name}"):
-        try:
-            if description is None:
-                raise DeploymentFailed(f"endpoint {name} no longer exists.")
-            result = endpoint_result(description, entry.get("step", ""))
-            sfn.send_task_success(taskToken=entry["token"], output=json.dumps(result))
-            return {**result, "task": "completed"}
-        except EndpointStillUpdating:
-            store.put(ENDPOINT_TOKEN_PREFIX + name, entry["token"], entry.get("execution_arn", ""),
-                      entry.get("step", ""))
-            return {"endpoint_name": name, "ignored": "the endpoint is still changing"}
-        except (DeploymentFailed, DeploymentRolledBack) as failure:
-            sfn.send_task_failure(taskToken=entry["token"], error=type(failure).__name__, cause=str(failure)[:32768])
-            return {"endpoint_name": name, "task": "failed", "error": type(failure).__name__}
-
-
 def reconcile_endpoint(payload: Any) -> dict[str, Any]:
+    """After a timed-out wait: the deployment's result, or a named error."""
     request = parse(EndpointRequest, payload, "reconcile request")
-    description = _describe_endpoint(request.plan.endpoint_name)
-    if description is None:
-        raise DeploymentFailed(f"endpoint {request.plan.endpoint_name} does not exist.")
-    return endpoint_result(description, request.plan.config_name or "")
+    return tasks.reconcile_endpoint(request.plan.endpoint_name, request.plan.config_name or "")
 
 
 def cleanup_endpoint(payload: Any) -> dict[str, Any]:

@@ -33,6 +33,15 @@ from datetime import datetime
 from typing import Any
 
 from autoloop.errors import InvalidEvent, InvalidViolationsReport
+from autoloop.events import (
+    AlarmMetric,
+    AlarmStateChange,
+    ProcessingJobDetail,
+    ProcessingJobStateChange,
+    malformed,
+    parse_event,
+)
+from autoloop.monitoring import MONITOR_OUTPUT
 
 # -- constraint_violations.json ----------------------------------------------------------
 
@@ -325,41 +334,17 @@ def summary(violations: Sequence[Violation]) -> str:
 # -- events ----------------------------------------------------------------------------------
 
 DRIFT_METRIC_PREFIX = "feature_baseline_drift_"
-ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
-PROCESSING_DETAIL_TYPE = "SageMaker Processing Job State Change"
 MONITOR_IMAGE_REPOSITORY = "sagemaker-model-monitor-analyzer"
 MONITOR_SCHEDULE_ENV = "sagemaker_monitoring_schedule_name"
 MONITOR_ENDPOINT_ENV = "sagemaker_endpoint_name"
 MONITOR_OUTPUT_ENV = "output_path"
 # Where a monitoring execution's report is written inside the container, when its Environment
 # does not say (output_path): the SDK's default for schedules, and the BYOC contract's sample.
-MONITOR_RESULT_PATHS = ("/opt/ml/processing/output", "/opt/ml/processing/resultdata")
+MONITOR_RESULT_PATHS = (MONITOR_OUTPUT, "/opt/ml/processing/resultdata")
 # Dimension names: the AWS-authored alarm sample and the BYOC page use Endpoint and
 # MonitoringSchedule; one docs page says EndpointName and ScheduleName. Accept both.
 _ENDPOINT_DIMENSIONS = ("Endpoint", "EndpointName")
 _SCHEDULE_DIMENSIONS = ("MonitoringSchedule", "ScheduleName")
-
-
-def _bad(what: str, why: str) -> InvalidEvent:
-    return InvalidEvent(f"malformed {what} event: {why}")
-
-
-def _envelope(event: Any, what: str, source: str, detail_type: str) -> dict[str, Any]:
-    if not isinstance(event, dict):
-        raise _bad(what, f"not a JSON object but {type(event).__name__}")
-    if event.get("source") != source or event.get("detail-type") != detail_type:
-        raise _bad(what, f"source={event.get('source')!r} detail-type={event.get('detail-type')!r}")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise _bad(what, "no 'detail' object")
-    return detail
-
-
-def _text(mapping: Mapping[str, Any], key: str, what: str, path: str) -> str:
-    got = mapping.get(key)
-    if not isinstance(got, str) or not got:
-        raise _bad(what, f"{path} is {got!r}, not a non-empty string")
-    return got
 
 
 def _number(value: Any) -> float | None:
@@ -394,49 +379,36 @@ class AlarmDrift:
         return self.state == "ALARM"
 
 
-def parse_alarm_event(event: dict[str, Any]) -> AlarmDrift:
-    """Parse a "CloudWatch Alarm State Change" for a Model Monitor drift alarm.
+def alarm_drift(change: AlarmStateChange) -> AlarmDrift:
+    """What a "CloudWatch Alarm State Change" says about drift.
 
     The alarm's metric must be a ``feature_baseline_drift_<feature>`` metric with a
     MonitoringSchedule dimension: that is how the alarm is mapped back to a schedule and a
     model. Metric-math alarms (entries with ``expression`` only) are rejected.
     """
-    what = ALARM_DETAIL_TYPE
-    detail = _envelope(event, what, "aws.cloudwatch", ALARM_DETAIL_TYPE)
-    alarm_name = _text(detail, "alarmName", what, "detail.alarmName")
-    states: list[str] = []
-    for key in ("state", "previousState"):
-        block = detail.get(key)
-        if not isinstance(block, dict):
-            raise _bad(what, f"detail.{key} is {block!r}, not an object")
-        states.append(_text(block, "value", what, f"detail.{key}.value"))
-    configuration = detail.get("configuration")
-    metrics = configuration.get("metrics") if isinstance(configuration, dict) else None
-    if not isinstance(metrics, list):
-        raise _bad(what, "detail.configuration.metrics is not a list")
-    metric: dict[str, Any] | None = None
+    what = change.description()
+    detail = change.detail
+    metric: AlarmMetric | None = None
     metric_name = ""
-    for entry in metrics:
-        stat = entry.get("metricStat") if isinstance(entry, dict) else None
-        candidate = stat.get("metric") if isinstance(stat, dict) else None
-        name = candidate.get("name") if isinstance(candidate, dict) else None
-        if isinstance(name, str) and name.startswith(DRIFT_METRIC_PREFIX) and len(name) > len(DRIFT_METRIC_PREFIX):
+    for entry in detail.configuration.metrics:
+        candidate = entry.metric_stat.metric if entry and entry.metric_stat else None
+        name = candidate.name if candidate else None
+        if name and name.startswith(DRIFT_METRIC_PREFIX) and len(name) > len(DRIFT_METRIC_PREFIX):
             metric, metric_name = candidate, name
             break
     if metric is None:
-        raise _bad(what, f"alarm {alarm_name!r} watches no {DRIFT_METRIC_PREFIX}<feature> metric")
-    dimensions = metric.get("dimensions")
-    if not isinstance(dimensions, dict):
-        raise _bad(what, f"metric {metric_name} has no dimensions")
+        raise malformed(what, f"alarm {detail.alarm_name!r} watches no {DRIFT_METRIC_PREFIX}<feature> metric")
+    dimensions = metric.dimensions
+    if dimensions is None:
+        raise malformed(what, f"metric {metric_name} has no dimensions")
     endpoint = next((d for k in _ENDPOINT_DIMENSIONS if isinstance(d := dimensions.get(k), str) and d), None)
     schedule = next((d for k in _SCHEDULE_DIMENSIONS if isinstance(d := dimensions.get(k), str) and d), None)
     if schedule is None:
-        raise _bad(what, f"metric {metric_name} has no MonitoringSchedule dimension")
+        raise malformed(what, f"metric {metric_name} has no MonitoringSchedule dimension")
     value = threshold = None
-    reason_data = detail["state"].get("reasonData")
-    if isinstance(reason_data, str):
+    if detail.state.reason_data is not None:
         try:
-            data = json.loads(reason_data)
+            data = json.loads(detail.state.reason_data)
         except json.JSONDecodeError:
             data = None  # reasonData is informative only; the alarm state is what matters
         if isinstance(data, dict):
@@ -445,9 +417,9 @@ def parse_alarm_event(event: dict[str, Any]) -> AlarmDrift:
                 value = _number(points[-1])
             threshold = _number(data.get("threshold"))
     return AlarmDrift(
-        alarm_name=alarm_name,
-        state=states[0],
-        previous_state=states[1],
+        alarm_name=detail.alarm_name,
+        state=detail.state.value,
+        previous_state=detail.previous_state.value,
         metric_name=metric_name,
         feature=metric_name[len(DRIFT_METRIC_PREFIX) :],
         endpoint=endpoint,
@@ -455,6 +427,11 @@ def parse_alarm_event(event: dict[str, Any]) -> AlarmDrift:
         value=value,
         threshold=threshold,
     )
+
+
+def parse_alarm_event(event: Any) -> AlarmDrift:
+    """Parse a "CloudWatch Alarm State Change" for a Model Monitor drift alarm (see :func:`alarm_drift`)."""
+    return alarm_drift(parse_event(AlarmStateChange, event))
 
 
 @dataclass(frozen=True)
@@ -479,32 +456,31 @@ class MonitoringRun:
     has_violations: bool | None
 
 
-def _environment(detail: Mapping[str, Any]) -> dict[str, Any]:
-    env = detail.get("Environment")
-    return env if isinstance(env, dict) else {}
-
-
 def _image_repository(image_uri: str) -> str:
     """``<registry>/<repository>[:tag|@digest]`` -> repository."""
     path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
     return path.split("@", 1)[0].split(":", 1)[0]
 
 
-def is_monitoring_job(event: Any) -> bool:
-    """True for a processing job state change of a Model Monitor execution: the job runs the
+def is_monitoring(detail: ProcessingJobDetail) -> bool:
+    """True for a Model Monitor execution's processing job: it runs the
     ``sagemaker-model-monitor-analyzer`` image (any region's registry, any tag), or its
     Environment has ``sagemaker_monitoring_schedule_name`` (bring-your-own monitor containers
-    get it too). Never raises; anything else is False."""
-    if not isinstance(event, dict) or event.get("detail-type") != PROCESSING_DETAIL_TYPE:
-        return False
-    if event.get("source") != "aws.sagemaker" or not isinstance(detail := event.get("detail"), dict):
-        return False
-    app = detail.get("AppSpecification")
-    image = app.get("ImageUri") if isinstance(app, dict) else None
-    if isinstance(image, str) and _image_repository(image) == MONITOR_IMAGE_REPOSITORY:
+    get it too)."""
+    image = detail.app_specification.image_uri
+    if image and _image_repository(image) == MONITOR_IMAGE_REPOSITORY:
         return True
-    schedule = _environment(detail).get(MONITOR_SCHEDULE_ENV)
+    schedule = detail.environment.get(MONITOR_SCHEDULE_ENV)
     return isinstance(schedule, str) and bool(schedule)
+
+
+def is_monitoring_job(event: Any) -> bool:
+    """:func:`is_monitoring` of a processing job state change. Never raises; anything else is False."""
+    try:
+        change = parse_event(ProcessingJobStateChange, event)
+    except InvalidEvent:
+        return False
+    return is_monitoring(change.detail)
 
 
 def _has_violations(exit_message: str | None) -> bool | None:
@@ -518,53 +494,50 @@ def _has_violations(exit_message: str | None) -> bool | None:
     return None
 
 
-def _result_uri(detail: Mapping[str, Any], what: str) -> str:
+def _result_uri(detail: ProcessingJobDetail, what: str) -> str:
     """The S3 prefix of the output the container writes its report to.
 
     That output's LocalPath is the ``output_path`` the container is given in its Environment;
     without it, the usual paths are tried; a job with a single S3 output uses that one."""
-    config = detail.get("ProcessingOutputConfig")
-    outputs = config.get("Outputs") if isinstance(config, dict) else None
-    if not isinstance(outputs, list) or not outputs:
-        raise _bad(what, "detail.ProcessingOutputConfig.Outputs is missing or empty")
-    s3_outputs = [o["S3Output"] for o in outputs if isinstance(o, dict) and isinstance(o.get("S3Output"), dict)]
-    output_path = _environment(detail).get(MONITOR_OUTPUT_ENV)
+    outputs = detail.output_config.outputs if detail.output_config else None
+    if not outputs:
+        raise malformed(what, "detail.ProcessingOutputConfig.Outputs is missing or empty")
+    s3_outputs = [o.s3_output for o in outputs if o.s3_output is not None]
+    output_path = detail.environment.get(MONITOR_OUTPUT_ENV)
     paths = (output_path.rstrip("/"),) if isinstance(output_path, str) and output_path else MONITOR_RESULT_PATHS
-    chosen = [o for o in s3_outputs if str(o.get("LocalPath", "")).rstrip("/") in paths]
+    chosen = [o for o in s3_outputs if str(o.local_path or "").rstrip("/") in paths]
     if not chosen and len(s3_outputs) == 1:
         chosen = s3_outputs
     if len(chosen) != 1:
-        raise _bad(what, f"expected one S3 output at {' or '.join(paths)}, found {len(chosen)}")
-    uri = chosen[0].get("S3Uri")
+        raise malformed(what, f"expected one S3 output at {' or '.join(paths)}, found {len(chosen)}")
+    uri = chosen[0].s3_uri
     if not isinstance(uri, str) or not uri.startswith("s3://") or len(uri.rstrip("/")) <= len("s3://"):
-        raise _bad(what, f"result output S3Uri is {uri!r}, not an s3:// URI")
+        raise malformed(what, f"result output S3Uri is {uri!r}, not an s3:// URI")
     return f"{uri.rstrip('/')}/{REPORT_FILE}"
 
 
-def parse_monitoring_job_event(event: dict[str, Any]) -> MonitoringRun:
-    """Parse a "SageMaker Processing Job State Change" of a Model Monitor execution.
+def monitoring_run(change: ProcessingJobStateChange) -> MonitoringRun:
+    """What a Model Monitor execution's processing job state change says.
 
-    Raises InvalidEvent for another event, a processing job that is not a monitoring
-    execution (see :func:`is_monitoring_job`), or a detail without name, status or result
-    output. The status is the *processing job's* (Completed/Failed/Stopped...), never
-    CompletedWithViolations.
+    Raises InvalidEvent for a processing job that is not a monitoring execution (see
+    :func:`is_monitoring`), or one without a result output. The status is the *processing
+    job's* (Completed/Failed/Stopped...), never CompletedWithViolations.
     """
-    what = PROCESSING_DETAIL_TYPE
-    detail = _envelope(event, what, "aws.sagemaker", PROCESSING_DETAIL_TYPE)
-    job_name = _text(detail, "ProcessingJobName", what, "detail.ProcessingJobName")
-    status = _text(detail, "ProcessingJobStatus", what, "detail.ProcessingJobStatus")
-    if not is_monitoring_job(event):
-        raise _bad(what, f"processing job {job_name} is not a Model Monitor execution")
-    env = _environment(detail)
-    endpoint, schedule = env.get(MONITOR_ENDPOINT_ENV), env.get(MONITOR_SCHEDULE_ENV)
-    exit_message = detail.get("ExitMessage")
-    exit_message = exit_message if isinstance(exit_message, str) and exit_message else None
+    what, detail = change.description(), change.detail
+    if not is_monitoring(detail):
+        raise malformed(what, f"processing job {detail.job_name} is not a Model Monitor execution")
+    endpoint, schedule = detail.environment.get(MONITOR_ENDPOINT_ENV), detail.environment.get(MONITOR_SCHEDULE_ENV)
     return MonitoringRun(
-        job_name=job_name,
-        status=status,
+        job_name=detail.job_name,
+        status=detail.status,
         endpoint=endpoint if isinstance(endpoint, str) and endpoint else None,
         schedule=schedule if isinstance(schedule, str) and schedule else None,
         report_uri=_result_uri(detail, what),
-        exit_message=exit_message,
-        has_violations=_has_violations(exit_message),
+        exit_message=detail.exit_message,
+        has_violations=_has_violations(detail.exit_message),
     )
+
+
+def parse_monitoring_job_event(event: Any) -> MonitoringRun:
+    """Parse a "SageMaker Processing Job State Change" of a Model Monitor execution (see :func:`monitoring_run`)."""
+    return monitoring_run(parse_event(ProcessingJobStateChange, event))

@@ -20,19 +20,17 @@ from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import DriftSettings
 from autoloop.drift import (
     DriftPolicy,
+    alarm_drift,
     decide,
-    is_monitoring_job,
-    parse_alarm_event,
-    parse_monitoring_job_event,
+    is_monitoring,
+    monitoring_run,
     parse_violations,
     summary,
 )
 from autoloop.errors import AutoloopError, InvalidEvent, InvalidViolationsReport
+from autoloop.events import AlarmStateChange, ProcessingJobStateChange, parse_one_of
 from autoloop.naming import INCOMING_PREFIX, run_id
 from autoloop.observability import logger, metrics
-
-ALARM = "CloudWatch Alarm State Change"
-PROCESSING = "SageMaker Processing Job State Change"
 
 
 def _latest_report(schedule: str) -> str:
@@ -115,25 +113,22 @@ def _latest_training_object(bucket: str, model: str) -> dict[str, Any] | None:
 
 def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    if not isinstance(event, dict):
-        raise InvalidEvent("the drift event is not a JSON object.")
-    kind = event.get("detail-type")
+    change = parse_one_of(event, (AlarmStateChange, ProcessingJobStateChange), "the drift handler")
     schedule: str | None
-    if kind == ALARM:
-        alarm = parse_alarm_event(event)
+    if isinstance(change, AlarmStateChange):
+        alarm = alarm_drift(change)
         if not alarm.is_alarm:
             return {"ignored": f"alarm {alarm.alarm_name} is {alarm.state}"}
         endpoint, schedule = alarm.endpoint, alarm.schedule
         report_uri = _latest_report(schedule)
-    elif kind == PROCESSING:
-        if not is_monitoring_job(event):
+    else:
+        assert isinstance(change, ProcessingJobStateChange)  # parse_one_of returns one of the two
+        if not is_monitoring(change.detail):
             return {"ignored": "not a monitoring job"}
-        run = parse_monitoring_job_event(event)
+        run = monitoring_run(change)
         if run.status != "Completed":
             return {"ignored": f"monitoring job {run.job_name} is {run.status}"}
         endpoint, schedule, report_uri = run.endpoint, run.schedule, run.report_uri
-    else:
-        raise InvalidEvent(f"the drift handler takes {ALARM!r} or {PROCESSING!r} events, not {kind!r}.")
     model = _model_of(endpoint, settings.stack_name)
     try:
         violations = parse_violations(_read_report(report_uri), report_uri)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from autoloop.naming import job_name, run_prefix
+from autoloop.naming import RUN_ID_KEY, job_name, run_prefix
 
 JobKind = Literal["processing", "training", "transform"]
 STEP_KIND: dict[str, JobKind] = {
@@ -123,13 +123,13 @@ class JobContext:
         return f"s3://{self.artifacts_bucket}/{CODE_PREFIX}"
 
     def tags(self, step: str) -> list[dict[str, str]]:
-        tags = {"autoloop:run-id": self.run_id, "autoloop:model": self.model, "autoloop:step": step}
+        tags = {RUN_ID_KEY: self.run_id, "autoloop:model": self.model, "autoloop:step": step}
         if self.stack_name:
             tags["autoloop:stack"] = self.stack_name
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def _s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
+def s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
     return {
         "InputName": name,
         "S3Input": {
@@ -142,11 +142,11 @@ def _s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> d
     }
 
 
-def _s3_output(name: str, uri: str, local: str) -> dict[str, Any]:
+def s3_output(name: str, uri: str, local: str) -> dict[str, Any]:
     return {"OutputName": name, "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"}}
 
 
-def _processing(ctx: JobContext, step: str, script: str, args: list[str],
+def processing_request(ctx: JobContext, step: str, script: str, args: list[str],
                 inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "ProcessingJobName": job_name(ctx.run_id, step),
@@ -156,7 +156,7 @@ def _processing(ctx: JobContext, step: str, script: str, args: list[str],
             "ContainerEntrypoint": ["python3", f"{PROC}/input/code/{script}"],
             "ContainerArguments": args,
         },
-        "ProcessingInputs": [*inputs, _s3_input("code", ctx.code_uri, f"{PROC}/input/code")],
+        "ProcessingInputs": [*inputs, s3_input("code", ctx.code_uri, f"{PROC}/input/code")],
         **processing_guards(ctx, outputs, volume_gb=30),
         "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
         "Tags": ctx.tags(step),
@@ -178,8 +178,8 @@ def processing_guards(ctx: JobContext, outputs: list[dict[str, Any]], volume_gb:
 
 def preprocess_request(ctx: JobContext, source_uri: str) -> dict[str, Any]:
     config_uri = f"s3://{ctx.artifacts_bucket}/{config_key(ctx.model)}"
-    outputs = [_s3_output(n, ctx.uri("preprocess", n), f"{PROC}/output/{n}") for n in PREPROCESS_OUTPUTS]
-    return _processing(
+    outputs = [s3_output(n, ctx.uri("preprocess", n), f"{PROC}/output/{n}") for n in PREPROCESS_OUTPUTS]
+    return processing_request(
         ctx, "preprocess", "preprocess.py",
         [
             "--input-dir", f"{PROC}/input/raw",
@@ -188,15 +188,15 @@ def preprocess_request(ctx: JobContext, source_uri: str) -> dict[str, Any]:
             "--seed", "42",
         ],
         [
-            _s3_input("raw", source_uri, f"{PROC}/input/raw", "S3Prefix"),
-            _s3_input("config", config_uri, f"{PROC}/input/config", "S3Prefix"),
+            s3_input("raw", source_uri, f"{PROC}/input/raw", "S3Prefix"),
+            s3_input("config", config_uri, f"{PROC}/input/config", "S3Prefix"),
         ],
         outputs,
     )
 
 
 def evaluate_request(ctx: JobContext, model_artifacts: str, test_uri: str, label: str) -> dict[str, Any]:
-    return _processing(
+    return processing_request(
         ctx, "evaluate", "evaluate.py",
         [
             "--model-dir", f"{PROC}/input/model",
@@ -205,10 +205,10 @@ def evaluate_request(ctx: JobContext, model_artifacts: str, test_uri: str, label
             "--label", label,
         ],
         [
-            _s3_input("model", model_artifacts, f"{PROC}/input/model", "S3Prefix"),
-            _s3_input("test", test_uri, f"{PROC}/input/test"),
+            s3_input("model", model_artifacts, f"{PROC}/input/model", "S3Prefix"),
+            s3_input("test", test_uri, f"{PROC}/input/test"),
         ],
-        [_s3_output("evaluation", ctx.uri("evaluate", "evaluation"), f"{PROC}/output/evaluation")],
+        [s3_output("evaluation", ctx.uri("evaluate", "evaluation"), f"{PROC}/output/evaluation")],
     )
 
 

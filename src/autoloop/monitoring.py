@@ -18,10 +18,10 @@ from autoloop.jobs import (
     PROC,
     JobContext,
     JobSecurity,
-    _processing,
-    _s3_input,
-    _s3_output,
     processing_guards,
+    processing_request,
+    s3_input,
+    s3_output,
 )
 from autoloop.naming import job_name
 
@@ -52,15 +52,15 @@ def baseline_request(ctx: JobContext, baseline_uri: str, monitor_image: str) -> 
             "output_path": MONITOR_OUTPUT,
             "publish_cloudwatch_metrics": "Disabled",
         },
-        "ProcessingInputs": [_s3_input("baseline_dataset_input", baseline_uri, local)],
-        **processing_guards(ctx, [_s3_output("monitoring_output", ctx.uri("baseline"), MONITOR_OUTPUT)], volume_gb=20),
+        "ProcessingInputs": [s3_input("baseline_dataset_input", baseline_uri, local)],
+        **processing_guards(ctx, [s3_output("monitoring_output", ctx.uri("baseline"), MONITOR_OUTPUT)], volume_gb=20),
         "Tags": ctx.tags("baseline"),
     }
 
 
 def calibrate_request(ctx: JobContext, baseline_uri: str, constraints_uri: str,
                       settings: MonitoringSettings) -> dict[str, Any]:
-    return _processing(
+    return processing_request(
         ctx, "calibrate", "calibrate.py",
         [
             "--baseline-dir", f"{PROC}/input/baseline",
@@ -73,10 +73,10 @@ def calibrate_request(ctx: JobContext, baseline_uri: str, constraints_uri: str,
             "--seed", "42",
         ],
         [
-            _s3_input("baseline", baseline_uri, f"{PROC}/input/baseline"),
-            _s3_input("constraints", constraints_uri, f"{PROC}/input/constraints", "S3Prefix"),
+            s3_input("baseline", baseline_uri, f"{PROC}/input/baseline"),
+            s3_input("constraints", constraints_uri, f"{PROC}/input/constraints", "S3Prefix"),
         ],
-        [_s3_output("calibrated", ctx.uri("calibrate"), f"{PROC}/output/calibrated")],
+        [s3_output("calibrated", ctx.uri("calibrate"), f"{PROC}/output/calibrated")],
     )
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import hashlib
 import re
 
+from autoloop.errors import InvalidEvent
+
 INCOMING_PREFIX = "incoming/"
 MAX_JOB_NAME = 63  # SageMaker job names
 MAX_EXECUTION_NAME = 80  # Step Functions execution names
 JOB_STEPS = ("preprocess", "train", "evaluate", "baseline", "calibrate")
+BATCH_STEPS = ("prepare", "transform", "monitor")
+#: The tag (on jobs, models, endpoints) and model package metadata key that names a run.
+RUN_ID_KEY = "autoloop:run-id"
 
 _MODEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_MONTH_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
 _RUN_ID_RE = re.compile(r"^(?P<model>[a-z0-9-]+)-(?P<digest>[0-9a-f]{10})(?:-r(?P<attempt>\d+))?$")
 
 
@@ -49,14 +55,41 @@ def parse_run_id(value: str) -> tuple[str, int]:
     return match.group("model"), int(match.group("attempt") or 1)
 
 
-def job_name(run: str, step: str) -> str:
-    """``<run_id>-<step>``: unique per run and step, at most 63 characters."""
-    if step not in JOB_STEPS:
-        raise ValueError(f"unknown job step {step!r}; expected one of {JOB_STEPS}")
+def _job_name(run: str, step: str, steps: tuple[str, ...], what: str) -> str:
+    if step not in steps:
+        raise ValueError(f"unknown {what} {step!r}; expected one of {steps}")
     name = f"{run}-{step}"
     if len(name) > MAX_JOB_NAME or not _JOB_NAME_RE.match(name):
         raise ValueError(f"job name {name!r} is not a valid SageMaker name")
     return name
+
+
+def job_name(run: str, step: str) -> str:
+    """``<run_id>-<step>``: unique per run and step, at most 63 characters."""
+    return _job_name(run, step, JOB_STEPS, "job step")
+
+
+# ----------------------------------------------------------------------------- monthly batch runs
+def parse_month(text: str) -> str:
+    if not isinstance(text, str) or not _MONTH_RE.match(text):
+        raise InvalidEvent(f"month {text!r} is not in the form YYYY-MM (for example 2026-10).")
+    return text
+
+
+def bucket_digest(bucket: str) -> str:
+    """Six hex digits of the data bucket's name: one stack's month never takes another's job names."""
+    return hashlib.sha256(bucket.encode()).hexdigest()[:6]
+
+
+def batch_run_id(model: str, month: str, bucket: str, attempt: int = 1) -> str:
+    """``<model>-<YYYYMM>-<6 hex of the data bucket>``, ``-r<N>`` for attempt N > 1."""
+    base = f"{model}-{parse_month(month).replace('-', '')}-{bucket_digest(bucket)}"
+    return base if attempt <= 1 else f"{base}-r{attempt}"
+
+
+def batch_job_name(run: str, step: str) -> str:
+    """``<batch run id>-<prepare|transform|monitor>``, at most 63 characters."""
+    return _job_name(run, step, BATCH_STEPS, "batch step")
 
 
 def run_prefix(model: str, run: str) -> str:

@@ -52,6 +52,7 @@ from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoloop.adapters import client, error_code
 from autoloop.config import Settings
@@ -411,6 +412,32 @@ def put_response(url: str, body: bytes, attempts: int = 3) -> None:
             time.sleep(2.0 * attempt)
 
 
+class CustomResourceRequest(BaseModel):
+    """The fields of a CloudFormation custom resource request that the response needs.
+
+    ``ResponseURL`` stays a plain string: it is a presigned S3 URL, which must not be normalized.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_type: str = Field(alias="RequestType")
+    response_url: str = Field(alias="ResponseURL")
+    stack_id: str = Field(alias="StackId")
+    request_id: str = Field(alias="RequestId")
+    logical_resource_id: str = Field(alias="LogicalResourceId")
+    physical_resource_id: str | None = Field(default=None, alias="PhysicalResourceId")
+
+    @classmethod
+    def parse(cls, event: Any) -> CustomResourceRequest:
+        try:
+            return cls.model_validate(event)
+        except ValidationError as exc:
+            if not isinstance(event, dict):
+                raise InvalidEvent("the custom resource request is not a JSON object.") from exc
+            missing = [str(error["loc"][0]) for error in exc.errors() if error["loc"]]
+            raise InvalidEvent(f"the custom resource request lacks {', '.join(missing)}.") from exc
+
+
 def handle(event: Any, load_settings: Callable[[], TeardownSettings], remaining_seconds: Callable[[], float],
            send: Callable[[str, bytes], None] = put_response) -> dict[str, Any]:
     """One CloudFormation custom resource request: respond SUCCESS or FAILED, always.
@@ -418,14 +445,9 @@ def handle(event: Any, load_settings: Callable[[], TeardownSettings], remaining_
     The settings are loaded inside, so that a bad environment is answered with FAILED
     rather than leaving CloudFormation waiting for a response until its timeout.
     """
-    if not isinstance(event, dict):
-        raise InvalidEvent("the custom resource request is not a JSON object.")
-    missing = [k for k in ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
-               if not isinstance(event.get(k), str)]
-    if missing:
-        raise InvalidEvent(f"the custom resource request lacks {', '.join(missing)}.")
-    kind = event["RequestType"]
-    resource_id = str(event.get("PhysicalResourceId") or "")
+    request = CustomResourceRequest.parse(event)
+    kind = request.request_type
+    resource_id = request.physical_resource_id or ""
     status, reason, result = "SUCCESS", "", {}
     try:
         settings = load_settings()
@@ -445,5 +467,5 @@ def handle(event: Any, load_settings: Callable[[], TeardownSettings], remaining_
         status, reason = "FAILED", _problem(f"{kind} of the teardown resource", exc)
     logger.info("custom resource request", extra={"request_type": kind, "status": status, "reason": reason,
                                                   "result": result})
-    send(event["ResponseURL"], response_body(event, status, reason, resource_id or str(event["LogicalResourceId"])))
+    send(request.response_url, response_body(event, status, reason, resource_id or request.logical_resource_id))
     return {"RequestType": kind, "Status": status, "Reason": reason, **result}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from autoloop import adapters, batch, errors
+from autoloop import adapters, batch, errors, naming
 from tests.conftest import load_event, load_handler
 from tests.handlers.conftest import STACK
 from tests.handlers.test_jobs_handlers import RecordingStepFunctions
@@ -59,7 +59,7 @@ def test_plan_scores_a_month_with_the_latest_approved_model(deployed, plan):
     month_input(deployed, {"a.csv": f"{HEADER}\n{ROW}\n".encode(), "empty.csv": b"", "_SUCCESS": b"x"})
     result = plan(request())
     assert result["action"] == "score" and result["attempt"] == 1
-    assert result["run_id"] == batch.run_id("churn", MONTH, deployed.data_bucket)
+    assert result["run_id"] == naming.batch_run_id("churn", MONTH, deployed.data_bucket)
     assert result["package"]["arn"] == arn and result["package"]["training_run_id"] == "churn-3f9a1c2b7d"
     assert result["files"] == ["a.csv"] and result["empty_files"] == ["empty.csv"]
     assert result["input_uri"] == f"s3://{deployed.data_bucket}/batch/churn/{MONTH}/"

@@ -116,7 +116,7 @@ def test_cleanup_keeps_only_the_serving_version(deployed, planner, lambda_contex
 
 
 def test_endpoint_result_names_rollback_and_failure():
-    from autoloop.deploy_steps import endpoint_result
+    from autoloop.tasks import endpoint_result
 
     ok = {"EndpointName": "e", "EndpointStatus": "InService", "EndpointConfigName": "e-v2-abcdef"}
     assert endpoint_result(ok, "e-v2-abcdef")["status"] == "InService"

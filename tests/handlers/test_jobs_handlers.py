@@ -5,7 +5,7 @@ import json
 import boto3
 import pytest
 
-from autoloop import adapters, errors
+from autoloop import adapters, errors, tasks
 from autoloop.naming import job_name
 from tests.conftest import load_event, load_handler
 
@@ -99,7 +99,7 @@ def callback(deployed):
 
 
 def park(deployed, name, token="tok"):
-    adapters.TokenStore(deployed.resources["TaskTokenTable"]).put(name, token, "arn:exec", "preprocess")
+    tasks.TokenStore(deployed.resources["TaskTokenTable"]).put(name, token, "arn:exec", "preprocess")
 
 
 def make_processing_job(deployed, name):

@@ -4,8 +4,8 @@ Granted: the Allow statements of template.yaml (both sides of an ``Fn::If``) and
 policy templates the template uses. Needed, for a function: the AWS API calls its code can
 make, found statically. The walk starts at ``handler`` in ``functions/<name>/app.py`` and
 follows calls and references through ``src/autoloop`` function by function (not module by
-module: every handler imports ``autoloop.steps``, but each calls one function of it). An API
-call is a method of an ``adapters.client("<service>")`` value: called directly, through a
+module: every TrainingPipeline handler imports ``autoloop.training_steps``, but each calls one
+function of it). An API call is a method of an ``adapters.client("<service>")`` value: called directly, through a
 variable, passed as a callable, by ``get_paginator("<op>")`` or by ``getattr`` with a
 module-level table of operation names. For a state machine: the ASL's service integrations
 and the Lambda functions its tasks invoke.

@@ -26,6 +26,6 @@ def test_sam_build_builds_every_function_and_the_layer(tmp_path: Path):
     for name in resources("AWS::Serverless::Function"):
         assert (build_dir / name / "app.py").exists(), name
     layer = build_dir / "DomainLayer" / "python"
-    assert (layer / "autoloop" / "steps.py").exists()
+    assert (layer / "autoloop" / "training_steps.py").exists()
     assert (layer / "aws_lambda_powertools").is_dir()
     assert not list(layer.glob("localaws*")), "the local AWS must not ship to Lambda"

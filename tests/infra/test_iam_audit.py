@@ -9,7 +9,7 @@ from tests.infra import iam_audit
 from tests.infra.template_utils import resources, state_machines, template
 
 # Calls the static walk reaches but the function never makes: a shared helper dispatches on
-# the job kind (steps._describe, steps.CREATE_JOB), and the callers' kinds are fixed.
+# the job kind (tasks.describe_job, tasks.CREATE_JOB), and the callers' kinds are fixed.
 DISPATCH_NOT_REACHED = {
     ("LaunchJobFunction", "sagemaker:CreateTransformJob"):
         "launch_job's steps (STEP_KIND) are processing or training",

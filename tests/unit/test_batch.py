@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from autoloop import batch, deploy, errors
+from autoloop import batch, deploy, errors, naming
 from autoloop.batch import Attempt, BatchPlan, BatchRequest, BatchTrigger, Monitoring, Package
 from autoloop.config import ModelConfig, parse_model_config
 from autoloop.jobs import JobContext
@@ -50,16 +50,16 @@ def test_months_not_ended_or_not_months_are_refused(month):
 
 # ----------------------------------------------------------------------------- names
 def test_run_ids_and_job_names_are_deterministic_valid_and_short():
-    run = batch.run_id("churn", "2026-10", "autoloop-dev-databucket-1a2b3c4d5e6f")
+    run = naming.batch_run_id("churn", "2026-10", "autoloop-dev-databucket-1a2b3c4d5e6f")
     assert re.fullmatch(r"churn-202610-[0-9a-f]{6}", run)
-    assert run == batch.run_id("churn", "2026-10", "autoloop-dev-databucket-1a2b3c4d5e6f")
-    assert run != batch.run_id("churn", "2026-10", "autoloop-prod-databucket-9z9z")
-    longest = batch.run_id("m" * 24, "2026-10", "b", attempt=20)
+    assert run == naming.batch_run_id("churn", "2026-10", "autoloop-dev-databucket-1a2b3c4d5e6f")
+    assert run != naming.batch_run_id("churn", "2026-10", "autoloop-prod-databucket-9z9z")
+    longest = naming.batch_run_id("m" * 24, "2026-10", "b", attempt=20)
     for step in batch.BATCH_STEP_KIND:
-        assert len(batch.job_name(longest, step)) <= 63
-    assert batch.run_id("churn", "2026-10", "b", attempt=2).endswith("-r2")
+        assert len(naming.batch_job_name(longest, step)) <= 63
+    assert naming.batch_run_id("churn", "2026-10", "b", attempt=2).endswith("-r2")
     with pytest.raises(ValueError):
-        batch.job_name(run, "train")
+        naming.batch_job_name(run, "train")
 
 
 def test_the_batch_model_name_is_never_taken_for_an_endpoint_model():

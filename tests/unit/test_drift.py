@@ -360,13 +360,14 @@ def _metric(e):
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda e: e.__setitem__("source", "aws.sagemaker"), "source='aws.sagemaker'"),
+        (lambda e: e.__setitem__("source", "aws.sagemaker"), "source: .*got 'aws.sagemaker'"),
         (lambda e: e.__setitem__("detail-type", "CloudWatch Alarm Configuration Change"), "detail-type"),
-        (lambda e: e.pop("detail"), "no 'detail' object"),
+        (lambda e: e.pop("detail"), "detail: Field required"),
         (lambda e: e["detail"].pop("alarmName"), "detail.alarmName"),
         (lambda e: e["detail"].pop("state"), "detail.state"),
         (lambda e: e["detail"]["previousState"].pop("value"), "detail.previousState.value"),
-        (lambda e: e["detail"].pop("configuration"), "metrics is not a list"),
+        (lambda e: e["detail"].pop("configuration"), "detail.configuration: Field required"),
+        (lambda e: e["detail"]["configuration"].__setitem__("metrics", {}), "detail.configuration.metrics: .*list"),
         (lambda e: _metric(e).__setitem__("name", "feature_data_monthly_charges"), "watches no feature_baseline_drift"),
         (lambda e: _metric(e).__setitem__("name", "feature_baseline_drift_"), "watches no feature_baseline_drift"),
         (lambda e: e["detail"]["configuration"]["metrics"][0].pop("metricStat"), "watches no"),
@@ -489,11 +490,11 @@ def _two_outputs_neither_at_output_path(e):
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda e: e.__setitem__("source", "aws.s3"), "source='aws.s3'"),
+        (lambda e: e.__setitem__("source", "aws.s3"), "source: .*got 'aws.s3'"),
         (lambda e: e.__setitem__("detail-type", "SageMaker Training Job State Change"), "detail-type"),
-        (lambda e: e.__setitem__("detail", []), "no 'detail' object"),
-        (lambda e: e["detail"].pop("ProcessingJobName"), "detail.ProcessingJobName"),
-        (lambda e: e["detail"].__setitem__("ProcessingJobStatus", None), "detail.ProcessingJobStatus"),
+        (lambda e: e.__setitem__("detail", []), "detail: not a JSON object"),
+        (lambda e: e["detail"].pop("ProcessingJobName"), "detail lacks ProcessingJobName"),
+        (lambda e: e["detail"].__setitem__("ProcessingJobStatus", None), "detail lacks .*/ProcessingJobStatus"),
         (lambda e: e["detail"].pop("ProcessingOutputConfig"), "Outputs is missing or empty"),
         (lambda e: _outputs(e).clear(), "Outputs is missing or empty"),
         (lambda e: _outputs(e)[0]["S3Output"].__setitem__("S3Uri", "https://example.com/x"), "not an s3:// URI"),

@@ -3,7 +3,6 @@ import pytest
 from autoloop.errors import InvalidEvent
 from autoloop.events import (
     arn_origin,
-    object_key_candidates,
     parse_job_state_change,
     parse_s3_object_created,
 )
@@ -86,17 +85,3 @@ def test_arn_origin_is_account_and_region():
     assert arn_origin("arn:aws:states:eu-west-1:123456789012:stateMachine:Training") == ("123456789012", "eu-west-1")
     with pytest.raises(ValueError, match="not a regional ARN"):
         arn_origin("arn:aws:s3:::bucket")
-
-
-@pytest.mark.parametrize(
-    ("key", "candidates"),
-    [
-        ("incoming/churn/a.csv", ["incoming/churn/a.csv"]),
-        ("incoming/churn/red+flower.csv", ["incoming/churn/red+flower.csv", "incoming/churn/red flower.csv"]),
-        ("incoming/churn/caf%C3%A9.csv", ["incoming/churn/caf%C3%A9.csv", "incoming/churn/café.csv"]),
-        ("incoming/churn/100%.csv", ["incoming/churn/100%.csv"]),
-        ("incoming/churn/2026 11/ñ 😀.csv", ["incoming/churn/2026 11/ñ 😀.csv"]),
-    ],
-)
-def test_object_key_candidates_try_the_key_as_given_first(key, candidates):
-    assert object_key_candidates(key) == candidates
