@@ -557,9 +557,9 @@ def _distances(cloudwatch: Any, endpoint: str, schedule: str, when: datetime | N
     source = "CloudWatch feature_baseline_drift metrics" if found else ""
     for item in violations:
         if item.get("constraint_check_type") == drift_logic.BASELINE_DRIFT_CHECK:
-            match = drift_logic._DRIFT_RE.search(str(item.get("description", "")))
-            if match and item.get("feature_name") not in found:
-                found[str(item["feature_name"])] = float(match.group(1))
+            numbers = drift_logic.drift_numbers(str(item.get("description", "")))
+            if numbers and numbers[0] is not None and item.get("feature_name") not in found:
+                found[str(item["feature_name"])] = numbers[0]
                 source = source or "constraint_violations.json"
     return found, source
 

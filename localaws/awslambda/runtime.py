@@ -645,6 +645,12 @@ def _error_payload(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def invoke_here(function: Any, event: Any) -> tuple[str, bool, str]:
+    """Run ``function`` (moto's ``LambdaFunction``) on ``event`` in this process, whether or
+    not :func:`install` has patched moto: (payload, errored, logs), as ``_invoke_lambda``."""
+    return _invoke_lambda(function, event)
+
+
 def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """Replacement for ``LambdaFunction._invoke_lambda``: run the handler here."""
     with _state_lock:

@@ -1055,10 +1055,9 @@ class CustomResource(CloudFormationModel):
         fn = get_backend(account_id, region_name).get_function(token)
         request_id = str(uuid.uuid4())
         event = {**request, "ServiceToken": token, "RequestId": request_id, "ResponseURL": _responses.url(request_id)}
-        # The same path as every local invocation (lambda_runtime's replacement of moto's
-        # LambdaFunction._invoke_lambda), called directly so it runs even where the handler
-        # tests have uninstalled the patch.
-        payload, errored, _ = lambda_runtime._invoke_lambda(fn, event)
+        # The same path as every local invocation, called directly so it runs even where the
+        # handler tests have uninstalled the patch.
+        payload, errored, _ = lambda_runtime.invoke_here(fn, event)
         response = _responses.pop(request_id)
         if response is None:
             detail = f": the function failed: {payload}" if errored else ""

@@ -29,8 +29,9 @@ Pipelines (one per state machine or trigger)
     ``training_steps``, ``deploy_steps``, ``batch_steps``, ``drift_steps``, ``run_slots``,
     ``teardown``
 
-``tests/unit/test_domain_imports.py`` holds the package to this order, and to no import of a
-private (``_name``) from another module.
+``tests/unit/test_domain_imports.py`` holds the package to this order;
+``tests/infra/test_architecture.py`` to no private (``_name``) use across modules and to
+importing no other project package.
 """
 
 __version__ = "0.1.0"

@@ -114,6 +114,14 @@ def _finite(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def drift_numbers(description: str) -> tuple[float | None, float | None] | None:
+    """(distance, threshold) from a ``baseline_drift_check`` violation's description, as Model
+    Monitor words it ("... distance: 0.12 exceeds threshold: 0.1"); None if it does not say."""
+    if drift := _DRIFT_RE.search(description):
+        return _finite(drift.group(1)), _finite(drift.group(2))
+    return None
+
+
 def _field(entry: Mapping[str, Any], key: str, index: int, where: str) -> str:
     got = entry.get(key)
     if not isinstance(got, str) or not got:
@@ -131,8 +139,8 @@ def _violation(entry: Any, index: int, where: str) -> Violation:
         raise InvalidViolationsReport(f"{where}: violations[{index}].description is {description!r}, not a string.")
     distance = threshold = value = None
     if check == BASELINE_DRIFT_CHECK:
-        if drift := _DRIFT_RE.search(description):
-            distance, threshold = _finite(drift.group(1)), _finite(drift.group(2))
+        if numbers := drift_numbers(description):
+            distance, threshold = numbers
     elif found := _VALUE_RE.search(description):
         value = _finite(found.group(1))
     return Violation(feature, check, description.strip(), distance, threshold, value)

@@ -1,4 +1,6 @@
-"""The domain package's import directions (see ``src/autoloop/__init__.py``), checked statically."""
+"""The domain package's import order (see ``src/autoloop/__init__.py``), checked statically.
+
+Between packages, circles and private names: tests/infra/test_architecture.py."""
 
 from __future__ import annotations
 
@@ -40,12 +42,6 @@ def test_modules_import_only_modules_before_them_and_pipelines_import_no_pipelin
             if target in autoloop.PIPELINES or ORDER.index(target) > ORDER.index(module):
                 wrong.append(f"{module} imports {target}")
     assert wrong == []
-
-
-def test_no_private_name_is_imported_across_modules():
-    private = [f"{p.stem} imports {module}.{name}" for p in SRC.glob("*.py")
-               for module, name in imports(p) if name.startswith("_")]
-    assert private == []
 
 
 def test_handlers_import_only_the_package_and_powertools():
