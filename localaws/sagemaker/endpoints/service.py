@@ -110,6 +110,7 @@ import boto3
 from botocore.config import Config
 
 from localaws import local_home
+from localaws.patching import Patches, locked
 from localaws.sagemaker.endpoints import capture
 from localaws.sagemaker.endpoints.fleet import (
     Fleet,
@@ -1022,8 +1023,7 @@ def invoke(
     )
 
 
-_ORIGINALS: dict[tuple[type, str], Any] = {}
-_MISSING = object()
+PATCHES = Patches("sagemaker_endpoints")
 
 
 def _response_invoke_endpoint(self: Any) -> Any:
@@ -1050,8 +1050,7 @@ def _response_invoke_endpoint(self: Any) -> Any:
         backend = sagemaker_backends[self.current_account][self.region]
         if name in backend.endpoints:  # created before the extension was installed: moto's answer
             self.body = body.decode("utf-8", errors="replace")
-            original = _ORIGINALS[(SageMakerRuntimeResponse, "invoke_endpoint")]
-            return original(self)
+            return PATCHES.original(SageMakerRuntimeResponse, "invoke_endpoint")(self)
         reply = not_found(name, self.current_account)
     out_headers: dict[str, Any] = dict(reply.headers)
     out_headers["status"] = reply.status
@@ -1206,15 +1205,6 @@ def _wrap_delete(original: Callable[..., Any]) -> Callable[..., Any]:
     return delete_endpoint
 
 
-def _wrap_locked(original: Callable[..., Any]) -> Callable[..., Any]:
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with _LOCK:
-            return original(*args, **kwargs)
-
-    locked.__wrapped__ = original  # type: ignore[attr-defined]
-    return locked
-
-
 def _wrap_weights(original: Callable[..., Any]) -> Callable[..., Any]:
     def update_weights(self: Any, endpoint_name: str, desired_weights_and_capacities: list[dict[str, Any]]) -> str:
         with _LOCK:
@@ -1361,54 +1351,43 @@ def _ensure_ticker() -> None:
 # --- install ----------------------------------------------------------------------------------------------
 
 
-def _patch(cls: type, name: str, value: Any) -> None:
-    key = (cls, name)
-    if key not in _ORIGINALS:
-        _ORIGINALS[key] = cls.__dict__.get(name, _MISSING)
-    setattr(cls, name, value)
-
-
-def installed() -> bool:
-    return bool(_ORIGINALS)
+installed = PATCHES.active
 
 
 def install() -> None:
     """Patch moto so endpoints really serve (idempotent)."""
+    PATCHES.apply(_patch)
+
+
+def _patch(patches: Patches) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
     from moto.sagemaker.models import SageMakerModelBackend as Backend
     from moto.sagemaker.responses import SageMakerResponse as Response
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse as Runtime
 
-    with _LOCK:
-        if _ORIGINALS:
-            return
-        _patch(Backend, "create_endpoint", _wrap_create(Backend.create_endpoint))
-        _patch(Backend, "delete_endpoint", _wrap_delete(Backend.delete_endpoint))
-        _patch(Backend, "describe_endpoint", _wrap_locked(Backend.describe_endpoint))
-        _patch(Backend, "list_endpoints", _wrap_locked(Backend.list_endpoints))
-        _patch(
-            Backend,
-            "update_endpoint_weights_and_capacities",
-            _wrap_weights(Backend.update_endpoint_weights_and_capacities),
-        )
-        _patch(Backend, "update_endpoint", _backend_update_endpoint)
-        _patch(Response, "update_endpoint", _response_update_endpoint)
-        _patch(Runtime, "invoke_endpoint", _response_invoke_endpoint)
-        _patch(Runtime, "use_raw_body", True)
-        _patch(DomainDispatcherApplication, "__call__", _wrap_dispatcher(DomainDispatcherApplication.__call__))
-        _patch(MotoRequestHandler, "run_wsgi", _wrap_run_wsgi(MotoRequestHandler.run_wsgi))
+    patches.set(Backend, "create_endpoint", _wrap_create(Backend.create_endpoint))
+    patches.set(Backend, "delete_endpoint", _wrap_delete(Backend.delete_endpoint))
+    patches.set(Backend, "describe_endpoint", locked(Backend.describe_endpoint, _LOCK))
+    patches.set(Backend, "list_endpoints", locked(Backend.list_endpoints, _LOCK))
+    patches.set(
+        Backend,
+        "update_endpoint_weights_and_capacities",
+        _wrap_weights(Backend.update_endpoint_weights_and_capacities),
+    )
+    patches.set(Backend, "update_endpoint", _backend_update_endpoint)
+    patches.set(Response, "update_endpoint", _response_update_endpoint)
+    patches.set(Runtime, "invoke_endpoint", _response_invoke_endpoint)
+    patches.set(Runtime, "use_raw_body", True)
+    # the fault injector (localaws.faults) may wrap the dispatcher too: call through at call time
+    dispatcher = patches.calls_original(DomainDispatcherApplication, "__call__")
+    patches.set(DomainDispatcherApplication, "__call__", _wrap_dispatcher(dispatcher))
+    patches.set(MotoRequestHandler, "run_wsgi", _wrap_run_wsgi(MotoRequestHandler.run_wsgi))
 
 
 def uninstall() -> None:
     """Stop every endpoint and undo :func:`install`."""
     stop_all()
-    with _LOCK:
-        for (cls, name), original in _ORIGINALS.items():
-            if original is _MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, original)
-        _ORIGINALS.clear()
+    PATCHES.restore()
 
 
 # --- helpers for tests, the demo and teardown -----------------------------------------------------------------

@@ -95,6 +95,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localaws.patching import Patches
+
 ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
 ANALYZER_SCRIPT = Path(__file__).resolve().with_name("analyzer.py")
 ENDPOINT_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
@@ -111,8 +113,7 @@ _SCHEDULE_EXPRESSION = re.compile(r"^(cron\(.+\)|NOW)$")
 _OFFSET = re.compile(r"^(?P<sign>[-+])?PT(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?$")
 
 _LOCK = threading.RLock()
-_ORIGINALS: dict[tuple[type, str], Any] = {}
-_MISSING = object()
+PATCHES = Patches("model_monitor")
 
 
 class MonitoringError(Exception):
@@ -949,15 +950,7 @@ def _metric_datum(record: dict[str, Any]) -> dict[str, Any]:
 # --- install ------------------------------------------------------------------------------------
 
 
-def _patch(cls: type, name: str, value: Any) -> None:
-    key = (cls, name)
-    if key not in _ORIGINALS:
-        _ORIGINALS[key] = cls.__dict__.get(name, _MISSING)
-    setattr(cls, name, value)
-
-
-def installed() -> bool:
-    return bool(_ORIGINALS)
+installed = PATCHES.active
 
 
 def _named(function: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -968,53 +961,48 @@ def _named(function: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 def install() -> None:
     """Register the analyzer image and add the monitoring-schedule APIs to moto (idempotent)."""
+    PATCHES.apply(_patch)
+
+
+def _patch(patches: Patches) -> None:
     from moto.sagemaker.models import SageMakerModelBackend as Backend
     from moto.sagemaker.responses import SageMakerResponse as Response
 
     from localaws.sagemaker.jobs.containers import register_local_image
 
-    with _LOCK:
-        if _ORIGINALS:
-            return
-        register_local_image(ANALYZER_REPOSITORY, ["python3", str(ANALYZER_SCRIPT)], after_run=_after_analyzer_run)
-        backend_methods: dict[str, Callable[..., Any]] = {
-            "create_monitoring_schedule": _b_create,
-            "update_monitoring_schedule": _b_update,
-            "describe_monitoring_schedule": _b_describe,
-            "delete_monitoring_schedule": _b_delete,
-            "list_monitoring_schedules": _b_list_schedules,
-            "list_monitoring_executions": _b_list_executions,
-            "start_monitoring_schedule": lambda self, name: _b_set_status(self, name, "Scheduled"),
-            "stop_monitoring_schedule": lambda self, name: _b_set_status(self, name, "Stopped"),
-        }
-        for name, method in backend_methods.items():
-            _patch(Backend, name, _named(method, name))
-        response_methods: dict[str, Callable[..., Any]] = {
-            "create_monitoring_schedule": _r_create,
-            "update_monitoring_schedule": _r_update,
-            "describe_monitoring_schedule": _r_describe,
-            "delete_monitoring_schedule": _r_delete,
-            "list_monitoring_schedules": _r_list_schedules,
-            "list_monitoring_executions": _r_list_executions,
-            "start_monitoring_schedule": _r_start,
-            "stop_monitoring_schedule": _r_stop,
-        }
-        for name, method in response_methods.items():
-            _patch(Response, name, method)
+    register_local_image(ANALYZER_REPOSITORY, ["python3", str(ANALYZER_SCRIPT)], after_run=_after_analyzer_run)
+    backend_methods: dict[str, Callable[..., Any]] = {
+        "create_monitoring_schedule": _b_create,
+        "update_monitoring_schedule": _b_update,
+        "describe_monitoring_schedule": _b_describe,
+        "delete_monitoring_schedule": _b_delete,
+        "list_monitoring_schedules": _b_list_schedules,
+        "list_monitoring_executions": _b_list_executions,
+        "start_monitoring_schedule": lambda self, name: _b_set_status(self, name, "Scheduled"),
+        "stop_monitoring_schedule": lambda self, name: _b_set_status(self, name, "Stopped"),
+    }
+    for name, method in backend_methods.items():
+        patches.set(Backend, name, _named(method, name))
+    response_methods: dict[str, Callable[..., Any]] = {
+        "create_monitoring_schedule": _r_create,
+        "update_monitoring_schedule": _r_update,
+        "describe_monitoring_schedule": _r_describe,
+        "delete_monitoring_schedule": _r_delete,
+        "list_monitoring_schedules": _r_list_schedules,
+        "list_monitoring_executions": _r_list_executions,
+        "start_monitoring_schedule": _r_start,
+        "stop_monitoring_schedule": _r_stop,
+    }
+    for name, method in response_methods.items():
+        patches.set(Response, name, method)
 
 
 def uninstall() -> None:
     """Undo :func:`install`."""
     from localaws.sagemaker.jobs.containers import unregister_local_image
 
-    with _LOCK:
-        for (cls, name), original in _ORIGINALS.items():
-            if original is _MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, original)
-        _ORIGINALS.clear()
-        unregister_local_image(ANALYZER_REPOSITORY)
+    PATCHES.restore()
+    unregister_local_image(ANALYZER_REPOSITORY)
 
 
 # --- benchmark ------------------------------------------------------------------------------------
