@@ -1,12 +1,18 @@
-"""localaws.patching: the one patch helper."""
+"""localaws.patching (the one patch helper) and localaws.extensions (the one registry)."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
+from localaws import extensions, faults
 from localaws.patching import Patches, locked
 
 
@@ -145,3 +151,111 @@ def test_locked_runs_the_original_holding_the_lock():
     lock = threading.Lock()
     wrapped = locked(lambda x: (x, lock.locked()), lock)
     assert wrapped(1) == (1, True) and not lock.locked()
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_the_registry_is_the_servers_list():
+    from localaws import server
+
+    assert server.install_extensions() == extensions.names()
+    assert all(e.installed() for e in extensions.EXTENSIONS)
+    for extension in extensions.EXTENSIONS:
+        module = extension.load()
+        assert extension.gap and "\n" not in extension.gap
+        assert module.__doc__ and "moto" in module.__doc__, f"{extension.name}: the docstring names the moto gap"
+        assert isinstance(module.PATCHES, Patches)
+
+
+def test_for_handler_tests_switches_off_and_puts_back():
+    extensions.install_all()
+    with extensions.for_handler_tests():
+        assert {e.name for e in extensions.EXTENSIONS if e.installed()} == {
+            e.name for e in extensions.EXTENSIONS if e.in_handler_tests
+        } >= {"s3_policy"}
+    assert all(e.installed() for e in extensions.EXTENSIONS)
+
+
+_ABSENT = object()
+
+
+def _owners() -> Iterator[Any]:
+    """moto's and botocore's modules and the classes defined in them."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("moto.", "botocore.")):
+            continue
+        yield module
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                yield value
+
+
+def _snapshot() -> dict[int, tuple[Any, dict[str, Any]]]:
+    return {id(owner): (owner, dict(vars(owner))) for owner in _owners()}
+
+
+def _changes(before: dict[int, tuple[Any, dict[str, Any]]]) -> list[str]:
+    changed = []
+    for owner, attributes in before.values():
+        now = vars(owner)
+        for name in attributes.keys() | now.keys():
+            if attributes.get(name, _ABSENT) is not now.get(name, _ABSENT):
+                changed.append(f"{getattr(owner, '__qualname__', owner.__name__)}.{name}")
+    return sorted(changed)
+
+
+@contextmanager
+def _kept(installed: bool, module: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if installed:
+            module.install()
+        else:
+            module.uninstall()
+
+
+@pytest.mark.parametrize("module_name", [e.module for e in extensions.EXTENSIONS] + ["localaws.faults"])
+def test_install_and_uninstall_round_trip_moto(module_name):
+    module = importlib.import_module(module_name)
+    with _kept(module.installed(), module):
+        module.install()  # once first: imports whatever it touches, so the snapshots compare like with like
+        module.uninstall()
+        assert not module.installed()
+        before = _snapshot()
+        module.install()
+        module.install()
+        assert module.installed()
+        patched = _changes(before)
+        assert patched, "install patched nothing"
+        assert {f"{getattr(o, '__qualname__', o.__name__)}.{n}" for o, n in module.PATCHES.targets} == set(patched)
+        module.uninstall()
+        module.uninstall()
+        assert not module.installed()
+        assert _changes(before) == []
+
+
+def test_faults_and_endpoints_share_the_dispatcher_in_either_order():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+
+    was = sagemaker_endpoints.installed(), faults.installed()
+    sagemaker_endpoints.uninstall()
+    faults.uninstall()
+    moto_call = DomainDispatcherApplication.__dict__["__call__"]
+    try:
+        for first in (sagemaker_endpoints, faults):
+            sagemaker_endpoints.install()
+            faults.install()
+            first.uninstall()
+            assert faults.installed() is (first is not faults)
+            assert sagemaker_endpoints.installed() is (first is faults)
+            (faults if first is sagemaker_endpoints else sagemaker_endpoints).uninstall()
+            assert DomainDispatcherApplication.__dict__["__call__"] is moto_call
+    finally:
+        if was[0]:
+            sagemaker_endpoints.install()
+        if was[1]:
+            faults.install()
