@@ -1,9 +1,9 @@
 """Drift monitoring on captured data: our Model Monitor analyzer against evidently and a floor.
 
-Data (``localaws.sagemaker.monitor.service.bench``, kept on disk): a 200k x 20 N(0, 1) baseline CSV,
-baselined once by our analyzer (statistics.json + constraints.json, as the DeployPipeline
-does, not timed), and ``rows`` x 20 captured records in Model Monitor's data-capture JSONL
-layout, 20 files, where f0 is shifted (+0.5), f1 scaled (x1.5) and f2 20 % replaced.
+Data (:func:`write_data`, kept on disk): a 200k x 20 N(0, 1) baseline CSV, baselined once
+by our analyzer (statistics.json + constraints.json, as the DeployPipeline does, not timed),
+and ``rows`` x 20 captured records in Model Monitor's data-capture JSONL layout, 20 files,
+where f0 is shifted (+0.5), f1 scaled (x1.5) and f2 20 % replaced.
 
 Three contenders, each in a fresh process of its own (``python -m bench.drift child ...``),
 timed from the start of its work (library imports included, interpreter start-up not),
@@ -25,17 +25,24 @@ peak RSS read from its own ``VmHWM`` at the end:
   that CDF and the baseline sketch's CDF at the bin edges, flagged with the analyzer's rule
   (``Robust``: distance - 1.8 sqrt((n+m)/(nm)) > 0.1). No statistics, no constraint checks,
   no report files: the least work that answers "which features drifted".
+
+``python -m bench.drift analyzer --rows 1000000 --features 20`` times our analyzer alone
+(baselining, then monitoring) on data of any size, as the job runner runs it (a subprocess),
+and prints its timings, drift distances and violations (:func:`analyzer_bench`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +69,34 @@ def _capture_text(root: Path) -> bytes:
     return b"\n".join(_file_rows(path) for path in _capture_files(root))
 
 
-def child_ours(root: Path) -> dict[str, Any]:
-    import runpy
+def baseline_env(root: Path, out: Path) -> dict[str, str]:
+    """The analyzer's environment for baselining ``root``'s baseline CSV into ``out``."""
+    return {"dataset_format": json.dumps({"csv": {"header": True}}), "dataset_source": str(root / "baseline"),
+            "output_path": str(out), "SM_OUTPUT_DIR": str(out / "ml-output")}
 
-    from localaws.sagemaker.monitor.service import ANALYZER_SCRIPT, CAPTURE_FORMAT
 
-    out = root / "ours-out"
+def monitoring_env(root: Path, out: Path) -> dict[str, str]:
+    """The analyzer's environment for monitoring ``root``'s capture against its baseline, as a
+    monitoring execution of endpoint ``bench-ep`` sets it."""
+    from localaws.sagemaker.monitor.models import CAPTURE_FORMAT
+
     base = root / "baseline-out"
-    os.environ.update({
+    return {
         "dataset_format": json.dumps(CAPTURE_FORMAT), "dataset_source": str(root / "capture"),
         "output_path": str(out), "baseline_constraints": str(base / "constraints.json"),
         "baseline_statistics": str(base / "statistics.json"), "publish_cloudwatch_metrics": "Enabled",
         "sagemaker_endpoint_name": "bench-ep", "sagemaker_monitoring_schedule_name": "bench-schedule",
         "end_time": "2024-05-01T03:00:00Z", "SM_OUTPUT_DIR": str(out / "ml-output"),
-    })
+    }  # fmt: skip
+
+
+def child_ours(root: Path) -> dict[str, Any]:
+    import runpy
+
+    from localaws.sagemaker.monitor.models import ANALYZER_SCRIPT
+
+    out = root / "ours-out"
+    os.environ.update(monitoring_env(root, out))
     try:
         runpy.run_path(str(ANALYZER_SCRIPT), run_name="__main__")
     except SystemExit as exc:
@@ -172,17 +193,126 @@ def evidently_available() -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------- the data
+def _capture_line(row: str) -> str:
+    return (
+        '{"captureData":{"endpointInput":{"observedContentType":"text/csv","mode":"INPUT","data":"'
+        + row
+        + '\\n","encoding":"CSV"},"endpointOutput":{"observedContentType":"text/csv; charset=utf-8",'
+        '"mode":"OUTPUT","data":"0.5","encoding":"CSV"}},"eventMetadata":{"eventId":"'
+        + uuid.uuid4().hex
+        + '","inferenceTime":"2024-05-01T02:17:49Z"},"eventVersion":"0"}'
+    )
+
+
+def _rows_text(matrix: Any) -> list[str]:
+    import io
+
+    import numpy as np
+
+    buffer = io.StringIO()
+    np.savetxt(buffer, matrix, fmt="%.4f", delimiter=",")
+    return buffer.getvalue().splitlines()
+
+
+def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 200_000, seed: int = 0,
+               files: int = 20) -> int:
+    """Write a ``baseline_rows`` x ``features`` N(0, 1) baseline CSV (``root/baseline``), then
+    ``rows`` captured records in ``files`` capture files (``root/capture/bench-ep/...``) where f0
+    has mean +0.5, f1 scale x1.5 and f2 20 % replaced by 1 + Exp(2). Capture rows repeat a
+    50k-row block (to generate fast). Returns the capture's size in bytes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    names = [f"f{i}" for i in range(features)]
+    base_dir = root / "baseline"
+    base_dir.mkdir(parents=True, exist_ok=True)
+    with (base_dir / "baseline.csv").open("w") as handle:
+        handle.write(",".join(names) + "\n")
+        handle.write("\n".join(_rows_text(rng.normal(size=(baseline_rows, features)))) + "\n")
+    block_rows = min(rows, 50_000)
+    block = rng.normal(size=(block_rows, features))
+    if features > 2:
+        block[:, 0] += 0.5
+        block[:, 1] *= 1.5
+        swap = rng.random(block_rows) < 0.2
+        block[swap, 2] = 1.0 + rng.exponential(2.0, int(swap.sum()))
+    lines = [_capture_line(r) for r in _rows_text(block)]
+    capture_dir = root / "capture" / "bench-ep" / "AllTraffic" / "2024" / "05" / "01" / "02"
+    capture_dir.mkdir(parents=True, exist_ok=True)
+    per_file = -(-rows // files)
+    written = 0
+    for index in range(files):
+        count = min(per_file, rows - written)
+        if count <= 0:
+            break
+        reps = [lines[(written + i) % block_rows] for i in range(count)]
+        (capture_dir / f"{index:02d}-00-000-{uuid.uuid4()}.jsonl").write_text("\n".join(reps) + "\n")
+        written += count
+    return sum(p.stat().st_size for p in capture_dir.iterdir())
+
+
+def _analyzer(env: dict[str, str]) -> tuple[float, str]:
+    """Run the analyzer as the job runner does (a subprocess); its wall time and stdout."""
+    from localaws.sagemaker.monitor.models import ANALYZER_SCRIPT
+
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ANALYZER_SCRIPT)], env={**os.environ, **env}, capture_output=True,
+                          text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"analyzer failed: {done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def baseline(root: Path) -> tuple[float, str]:
+    """Baseline ``root``'s CSV into ``root/baseline-out`` (what the monitoring reads)."""
+    return _analyzer(baseline_env(root, root / "baseline-out"))
+
+
+def analyzer_bench(rows: int = 1_000_000, features: int = 20, baseline_rows: int = 200_000, seed: int = 0,
+                   files: int = 20, keep: str | None = None) -> dict[str, Any]:
+    """Time the analyzer alone on :func:`write_data`'s data: baselining, then monitoring.
+    Returns the wall times, the analyzer's timing lines, the drift distances and the
+    features with violations."""
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="mm-bench-"))
+    try:
+        capture_bytes = write_data(root, rows, features, baseline_rows, seed, files)
+        base_seconds, base_log = baseline(root)
+        monitor_out = root / "monitor-out"
+        mon_seconds, mon_log = _analyzer(monitoring_env(root, monitor_out))
+        violations = json.loads((monitor_out / "constraint_violations.json").read_text())["violations"]
+        return {
+            "rows": rows,
+            "features": features,
+            "baseline_rows": baseline_rows,
+            "capture_mb": round(capture_bytes / 1e6, 1),
+            "baseline_seconds": round(base_seconds, 3),
+            "monitoring_seconds": round(mon_seconds, 3),
+            "baseline_log": [line for line in base_log.splitlines() if "timings" in line],
+            "monitoring_log": [line for line in mon_log.splitlines() if "timings" in line or "read " in line],
+            "drift": {
+                m[1]: float(m[2])
+                for m in re.finditer(r"drift (\S+): ([0-9.]+)", mon_log)
+                if m[1] in ("f0", "f1", "f2", "f3")
+            },
+            "violations": sorted(v["feature_name"] for v in violations),
+        }
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- the benchmark
 def run(quick: bool = False) -> list[Row]:
-    from localaws.sagemaker.monitor import service as model_monitor
-
     rows = 20_000 if quick else 1_000_000
     baseline_rows = 20_000 if quick else 200_000
     label = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}M"
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         root = Path(tmp)
         progress(f"[drift] generating {label} captured rows x 20 features and baselining")
-        model_monitor.bench(rows, 20, baseline_rows, seed=0, files=20, keep=str(root))
+        write_data(root, rows, 20, baseline_rows, seed=0, files=20)
+        baseline(root)
         results = {}
         for kind in ("ours", "floor"):
             progress(f"[drift] {kind}")
@@ -224,8 +354,23 @@ def run(quick: bool = False) -> list[Row]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["analyzer"]:
+        parser = argparse.ArgumentParser(prog="python -m bench.drift analyzer",
+                                         description="time the local analyzer on synthetic capture data")
+        parser.add_argument("--rows", type=int, default=1_000_000)
+        parser.add_argument("--features", type=int, default=20)
+        parser.add_argument("--baseline-rows", type=int, default=200_000)
+        parser.add_argument("--files", type=int, default=20)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--keep", help="keep the data in this folder")
+        args = parser.parse_args(argv[1:])
+        result = analyzer_bench(args.rows, args.features, args.baseline_rows, args.seed, args.files, args.keep)
+        print(json.dumps(result, indent=2))
+        return 0
     if argv[:1] != ["child"] or len(argv) != 3:
-        print("usage: python -m bench.drift child ours|floor|evidently ROOT", file=sys.stderr)
+        print("usage: python -m bench.drift child ours|floor|evidently ROOT\n"
+              "       python -m bench.drift analyzer [--rows N] [--features N] [--baseline-rows N] [--files N]"
+              " [--seed N] [--keep DIR]", file=sys.stderr)
         return 2
     started = _STARTED
     result = CHILDREN[argv[1]](Path(argv[2]))

@@ -30,9 +30,10 @@ manager that clears it on exit. :func:`clear_all` removes every fault.
 
 SDK retry backoff: botocore's standard retry mode sleeps ``random() * 2**attempt`` seconds
 between its own attempts. Like Step Functions' Retry intervals (``localaws.stepfunctions.clock``), that
-is a pure delay, so :func:`install` scales it by the same factor
-(``sfn_time.time_scale()``): with the factor at 0.01 a throttled call still takes its 4
-attempts, only without the seconds of sleep between them. At 1.0 nothing changes.
+is a pure delay, so :func:`install` scales it by the same factor (``sfn_time.time_scale()``,
+patched into ``botocore.retries.standard.ExponentialBackoff.delay_amount``): with the
+factor at 0.01 a throttled call still takes its 4 attempts, only without the seconds of
+sleep between them. At 1.0 nothing changes.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
+
+from localaws.patching import Patches
 
 #: HTTP status AWS uses for an error code (others: 400).
 STATUS = {
@@ -127,9 +130,7 @@ class Fault:
 
 _lock = threading.RLock()
 _faults: list[Fault] = []
-_installed = False
-_orig_call: Any = None
-_orig_delay: Any = None
+PATCHES = Patches("faults")
 
 
 def _add(fault: Fault) -> Fault:
@@ -271,7 +272,9 @@ def _call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
                     status, headers, body = _error_response(fault, request)
                     start_response(status, headers)
                     return [body]
-    return _orig_call(self, environ, start_response)
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    return PATCHES.original(DomainDispatcherApplication, "__call__")(self, environ, start_response)
 
 
 # --------------------------------------------------------------------------- Lambda
@@ -333,58 +336,49 @@ def _job_hook(kind: str, name: str) -> str | None:
 
 
 def _scaled_delay(self: Any, context: Any) -> float:
+    from botocore.retries import standard
+
     from localaws.stepfunctions import clock as sfn_time
 
-    return float(_orig_delay(self, context)) * sfn_time.time_scale()
+    delay = PATCHES.original(standard.ExponentialBackoff, "delay_amount")(self, context)
+    return float(delay) * sfn_time.time_scale()
 
 
 def install() -> None:
-    """Install the hooks (idempotent). :func:`aws_error` and friends call it."""
-    global _installed, _orig_call, _orig_delay
+    """Install the hooks (idempotent). :func:`aws_error` and friends call it.
+
+    If another extension's uninstall put back a ``__call__`` from before ours, the hook is
+    gone although it was installed once: :meth:`PATCHES.active() <localaws.patching.Patches.active>`
+    checks the classes, not a flag, so this installs it again."""
+    PATCHES.apply(_patch)
+
+
+def _patch(patches: Patches) -> None:
     from botocore.retries import standard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    with _lock:
-        # Another extension's uninstall may have put back a __call__ from before ours: then
-        # this hook is gone although we installed it once, so check the class, not a flag.
-        if _installed and DomainDispatcherApplication.__call__ is _call:
-            return
-        from localaws.awslambda import runtime as lambda_runtime
-        from localaws.sagemaker.jobs import runner as sagemaker_jobs
+    from localaws.awslambda import runtime as lambda_runtime
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
-        if DomainDispatcherApplication.__call__ is not _call:
-            _orig_call = DomainDispatcherApplication.__call__
-            DomainDispatcherApplication.__call__ = _call  # type: ignore[method-assign]
-        if standard.ExponentialBackoff.delay_amount is not _scaled_delay:
-            _orig_delay = standard.ExponentialBackoff.delay_amount
-            standard.ExponentialBackoff.delay_amount = _scaled_delay  # type: ignore[method-assign]
-        lambda_runtime.set_fault_hook(_lambda_hook)
-        sagemaker_jobs.set_fault_hook(_job_hook)
-        _installed = True
+    patches.set(DomainDispatcherApplication, "__call__", _call)
+    patches.set(standard.ExponentialBackoff, "delay_amount", _scaled_delay)
+    lambda_runtime.set_fault_hook(_lambda_hook)
+    sagemaker_jobs.set_fault_hook(_job_hook)
 
 
 def uninstall() -> None:
-    global _installed
     with _lock:
-        if not _installed:
+        if not PATCHES.restore():
             return
-        from botocore.retries import standard
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
         from localaws.awslambda import runtime as lambda_runtime
         from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
         clear_all()
-        if DomainDispatcherApplication.__call__ is _call:  # else someone already put theirs back
-            DomainDispatcherApplication.__call__ = _orig_call  # type: ignore[method-assign]
-        standard.ExponentialBackoff.delay_amount = _orig_delay  # type: ignore[method-assign]
         lambda_runtime.set_fault_hook(None)
         sagemaker_jobs.set_fault_hook(None)
-        _installed = False
 
 
-def installed() -> bool:
-    return _installed
+installed = PATCHES.active
 
 
 def wait_for_hits(fault: Fault, hits: int = 1, timeout: float = 30.0) -> bool:

@@ -8,10 +8,10 @@ through Wait states in real time, and (in server mode) its Step Functions engine
 - :func:`start` runs moto's ``ThreadedMotoServer`` on 127.0.0.1 (a free port by default)
   in this process, so the extensions patched into moto's classes apply to it; turns on
   Step Functions execution and keeps moto's Docker-backed Lambda backend selected (the
-  one ``lambda_runtime`` hooks; ``awslambda_simple`` runs no code); installs
-  ``lambda_runtime``, ``eventbridge``, ``sfn_time`` and, when present,
-  ``localaws.sagemaker.jobs.runner``; and points clients at it through the environment
-  (``AWS_ENDPOINT_URL``, ``MOTO_PORT``, fake credentials, region ``us-east-1`` unless set).
+  one ``lambda_runtime`` hooks; ``awslambda_simple`` runs no code); installs every
+  extension of :mod:`localaws.extensions` (:func:`install_extensions`); and points clients
+  at it through the environment (``AWS_ENDPOINT_URL``, ``MOTO_PORT``, fake credentials,
+  region ``us-east-1`` unless set).
   :meth:`LocalAws.stop` undoes the environment and configuration changes.
 - :func:`in_process` is the same for tests without a server: ``moto.mock_aws`` with the
   same configuration, and the extensions installed.
@@ -56,33 +56,11 @@ def current() -> LocalAws | None:
 
 
 def install_extensions() -> list[str]:
-    """Install every local extension (idempotent). Returns the names installed."""
-    from localaws.awslambda import runtime as lambda_runtime
-    from localaws.cloudformation import types as cfn_types
-    from localaws.events import delivery as eventbridge
-    from localaws.s3 import policy as s3_policy
-    from localaws.sagemaker import registry as sagemaker_registry
-    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
-    from localaws.sagemaker.jobs import runner as sagemaker_jobs
-    from localaws.sagemaker.monitor import service as model_monitor
-    from localaws.stepfunctions import callbacks as sfn_callbacks
-    from localaws.stepfunctions import clock as sfn_time
-    from localaws.stepfunctions import mock as sfn_mock
+    """Install every local extension of :mod:`localaws.extensions`, in order (idempotent).
+    Returns the names installed."""
+    from localaws import extensions
 
-    lambda_runtime.install()
-    eventbridge.install()
-    sfn_time.install()
-    sfn_callbacks.install()
-    sfn_mock.install()
-    s3_policy.install()
-    cfn_types.register()
-    sagemaker_jobs.install()
-    sagemaker_registry.install()
-    sagemaker_endpoints.install()
-    model_monitor.install()
-    names = ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy", "cfn_types",
-             "sagemaker_jobs", "sagemaker_registry", "sagemaker_endpoints", "model_monitor"]
-    return names
+    return extensions.install_all()
 
 
 def _reset_extensions() -> None:

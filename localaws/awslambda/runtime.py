@@ -112,6 +112,7 @@ from types import ModuleType
 from typing import Any
 
 from localaws import local_home
+from localaws.patching import Patches
 
 LOG = logging.getLogger(__name__)
 
@@ -123,10 +124,7 @@ INIT_TIMEOUT_SECONDS = 10.0
 LOG_TAIL_BYTES = 4096
 _BUFFER_LIMIT = 256 * 1024
 
-_install_lock = threading.Lock()
-_installed = False
-_orig_invoke_lambda: Callable[..., Any] | None = None
-_orig_invoke: Callable[..., Any] | None = None
+PATCHES = Patches("lambda_runtime")
 _fault_hook: Callable[[str, Any, Any], None] | None = None
 
 _invoke_lock = threading.Lock()
@@ -145,34 +143,19 @@ _log_files_lock = threading.Lock()
 
 def install() -> None:
     """Patch moto so Lambda invocations run the real handlers here. Idempotent."""
-    global _installed, _orig_invoke_lambda, _orig_invoke
-    with _install_lock:
-        if _installed:
-            return
-        from moto.awslambda.models import LambdaFunction
-
-        _orig_invoke_lambda = LambdaFunction._invoke_lambda
-        _orig_invoke = LambdaFunction.invoke
-        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
-        LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
-        _installed = True
+    PATCHES.apply(_patch)
 
 
-def uninstall() -> None:
-    """Undo :func:`install` (moto goes back to Docker)."""
-    global _installed
-    with _install_lock:
-        if not _installed:
-            return
-        from moto.awslambda.models import LambdaFunction
+def _patch(patches: Patches) -> None:
+    from moto.awslambda.models import LambdaFunction
 
-        LambdaFunction._invoke_lambda = _orig_invoke_lambda  # type: ignore[method-assign,assignment]
-        LambdaFunction.invoke = _orig_invoke  # type: ignore[method-assign,assignment]
-        _installed = False
+    patches.set(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+    patches.set(LambdaFunction, "invoke", _invoke)
 
 
-def installed() -> bool:
-    return _installed
+#: undo :func:`install` (moto goes back to Docker)
+uninstall = PATCHES.restore
+installed = PATCHES.active
 
 
 def set_fault_hook(hook: Callable[[str, Any, LambdaContext], None] | None) -> None:
@@ -827,8 +810,14 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
     if (_header(request_headers, "x-amz-invocation-type") or "").lower() == "event":
         _async.submit(self, body)
         return ""
-    assert _orig_invoke is not None
-    return _orig_invoke(self, body, request_headers, response_headers)
+    return _moto_invoke(self, body, request_headers, response_headers)
+
+
+def _moto_invoke(fn: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+    """moto's own ``LambdaFunction.invoke``."""
+    from moto.awslambda.models import LambdaFunction
+
+    return PATCHES.original(LambdaFunction, "invoke")(fn, body, request_headers, response_headers)
 
 
 _async_failures: list[dict[str, Any]] = []
@@ -894,14 +883,13 @@ def _max_retries(fn: Any) -> int:
 
 
 def _deliver_async(fn: Any, body: Any) -> None:
-    assert _orig_invoke is not None
     if isinstance(body, bytes):
         body = body.decode("utf-8")
     attempts = 1 + _max_retries(fn)
     payload: Any = None
     for attempt in range(1, attempts + 1):
         response_headers: dict[str, Any] = {}
-        payload = _orig_invoke(fn, body, {"x-amz-invocation-type": "RequestResponse"}, response_headers)
+        payload = _moto_invoke(fn, body, {"x-amz-invocation-type": "RequestResponse"}, response_headers)
         if "x-amz-function-error" not in response_headers:
             return
         LOG.info("async invocation of %s failed (attempt %d/%d)", fn.function_name, attempt, attempts)

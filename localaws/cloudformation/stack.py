@@ -587,11 +587,8 @@ def _install_s3_policy_adapter() -> None:
     its ``aws:SecureTransport`` condition, so the template's TLS-only policy (created by
     ``cfn_types.BucketPolicy``) would deny everything; ``localaws.s3.policy`` evaluates it
     as for a TLS request. Installed here so that a deployed stack is always usable."""
-    try:
-        from localaws.s3 import policy as s3_policy
-    except ImportError:  # pragma: no cover - the module ships with localaws
-        logger.warning("localaws.s3.policy is missing: TLS-only bucket policies deny all access")
-        return
+    from localaws.s3 import policy as s3_policy
+
     s3_policy.install()
 
 

@@ -21,11 +21,13 @@ model is skipped with a warning, and then:
 
 Each class below creates the resource through moto's own service backend, so the
 service's API (``describe_*``/``list_*``) sees it exactly as if it had been created by an
-API call. :func:`register` makes moto see the classes; it is idempotent and cheap.
+API call. :func:`install` (also named :func:`register`) makes moto see the classes, and
+patches ``moto.cloudformation.parsing.resource_class_from_type`` and
+``CloudFormationBackend.delete_stack`` for custom resources; it is idempotent and cheap.
 
 These models run inside moto, so they apply to ``moto.mock_aws`` and to a moto server
 started in this process (``ThreadedMotoServer``); a moto server in another process needs
-to import this module and call :func:`register` itself.
+to import this module and call :func:`install` itself.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 
+from localaws.patching import Patches
+
 logger = logging.getLogger(__name__)
+PATCHES = Patches("cfn_types")
 
 
 def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
@@ -1002,7 +1007,7 @@ class CustomResource(CloudFormationModel):
     answers nothing fails at once (AWS would wait for ``ServiceTimeout``). SNS service tokens
     are not supported.
 
-    Deletion order: :func:`register` makes ``DeleteStack`` send the stack's custom resources
+    Deletion order: :func:`install` makes ``DeleteStack`` send the stack's custom resources
     their Delete first (newest first), before moto deletes anything; CloudFormation deletes a
     resource before what it depends on, and a custom resource depends on its function and
     whatever else it names. A Delete answered ``FAILED`` leaves the stack ``DELETE_FAILED``
@@ -1144,7 +1149,6 @@ def _custom_resources_first(original: Any) -> Any:
                     return
         original(self, name_or_stack_id)
 
-    delete_stack._localaws_custom_resources = True  # type: ignore[attr-defined]
     return delete_stack
 
 
@@ -1157,19 +1161,15 @@ def _custom_types(original: Any) -> Any:
             return CustomResource
         return original(resource_type)
 
-    resource_class_from_type._localaws_custom_resources = True  # type: ignore[attr-defined]
     return resource_class_from_type
 
 
-def _install_custom_resources() -> None:
+def _patch(patches: Patches) -> None:
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend
 
-    if not getattr(parsing.resource_class_from_type, "_localaws_custom_resources", False):
-        parsing.resource_class_from_type = _custom_types(parsing.resource_class_from_type)
-    if not getattr(CloudFormationBackend.delete_stack, "_localaws_custom_resources", False):
-        CloudFormationBackend.delete_stack = _custom_resources_first(  # type: ignore[method-assign]
-            CloudFormationBackend.delete_stack)
+    patches.set(parsing, "resource_class_from_type", _custom_types(parsing.resource_class_from_type))
+    patches.set(CloudFormationBackend, "delete_stack", _custom_resources_first(CloudFormationBackend.delete_stack))
 
 
 def is_supported(resource_type: str) -> bool:
@@ -1192,21 +1192,22 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
 )
 
 
-def register() -> None:
+def install() -> None:
     """Make moto's CloudFormation use the models above. Idempotent.
 
     Defining the classes registers them as ``CloudFormationModel`` subclasses; moto's
     model list and maps are ``lru_cache``d, so they are cleared, rebuilt, and our models
     pinned in the type map (this replaces moto's own ``AWS::Lambda::LayerVersion``).
+    ``parsing.resource_class_from_type`` and ``CloudFormationBackend.delete_stack`` are
+    patched for custom resources.
     """
     from moto.cloudformation import parsing
 
-    _install_custom_resources()
+    PATCHES.apply(_patch)
     model_map = parsing.get_model_map()
     if all(model_map.get(m.cloudformation_type()) is m for m in MODELS):
         return
-    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
-        cached.cache_clear()
+    _clear_model_caches()
     model_map = parsing.get_model_map()
     name_map = parsing.get_name_type_map()
     for model in MODELS:
@@ -1217,9 +1218,30 @@ def register() -> None:
         name_map[model.cloudformation_type()] = model.cloudformation_name_type()
 
 
-def supported_types() -> frozenset[str]:
-    """Every resource type moto's CloudFormation can create (after :func:`register`)."""
+#: the name the stack boot uses
+register = install
+
+
+def uninstall() -> None:
+    """Undo the patches and let moto rebuild its model maps. The model classes stay defined
+    (moto finds every ``CloudFormationModel`` subclass), so types moto lacks stay known."""
+    if PATCHES.restore():
+        _clear_model_caches()
+
+
+installed = PATCHES.active
+
+
+def _clear_model_caches() -> None:
     from moto.cloudformation import parsing
 
-    register()
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+def supported_types() -> frozenset[str]:
+    """Every resource type moto's CloudFormation can create (after :func:`install`)."""
+    from moto.cloudformation import parsing
+
+    install()
     return frozenset(parsing.get_model_map())

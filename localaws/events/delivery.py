@@ -51,17 +51,15 @@ import re
 import threading
 import time as _time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from localaws.clients import client
+from localaws.patching import Patches
 
 LOG = logging.getLogger(__name__)
 
-_install_lock = threading.Lock()
-_installed = False
-_orig_send_to_targets: Callable[..., Any] | None = None
+PATCHES = Patches("eventbridge")
 _failures: list[dict[str, Any]] = []
 _failures_lock = threading.Lock()
 _delivered: list[dict[str, Any]] = []
@@ -76,30 +74,17 @@ _MOTO_PLACEHOLDER_ID = "17793124-05d4-b198-2fde-7ededc63b103"
 
 def install() -> None:
     """Patch ``Rule.send_to_targets``. Idempotent."""
-    global _installed, _orig_send_to_targets
-    with _install_lock:
-        if _installed:
-            return
-        from moto.events.models import Rule
-
-        _orig_send_to_targets = Rule.send_to_targets
-        setattr(Rule, "send_to_targets", _send_to_targets)  # noqa: B010
-        _installed = True
+    PATCHES.apply(_patch)
 
 
-def uninstall() -> None:
-    global _installed
-    with _install_lock:
-        if not _installed:
-            return
-        from moto.events.models import Rule
+def _patch(patches: Patches) -> None:
+    from moto.events.models import Rule
 
-        setattr(Rule, "send_to_targets", _orig_send_to_targets)  # noqa: B010
-        _installed = False
+    patches.set(Rule, "send_to_targets", _send_to_targets)
 
 
-def installed() -> bool:
-    return _installed
+uninstall = PATCHES.restore
+installed = PATCHES.active
 
 
 def drain(timeout: float = 30.0) -> bool:
@@ -209,8 +194,9 @@ def _deliver(rule: Any, original_event: dict[str, Any], transform_input: bool) -
         event_copy = copy.deepcopy(original_event)
         event_copy.setdefault("ingestion-time", _time.time())
         try:
-            assert _orig_send_to_targets is not None
-            _orig_send_to_targets(shallow, event_copy, transform_input)
+            from moto.events.models import Rule
+
+            PATCHES.original(Rule, "send_to_targets")(shallow, event_copy, transform_input)
             delivered += len(native)
         except Exception as exc:
             _record(rule, {"Arn": ",".join(t.get("Arn", "") for t in native)}, exc)

@@ -21,8 +21,10 @@ from typing import Any
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
+from localaws.patching import Patches
+
 SECURE_TRANSPORT = "true"
-_installed = False
+PATCHES = Patches("s3_policy")
 
 
 def _applies_to_secure_request(statement: dict[str, Any]) -> bool:
@@ -42,7 +44,9 @@ def _get_permission(self: Any, action: str, resource: str) -> Any:
 
 
 def install() -> None:
-    global _installed
-    if not _installed:
-        FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
-        _installed = True
+    """Patch ``FakeBucket.get_permission``. Idempotent."""
+    PATCHES.apply(lambda patches: patches.set(FakeBucket, "get_permission", _get_permission))
+
+
+uninstall = PATCHES.restore
+installed = PATCHES.active

@@ -24,10 +24,11 @@ from typing import Any
 from moto.sagemaker.models import SageMakerModelBackend
 
 from localaws.clients import client
+from localaws.patching import Patches
 
 log = logging.getLogger(__name__)
 DETAIL_TYPE = "SageMaker Model Package State Change"
-_originals: dict[str, Any] = {}
+PATCHES = Patches("sagemaker_registry")
 _pending: list[threading.Thread] = []
 
 
@@ -67,7 +68,7 @@ def _emit(detail: dict[str, Any]) -> None:
 
 
 def _create_model_package(self: Any, *args: Any, **kwargs: Any) -> Any:
-    arn = _originals["create"](self, *args, **kwargs)
+    arn = PATCHES.original(SageMakerModelBackend, "create_model_package")(self, *args, **kwargs)
     _emit(_detail(self.describe_model_package(arn)))
     return arn
 
@@ -77,8 +78,9 @@ def _update_model_package(self: Any, model_package_arn: str, model_approval_stat
                           *args: Any, **kwargs: Any) -> Any:
     package = self.describe_model_package(model_package_arn)
     merged = {**(package.customer_metadata_properties or {}), **(customer_metadata_properties or {})}
-    arn = _originals["update"](self, model_package_arn, model_approval_status, approval_description,
-                               merged or None, *args, **kwargs)
+    update = PATCHES.original(SageMakerModelBackend, "update_model_package")
+    arn = update(self, model_package_arn, model_approval_status, approval_description, merged or None,
+                 *args, **kwargs)
     _emit(_detail(self.describe_model_package(arn)))
     return arn
 
@@ -90,19 +92,14 @@ def wait(timeout: float = 5.0) -> None:
 
 
 def install() -> None:
-    if _originals:
-        return
-    _originals["create"] = SageMakerModelBackend.create_model_package
-    _originals["update"] = SageMakerModelBackend.update_model_package
-    SageMakerModelBackend.create_model_package = _create_model_package  # type: ignore[method-assign]
-    SageMakerModelBackend.update_model_package = _update_model_package  # type: ignore[method-assign]
+    """Patch ``create_model_package`` and ``update_model_package``. Idempotent."""
+    PATCHES.apply(_patch)
 
 
-def uninstall() -> None:
-    if _originals:
-        SageMakerModelBackend.create_model_package = _originals.pop("create")  # type: ignore[method-assign]
-        SageMakerModelBackend.update_model_package = _originals.pop("update")  # type: ignore[method-assign]
+def _patch(patches: Patches) -> None:
+    patches.set(SageMakerModelBackend, "create_model_package", _create_model_package)
+    patches.set(SageMakerModelBackend, "update_model_package", _update_model_package)
 
 
-def installed() -> bool:
-    return bool(_originals)
+uninstall = PATCHES.restore
+installed = PATCHES.active

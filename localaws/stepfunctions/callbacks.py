@@ -14,7 +14,9 @@ from typing import Any
 from moto.core.responses import EmptyResult
 from moto.stepfunctions.responses import StepFunctionResponse
 
-_original = StepFunctionResponse.send_task_failure
+from localaws.patching import Patches
+
+PATCHES = Patches("sfn_callbacks")
 
 
 def _send_task_failure(self: Any) -> Any:
@@ -25,8 +27,9 @@ def _send_task_failure(self: Any) -> Any:
 
 
 def install() -> None:
-    StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
+    """Patch ``StepFunctionResponse.send_task_failure``. Idempotent."""
+    PATCHES.apply(lambda patches: patches.set(StepFunctionResponse, "send_task_failure", _send_task_failure))
 
 
-def uninstall() -> None:
-    StepFunctionResponse.send_task_failure = _original  # type: ignore[method-assign]
+uninstall = PATCHES.restore
+installed = PATCHES.active

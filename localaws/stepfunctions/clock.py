@@ -32,17 +32,15 @@ the same path as at 1.0.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any
 
+from localaws.patching import Patches
+
 ENV_VAR = "AUTOLOOP_SFN_TIME_SCALE"
 
-_install_lock = threading.Lock()
-_installed = False
+PATCHES = Patches("sfn_time")
 _scale: float | None = None
-_orig_wait_interval: Any = None
-_orig_retrier_time: Any = None
 
 
 def set_time_scale(scale: float | None) -> None:
@@ -82,7 +80,12 @@ class _ScaledTime:
 def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
     scale = time_scale()
     if scale == 1.0:
-        return _orig_wait_interval(self, env=env, wait_seconds=wait_seconds)  # type: ignore[no-any-return]
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+            WaitFunction,
+        )
+
+        original = PATCHES.original(WaitFunction, "_wait_interval")
+        return original(self, env=env, wait_seconds=wait_seconds)  # type: ignore[no-any-return]
     deadline = time.monotonic() + max(0.0, float(wait_seconds)) * scale
     while env.is_running():
         remaining = deadline - time.monotonic()
@@ -95,36 +98,18 @@ def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
 
 def install() -> None:
     """Patch the engine. Idempotent."""
-    global _installed, _orig_wait_interval, _orig_retrier_time
-    with _install_lock:
-        if _installed:
-            return
-        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
-            WaitFunction,
-        )
-
-        _orig_wait_interval = WaitFunction._wait_interval
-        _orig_retrier_time = getattr(retrier_decl, "time")  # noqa: B009
-        WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
-        setattr(retrier_decl, "time", _ScaledTime())  # noqa: B010
-        _installed = True
+    PATCHES.apply(_patch)
 
 
-def uninstall() -> None:
-    global _installed
-    with _install_lock:
-        if not _installed:
-            return
-        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
-            WaitFunction,
-        )
+def _patch(patches: Patches) -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
 
-        WaitFunction._wait_interval = _orig_wait_interval  # type: ignore[method-assign]
-        setattr(retrier_decl, "time", _orig_retrier_time)  # noqa: B010
-        _installed = False
+    patches.set(WaitFunction, "_wait_interval", _wait_interval)
+    patches.set(retrier_decl, "time", _ScaledTime())
 
 
-def installed() -> bool:
-    return _installed
+uninstall = PATCHES.restore
+installed = PATCHES.active

@@ -80,12 +80,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localaws.patching import Patches
+
 ENV_VAR = "SFN_MOCK_CONFIG"
 TEST_CASE_SEPARATOR = "#"
 
-_install_lock = threading.Lock()
-_installed = False
-_originals: dict[str, Any] = {}
+PATCHES = Patches("sfn_mock")
 _pending = threading.local()  # test case handed from start_execution to the worker
 
 _config: MockConfig | None = None
@@ -319,7 +319,9 @@ def _wrap_start_execution(original: Any) -> Any:
 
 
 def _get_start_execution_worker(self: Any) -> Any:
-    worker = _originals["worker"](self)
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    worker = PATCHES.original(Execution, "_get_start_execution_worker")(self)
     test_case = getattr(self, "mock_test_case", None)
     if test_case is None:
         test_case = getattr(_pending, "test_case", None)
@@ -332,49 +334,26 @@ def _get_start_execution_worker(self: Any) -> Any:
 
 def install(config: str | os.PathLike[str] | Mapping[str, Any] | MockConfig | None = None) -> None:
     """Patch moto (idempotent); with ``config``, also :func:`load` it."""
-    global _installed
     if config is not None:
         load(config)
-    with _install_lock:
-        if _installed:
-            return
-        from moto.stepfunctions.models import StepFunctionBackend
-        from moto.stepfunctions.parser.backend.execution import Execution
-        from moto.stepfunctions.parser.mocking import mock_config
-        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-        _originals["parser_start"] = StepFunctionsParserBackend.__dict__["start_execution"]
-        _originals["plain_start"] = StepFunctionBackend.__dict__["start_execution"]
-        _originals["worker"] = Execution.__dict__["_get_start_execution_worker"]
-        _originals["loader"] = mock_config.load_mock_test_case_for
-        StepFunctionsParserBackend.start_execution = _wrap_start_execution(_originals["parser_start"])  # type: ignore[method-assign]
-        StepFunctionBackend.start_execution = _wrap_start_execution(_originals["plain_start"])  # type: ignore[method-assign]
-        Execution._get_start_execution_worker = _get_start_execution_worker  # type: ignore[method-assign]
-        mock_config.load_mock_test_case_for = load_mock_test_case_for
-        _installed = True
+    PATCHES.apply(_patch)
 
 
-def uninstall() -> None:
-    """Undo :func:`install` (the active configuration is kept)."""
-    global _installed
-    with _install_lock:
-        if not _installed:
-            return
-        from moto.stepfunctions.models import StepFunctionBackend
-        from moto.stepfunctions.parser.backend.execution import Execution
-        from moto.stepfunctions.parser.mocking import mock_config
-        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+def _patch(patches: Patches) -> None:
+    from moto.stepfunctions.models import StepFunctionBackend
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.mocking import mock_config
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-        StepFunctionsParserBackend.start_execution = _originals["parser_start"]  # type: ignore[method-assign]
-        StepFunctionBackend.start_execution = _originals["plain_start"]  # type: ignore[method-assign]
-        Execution._get_start_execution_worker = _originals["worker"]  # type: ignore[method-assign]
-        mock_config.load_mock_test_case_for = _originals["loader"]
-        _originals.clear()
-        _installed = False
+    for backend in (StepFunctionsParserBackend, StepFunctionBackend):
+        patches.set(backend, "start_execution", _wrap_start_execution(backend.__dict__["start_execution"]))
+    patches.set(Execution, "_get_start_execution_worker", _get_start_execution_worker)
+    patches.set(mock_config, "load_mock_test_case_for", load_mock_test_case_for)
 
 
-def installed() -> bool:
-    return _installed
+#: undo :func:`install` (the active configuration is kept)
+uninstall = PATCHES.restore
+installed = PATCHES.active
 
 
 def start_execution_with_test_case(

@@ -63,25 +63,10 @@ def plain_moto() -> Iterator[None]:
     """moto with the TLS-only bucket policy evaluated, and with the local AWS's delivery and
     job extensions off: handlers are called directly, so nothing must run behind their back
     (e2e modules run earlier may have installed them). They are put back afterwards."""
-    from localaws.awslambda import runtime as lambda_runtime
-    from localaws.events import delivery as eventbridge
-    from localaws.s3 import policy as s3_policy
-    from localaws.sagemaker import registry as sagemaker_registry
-    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
-    from localaws.sagemaker.jobs import runner as sagemaker_jobs
-    from localaws.sagemaker.monitor import service as model_monitor
+    from localaws.extensions import for_handler_tests
 
-    s3_policy.install()
-    extensions = [e for e in (sagemaker_jobs, sagemaker_registry, sagemaker_endpoints, model_monitor, eventbridge,
-                              lambda_runtime) if e.installed()]
-    for extension in extensions:
-        extension.uninstall()
-    try:
-        with mock_aws():
-            yield
-    finally:
-        for extension in extensions:
-            extension.install()
+    with for_handler_tests(), mock_aws():
+        yield
 
 
 @pytest.fixture

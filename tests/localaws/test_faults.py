@@ -113,7 +113,8 @@ def test_faults_survive_another_extension_restoring_the_dispatcher(local_aws):
 
     faults.install()
     ours = DomainDispatcherApplication.__call__
-    DomainDispatcherApplication.__call__ = faults._orig_call  # what such an uninstall does
+    # what such an uninstall does
+    DomainDispatcherApplication.__call__ = faults.PATCHES.original(DomainDispatcherApplication, "__call__")
     try:
         fault = faults.aws_error("sagemaker", "ListModelPackageGroups", "ThrottlingException", times=1)
         with pytest.raises(ClientError, match="ThrottlingException"):

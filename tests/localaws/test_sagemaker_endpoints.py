@@ -1,4 +1,4 @@
-"""localaws.sagemaker.endpoints.service: SageMaker endpoints that really serve, on top of moto.
+"""localaws.sagemaker.endpoints: SageMaker endpoints that really serve, on top of moto.
 
 Most tests run in-process (``server.in_process()``: ``moto.mock_aws`` with every extension)
 with tiny inline inference modules, which load in well under a second; one serves the
@@ -31,6 +31,8 @@ from bench.endpoint_client import (
 from localaws import server
 from localaws.clients import client
 from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+from localaws.sagemaker.endpoints.plan import traffic_plan
+from localaws.sagemaker.endpoints.runtime import event_status
 
 BUCKET = "endpoint-tests"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -582,7 +584,7 @@ def test_update_endpoint_validation(aws: dict[str, Any]) -> None:
 
 
 def test_traffic_plans() -> None:
-    plan = sagemaker_endpoints.traffic_plan
+    plan = traffic_plan
     assert plan(None) == ([(1.0, 0.0)], 0.0, None)
     canary = {"BlueGreenUpdatePolicy": {
         "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
@@ -596,8 +598,8 @@ def test_traffic_plans() -> None:
     rolling = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
                                        "WaitIntervalInSeconds": 10}}  # fmt: skip
     assert plan(rolling) == ([(0.5, 10.0), (1.0, 0.0)], 0.0, None)
-    assert sagemaker_endpoints.event_status("InService") == "IN_SERVICE"
-    assert sagemaker_endpoints.event_status("RollingBack") == "ROLLING_BACK"
+    assert event_status("InService") == "IN_SERVICE"
+    assert event_status("RollingBack") == "ROLLING_BACK"
 
 
 # --- events and deletion ------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws.clients import client
+from localaws.patching import Patches, locked
 from localaws.sagemaker.jobs.job import (
     DEFAULT_MAX_RUNTIME,
     EVENT_SOURCE,
@@ -290,8 +291,7 @@ def _emit(job: Job) -> None:
 _EXTRA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "sagemaker_jobs_extra", default=None
 )
-_ORIGINALS: dict[tuple[type, str], Any] = {}
-_MISSING = object()
+PATCHES = Patches("sagemaker_jobs")
 
 
 def _max_runtime(stopping_condition: dict[str, Any] | None) -> int:
@@ -359,15 +359,6 @@ def _wrap_create(kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
     return create
 
 
-def _wrap_locked(original: Callable[..., Any]) -> Callable[..., Any]:
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with LOCK:
-            return original(*args, **kwargs)
-
-    locked.__wrapped__ = original  # type: ignore[attr-defined]
-    return locked
-
-
 def _make_stop(kind: str) -> Callable[[Any, str], None]:
     spec = KINDS[kind]
 
@@ -419,57 +410,37 @@ def _response_stop(kind: str) -> Callable[[Any], Any]:
     return stop
 
 
-def _patch(cls: type, name: str, value: Any) -> None:
-    key = (cls, name)
-    if key not in _ORIGINALS:
-        _ORIGINALS[key] = cls.__dict__.get(name, _MISSING)
-    setattr(cls, name, value)
-
-
-def installed() -> bool:
-    return bool(_ORIGINALS)
+installed = PATCHES.active
 
 
 def install() -> None:
     """Patch moto's SageMaker so jobs run (idempotent)."""
+    PATCHES.apply(_patch)
+
+
+def _patch(patches: Patches) -> None:
     from moto.sagemaker.models import SageMakerModelBackend as Backend
     from moto.sagemaker.responses import SageMakerResponse as Response
 
-    with LOCK:
-        if _ORIGINALS:
-            return
-        for kind in KINDS:
-            create = f"create_{kind}_job"
-            _patch(Backend, create, _wrap_create(kind, getattr(Backend, create)))
-            for name in (f"describe_{kind}_job", f"list_{kind}_jobs"):
-                _patch(Backend, name, _wrap_locked(getattr(Backend, name)))
-            _patch(Backend, f"stop_{kind}_job", _make_stop(kind))
-        _patch(
-            Response,
-            "create_processing_job",
-            _response_capture(
-                Response.create_processing_job, ("Environment", "ProcessingResources")
-            ),
-        )
-        _patch(
-            Response,
-            "create_training_job",
-            _response_capture(Response.create_training_job, ("Environment",)),
-        )
-        _patch(Response, "stop_training_job", _response_stop("training"))
-        _patch(Response, "stop_transform_job", _response_stop("transform"))
-        # stop_processing_job exists in moto's responses and calls the backend method
+    for kind in KINDS:
+        create = f"create_{kind}_job"
+        patches.set(Backend, create, _wrap_create(kind, getattr(Backend, create)))
+        for name in (f"describe_{kind}_job", f"list_{kind}_jobs"):
+            patches.set(Backend, name, locked(getattr(Backend, name), LOCK))
+        patches.set(Backend, f"stop_{kind}_job", _make_stop(kind))
+    patches.set(
+        Response,
+        "create_processing_job",
+        _response_capture(Response.create_processing_job, ("Environment", "ProcessingResources")),
+    )
+    patches.set(Response, "create_training_job", _response_capture(Response.create_training_job, ("Environment",)))
+    patches.set(Response, "stop_training_job", _response_stop("training"))
+    patches.set(Response, "stop_transform_job", _response_stop("transform"))
+    # stop_processing_job exists in moto's responses and calls the backend method
 
 
-def uninstall() -> None:
-    """Undo :func:`install` (running jobs finish on their own)."""
-    with LOCK:
-        for (cls, name), original in _ORIGINALS.items():
-            if original is _MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, original)
-        _ORIGINALS.clear()
+#: undo :func:`install` (running jobs finish on their own)
+uninstall = PATCHES.restore
 
 
 # --- test and benchmark helpers ---------------------------------------------------------------
