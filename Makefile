@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov demo test lint build bench clean
+.PHONY: setup browser checkov demo test lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -72,6 +72,11 @@ build: setup
 bench: setup
 	@$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@$(BIN)/python -m bench
+
+# Every benchmark at small sizes, without the bench extra (about a minute); `make test` runs
+# only the quick benchmarks that take seconds (tests/bench).
+bench-quick: setup
+	@$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .aws-sam .autoloop
