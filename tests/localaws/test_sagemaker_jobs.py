@@ -343,13 +343,11 @@ def test_max_runtime_kills_the_subprocess(aws: dict[str, Any]) -> None:
     s3, sm = aws["s3"], aws["sm"]
     code = put(s3, "code/sleepy/job.py", SLEEPY_SCRIPT).rsplit("/", 1)[0]
     pid_file = aws["tmp"] / "sleepy.pid"
-    started = time.monotonic()
     processing_job(sm, "proc-slow", code, args=[str(pid_file)], max_runtime=1)
     assert sm.describe_processing_job(ProcessingJobName="proc-slow")[
         "ProcessingJobStatus"
     ] == "InProgress"
-    finished("proc-slow")
-    assert time.monotonic() - started < 20
+    finished("proc-slow")  # the script would sleep 60 s
 
     job = sm.describe_processing_job(ProcessingJobName="proc-slow")
     assert job["ProcessingJobStatus"] == "Failed"
