@@ -1,4 +1,4 @@
-"""Shared fixtures: fake AWS credentials, no real endpoint, clean Powertools state."""
+"""Shared fixtures: fake AWS credentials, no real endpoint, clean Powertools state (helpers: tests/support.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import use_fake_aws
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 
@@ -24,12 +26,9 @@ for _var, _value in {"POWERTOOLS_SERVICE_NAME": "autoloop", "POWERTOOLS_METRICS_
 
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    """The fake AWS environment (pointing at the module's local AWS server, if one runs),
+    fresh adapter clients, and Powertools' metrics cleared after the test."""
+    use_fake_aws(monkeypatch)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "autoloop")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Autoloop")
