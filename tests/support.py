@@ -111,14 +111,17 @@ def wait_for_execution(execution_arn: str, timeout: float = 30.0, sfn: Any = Non
 
 
 def wait_for_executions(execution_arns: Iterable[str], timeout: float, sfn: Any = None) -> dict[str, dict[str, Any]]:
-    """DescribeExecution of each execution, once none is RUNNING."""
+    """DescribeExecution of each execution, once none is RUNNING. One call per poll while
+    one runs (the first still running is asked; those that ended are not asked again)."""
     sfn, arns, ended = sfn or boto3.client("stepfunctions"), list(execution_arns), {}
 
     def all_ended() -> bool:
         for arn in arns:
-            if arn not in ended and (described := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING":
+            if arn not in ended:
+                if (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+                    return False
                 ended[arn] = described
-        return len(ended) == len(arns)
+        return True
 
     wait_until(all_ended, timeout, f"{len(arns)} executions ended", interval=0.2)
     return ended

@@ -226,7 +226,8 @@ def matrix() -> Iterator[Matrix]:
             m.base = base  # type: ignore[attr-defined]
             m.base_model = _read_uri(m, base.output["jobs"]["train"]["model_artifacts"])  # type: ignore[attr-defined]
             m.notifications()
-            m.traffic = demo.Traffic(m.endpoint, demo._rows(50, seed=5, drift=0.0))
+            # about 10 calls a second: production keeps being asked, without a CPU of its own
+            m.traffic = demo.Traffic(m.endpoint, demo._rows(50, seed=5, drift=0.0), interval=0.1)
             m.traffic.__enter__()
             yield m
         finally:
