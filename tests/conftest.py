@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +24,19 @@ EVENTS = ROOT / "events"
 for _var, _value in {"POWERTOOLS_SERVICE_NAME": "autoloop", "POWERTOOLS_METRICS_NAMESPACE": "Autoloop",
                      "POWERTOOLS_TRACE_DISABLED": "true"}.items():
     os.environ.setdefault(_var, _value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """moto's ``mock_aws`` gives each test a new boto3 default session, and each new session
+    parsed botocore's service models (JSON files, megabytes for SageMaker) again: about
+    0.2 s a handler test. One loader for the run parses each once (the files never change)."""
+    import botocore.loaders
+    import botocore.session
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
+        yield
 
 
 @pytest.fixture(autouse=True)
