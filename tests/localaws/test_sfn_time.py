@@ -136,7 +136,7 @@ def test_stopping_an_execution_interrupts_a_scaled_wait(state_machine, wait_exec
 
     sfn.stop_execution(executionArn=execution)
 
-    assert wait_execution(execution, timeout=5)["status"] == "ABORTED"
+    assert wait_execution(execution, timeout=30)["status"] == "ABORTED"
 
 
 def test_scale_validation(monkeypatch):
