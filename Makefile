@@ -1,6 +1,7 @@
 # Two commands for a new user (see README):
 #   make demo   set up, then run the local lifecycle demo
 #   make test   set up, then run the whole test suite (what CI runs)
+# and `make test-fast` for the fast tier while working.
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov demo test lint build bench clean
+.PHONY: setup browser checkov demo test test-fast lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -60,6 +61,12 @@ test:
 	@$(MAKE) --no-print-directory -j3 setup browser checkov
 	@$(BIN)/python -m pytest -n 3 --dist loadfile
 
+# The fast tier (about a minute and a half on 2 cores): the domain, the handlers and the
+# template checks, without the tests marked slow (checkov, sam build, booting with a KMS key).
+FAST_TIER := tests/unit tests/contract tests/handlers tests/badinput tests/infra
+test-fast: setup
+	@$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" $(FAST_TIER)
+
 lint: setup
 	@$(BIN)/ruff check src functions autoloop_cli localaws tests bench
 	@$(BIN)/mypy
@@ -72,6 +79,11 @@ build: setup
 bench: setup
 	@$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@$(BIN)/python -m bench
+
+# Every benchmark at small sizes, without the bench extra (about a minute); `make test` runs
+# only the quick benchmarks that take seconds (tests/bench).
+bench-quick: setup
+	@$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .aws-sam .autoloop

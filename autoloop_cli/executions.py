@@ -59,19 +59,22 @@ def transitions(events: list[dict[str, Any]]) -> int:
 
 def follow(sfn: Any, execution_arn: str, timeout: float, poll: float = 0.2,
            on_step: Callable[[Step], None] | None = None) -> dict[str, Any]:
-    """Wait (bounded) for the execution to end, reporting each state as it is entered."""
+    """Wait (bounded) for the execution to end, reporting each state as it is entered.
+    The history is read at each poll only for ``on_step`` (else on a timeout, to name the
+    last state): a long history costs the service each time."""
     deadline = time.monotonic() + timeout
     reported = 0
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
-        steps = path(history(sfn, execution_arn))
         if on_step:
+            steps = path(history(sfn, execution_arn))
             for step in steps[reported:]:
                 on_step(step)
-        reported = len(steps)
+            reported = len(steps)
         if description["status"] in TERMINAL:
             return dict(description)
         if time.monotonic() > deadline:
+            steps = path(history(sfn, execution_arn))
             raise TimeoutError(
                 f"execution {execution_arn} still {description['status']} after {timeout:.0f} s; "
                 f"last state: {steps[-1].name if steps else 'none'}"

@@ -1,7 +1,7 @@
 """Run every benchmark and print one table (also written to bench/results/all.json).
 
     python -m bench                 every benchmark, full sizes
-    python -m bench --quick         every benchmark at small sizes (CI runs this, so they can't rot)
+    python -m bench --quick         every benchmark at small sizes (make bench-quick; the tests run a subset)
     python -m bench NAME...         a subset: loop, transitions, imports, drift, transform, endpoint
 
 Each figure comes with a baseline measured in the same run (absolute times on shared

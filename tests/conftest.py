@@ -1,16 +1,20 @@
-"""Shared fixtures: fake AWS credentials, no real endpoint, clean Powertools state."""
+"""Shared fixtures: fake AWS credentials, no real endpoint, clean Powertools state (helpers: tests/support.py)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.support import use_fake_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -22,14 +26,24 @@ for _var, _value in {"POWERTOOLS_SERVICE_NAME": "autoloop", "POWERTOOLS_METRICS_
     os.environ.setdefault(_var, _value)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """moto's ``mock_aws`` gives each test a new boto3 default session, and each new session
+    parsed botocore's service models (JSON files, megabytes for SageMaker) again: about
+    0.2 s a handler test. One loader for the run parses each once (the files never change)."""
+    import botocore.loaders
+    import botocore.session
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    """The fake AWS environment (pointing at the module's local AWS server, if one runs),
+    fresh adapter clients, and Powertools' metrics cleared after the test."""
+    use_fake_aws(monkeypatch)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "autoloop")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Autoloop")

@@ -127,8 +127,8 @@ def _rows(rows: int, seed: int, drift: float) -> list[str]:
 class Traffic:
     """Invokes the endpoint from a background thread and counts failures."""
 
-    def __init__(self, endpoint: str, rows: list[str]) -> None:
-        self.endpoint, self.rows = endpoint, rows
+    def __init__(self, endpoint: str, rows: list[str], interval: float = 0.01) -> None:
+        self.endpoint, self.rows, self.interval = endpoint, rows, interval
         self.ok = self.failed = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -146,7 +146,7 @@ class Traffic:
                 self.failed += 1
                 self.errors.append(str(exc)[:200])
             i += 1
-            time.sleep(0.01)
+            time.sleep(self.interval)
 
     def __enter__(self) -> Traffic:
         self._thread.start()

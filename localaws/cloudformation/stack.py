@@ -36,6 +36,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import re
 import time
 import zipfile
@@ -47,6 +48,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from localaws.clients import client, region
+from localaws.cloudformation import template_cache
 from localaws.cloudformation import types as cfn_types
 
 logger = logging.getLogger(__name__)
@@ -283,7 +285,29 @@ class _NoManagedPolicies:
         return {}
 
 
+# Pure per input, and the same template is booted again and again (every handler test):
+# the parsed SAM document per template text, the translation per (packaged SAM, parameter
+# values, region). Copies go in and out (pickled), since the callers change what they get.
+_MEMO_ENTRIES = 16
+_yaml_memo: dict[str, bytes] = {}
+_translate_memo: dict[bytes, bytes] = {}
+
+
+def _remember(memo: dict[Any, bytes], key: Any, value: Any) -> None:
+    memo[key] = pickle.dumps(value)
+    while len(memo) > _MEMO_ENTRIES:
+        del memo[next(iter(memo))]
+
+
 def _sam_translate(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    key = hashlib.sha256(pickle.dumps((sam, sorted(parameters.items()), region()))).digest()
+    if key not in _translate_memo:
+        _remember(_translate_memo, key, _sam_translate_uncached(sam, parameters))
+    result: dict[str, Any] = pickle.loads(_translate_memo[key])
+    return result
+
+
+def _sam_translate_uncached(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
     import boto3
     from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.parser.parser import Parser
@@ -324,9 +348,13 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise DeployError(f"template not found: {path}")
-    document = yaml_parse(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict):
-        raise DeployError(f"{path} is not a template")
+    text = path.read_text(encoding="utf-8")
+    if text not in _yaml_memo:
+        parsed = yaml_parse(text)
+        if not isinstance(parsed, dict):
+            raise DeployError(f"{path} is not a template")
+        _remember(_yaml_memo, text, parsed)
+    document: dict[str, Any] = pickle.loads(_yaml_memo[text])
     return document
 
 
@@ -611,6 +639,7 @@ def deploy(
     started = time.perf_counter()
     cfn_types.register()  # first call imports moto's CloudFormation (about 1 s, once)
     _install_s3_policy_adapter()
+    template_cache.install()  # moto parses each template body once, not on every boot
     timings["register"] = time.perf_counter() - started
     mark = time.perf_counter()
     build = _build(template_path, stack_name, parameters, project_root)

@@ -37,6 +37,7 @@ from autoloop_cli.publish import publish
 from tests.badinput import build_corpus
 from tests.conftest import ROOT, load_handler
 from tests.handlers.conftest import plain_moto
+from tests.support import StackInfo, use_fake_aws
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = json.loads((HERE / "cases.json").read_text())
@@ -49,23 +50,12 @@ NOTHING: dict[str, set[str]] = {"processing": set(), "training": set(), "transfo
 
 
 @dataclass
-class Stack:
-    outputs: dict[str, str]
-    resources: dict[str, str]
+class Stack(StackInfo):
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    @property
-    def data_bucket(self) -> str:
-        return self.outputs["DataBucketName"]
-
-    @property
-    def artifacts_bucket(self) -> str:
-        return self.outputs["ArtifactsBucketName"]
 
     def env(self, handler: str) -> dict[str, str]:
         if handler not in self.envs:
-            config = boto3.client("lambda").get_function_configuration(FunctionName=self.resources[FUNCTIONS[handler]])
-            self.envs[handler] = dict(config["Environment"]["Variables"])
+            self.envs[handler] = self.function_environment(FUNCTIONS[handler])
         return self.envs[handler]
 
     def notifications(self) -> list[dict[str, str]]:
@@ -77,11 +67,7 @@ def stack() -> Iterator[Stack]:
     from localaws.cloudformation.stack import deploy
 
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-            mp.delenv(var, raising=False)
-        for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
-            mp.setenv(var, value)
+        use_fake_aws(mp, local_server=False)  # module-scoped: before the per-test one
         with plain_moto():  # one boot for the module: each case observes only its own changes
             deployed = deploy(ROOT / "template.yaml", stack_name=STACK)
             publish(boto3.client("s3"), deployed.outputs["ArtifactsBucketName"])

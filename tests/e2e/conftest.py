@@ -8,7 +8,6 @@ own object, so each runs its own execution. Retry and Wait delays are scaled dow
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from autoloop_cli import executions
 from tests.conftest import ROOT
+from tests.support import Notifications, find_execution
 
 TIME_SCALE = 0.01
 
@@ -45,30 +45,18 @@ class Local:
         self.stack = stack
         self.outputs = stack.outputs
         self.client = client
-        sqs = client("sqs")
-        self.queue = sqs.create_queue(QueueName=f"notes-{stack.name}")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        client("sns").subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+        self.queue = Notifications(self.outputs["NotificationTopicArn"], f"notes-{stack.name}")
 
     def notifications(self) -> list[dict[str, Any]]:
-        sqs, found = self.client("sqs"), []
-        while batch := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                found.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
-        return found
+        """What the stack notified since the last call."""
+        return self.queue.read()
 
     def upload(self, body: bytes, key: str) -> str:
         return self.client("s3").put_object(Bucket=self.outputs["DataBucketName"], Key=key, Body=body)["ETag"]
 
-    def execution_for(self, run_id_prefix: str, timeout: float = 30) -> str:
-        sfn, deadline = self.client("stepfunctions"), time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for execution in executions.executions(sfn, self.outputs["TrainingPipelineArn"]):
-                if execution["name"].startswith(run_id_prefix):
-                    return str(execution["executionArn"])
-            time.sleep(0.1)
-        raise AssertionError(f"no execution named {run_id_prefix}* started within {timeout} s")
+    def execution_for(self, run_id_prefix: str, timeout: float = 60) -> str:
+        """The TrainingPipeline execution whose name (the run id) starts with the prefix."""
+        return find_execution(self.outputs["TrainingPipelineArn"], run_id_prefix, timeout, self.client("stepfunctions"))
 
     def run(self, body: bytes, key: str, timeout: float = 180) -> Run:
         """Upload, then follow the execution that the template's rule starts, to its end."""
@@ -83,7 +71,6 @@ class Local:
         sfn = self.client("stepfunctions")
         description = executions.follow(sfn, arn, timeout=timeout)
         events = executions.history(sfn, arn)
-        time.sleep(0.2)  # SNS -> SQS delivery is synchronous in moto; this is only a margin
         return Run(description, [s.name for s in executions.path(events)], events, self.notifications())
 
 
@@ -117,14 +104,3 @@ def local() -> Iterator[Local]:
             if "PackageApprovalChanged" in rule["Name"]:
                 events.disable_rule(Name=rule["Name"])
         yield local_aws
-
-
-@pytest.fixture(autouse=True)
-def _endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The repo-wide autouse fixture clears AWS_ENDPOINT_URL; point clients back at the
-    module's running local AWS (module-scoped fixtures are set up before this runs)."""
-    from localaws import server
-
-    running = server.current()
-    if running is not None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", running.endpoint_url)

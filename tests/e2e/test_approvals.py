@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 
 from autoloop_cli import datagen, executions
 from tests.e2e.conftest import boot
+from tests.support import find_execution, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +25,10 @@ def deploys(local) -> list[dict]:
 
 
 def follow_new_deploy(local, known: set[str], timeout: float = 120) -> dict:
-    sfn, deadline = local.client("stepfunctions"), time.monotonic() + 30
-    while time.monotonic() < deadline:
-        new = [e for e in deploys(local) if e["executionArn"] not in known]
-        if new:
-            known.add(new[0]["executionArn"])
-            return executions.follow(sfn, new[0]["executionArn"], timeout=timeout)
-        time.sleep(0.1)
-    raise AssertionError("no DeployPipeline execution started")
+    sfn = local.client("stepfunctions")
+    arn = find_execution(local.outputs["DeployPipelineArn"], lambda e: e["executionArn"] not in known, 60, sfn)
+    known.add(arn)
+    return executions.follow(sfn, arn, timeout=timeout)
 
 
 def serving_version(local) -> int:
@@ -46,12 +43,13 @@ def test_prod_registers_pending_and_deploys_only_on_approval(prod):
     assert run.status == "SUCCEEDED"
     arn = run.output["model_package"]["arn"]
     assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
-    # The PendingManualApproval event is filtered out by the rule: nothing deploys.
-    time.sleep(1.0)
-    assert deploys(prod) == []
+    # The PendingManualApproval event is filtered out by the rule: nothing deploys. The
+    # approval's event comes after it, and its deployment is the only one there is.
     sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
     description = follow_new_deploy(prod, known)
     assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert [e["executionArn"] for e in deploys(prod)] == [description["executionArn"]]
+    assert json.loads(description["input"])["detail"]["ModelApprovalStatus"] == "Approved"
     assert serving_version(prod) == 1
 
     # A second approved model, then a failed update: the rollback alarm fires during the bake.
@@ -60,12 +58,10 @@ def test_prod_registers_pending_and_deploys_only_on_approval(prod):
     cw = prod.client("cloudwatch")
     alarm = f"{prod.stack.name}-churn-5xx"
     sm.update_model_package(ModelPackageArn=second, ModelApprovalStatus="Approved")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # raise the alarm once the update is under way
-        if sm.describe_endpoint(EndpointName=f"{prod.stack.name}-churn")["EndpointStatus"] == "Updating":
-            cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: 5xx during the bake")
-            break
-        time.sleep(0.05)
+    # raise the alarm once the update is under way
+    wait_until(lambda: sm.describe_endpoint(EndpointName=f"{prod.stack.name}-churn")["EndpointStatus"] == "Updating",
+               60, "the endpoint update started")
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: 5xx during the bake")
     description = follow_new_deploy(prod, known)
     cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test over")
     assert description["status"] == "FAILED"

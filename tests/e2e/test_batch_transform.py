@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ from autoloop_cli import datagen, executions, publish
 from autoloop_cli.demo import batch as batch_demo
 from localaws.scheduler import schedules as scheduler
 from tests.e2e.conftest import Local, Run, boot
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,6 @@ def follow(local: Local, arn: str, timeout: float = 120) -> Run:
     sfn = local.client("stepfunctions")
     description = executions.follow(sfn, arn, timeout=timeout)
     events = executions.history(sfn, arn)
-    time.sleep(0.2)
     return Run(description, [s.name for s in executions.path(events)], events, local.notifications())
 
 
@@ -100,11 +99,8 @@ def ensure_calibrated_baseline(local: Local, training_run: str, timeout: float =
         sm.create_processing_job(**request)
     except sm.exceptions.ResourceInUse:
         pass  # the DeployPipeline's own Baseline step
-    deadline = time.monotonic() + timeout
-    while sm.describe_processing_job(ProcessingJobName=request["ProcessingJobName"])["ProcessingJobStatus"] in {
-            "InProgress", "Stopping"}:
-        assert time.monotonic() < deadline, "the baseline job did not end"
-        time.sleep(0.2)
+    wait_until(lambda: sm.describe_processing_job(ProcessingJobName=request["ProcessingJobName"])[
+        "ProcessingJobStatus"] not in {"InProgress", "Stopping"}, timeout, "the baseline job ended", interval=0.2)
     if not keys(local, bucket, f"{prefix}/calibrate/constraints.json"):
         s3.copy_object(Bucket=bucket, Key=f"{prefix}/calibrate/constraints.json",
                        CopySource={"Bucket": bucket, "Key": f"{prefix}/baseline/constraints.json"})
@@ -237,10 +233,11 @@ def test_monthly_drift_raises_the_drift_alert(local, trained):
     assert run.status == "SUCCEEDED", run.description.get("cause")
     assert "violation(s), sent to the drift handler" in note(run, "Autoloop: month scored")
     # The monitor job's state change reaches the drift handler as well as the callback.
-    deadline, seen = time.monotonic() + 30, list(run.notifications)
-    while not (alerts := [n for n in seen if n.get("Subject") == "Autoloop: drift detected"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-        seen += local.notifications()
-    assert alerts, "the drift handler sent no alert for the month's violations"
+    seen = list(run.notifications)
+
+    def drift_alerts() -> list[dict]:
+        seen.extend(local.notifications())
+        return [n for n in seen if n.get("Subject") == "Autoloop: drift detected"]
+
+    alerts = wait_until(drift_alerts, 60, "the drift handler's alert for the month's violations", interval=0.3)
     assert f"{local.stack.name}-{MODEL}" in alerts[0]["Message"]

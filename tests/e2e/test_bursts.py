@@ -17,8 +17,10 @@ import pytest
 
 from autoloop.naming import run_id
 from autoloop_cli import datagen, executions
+from localaws.awslambda import runtime as lambda_runtime
 from tests.conftest import EVENTS
 from tests.e2e.conftest import boot
+from tests.support import find_execution, wait_for_executions
 
 pytestmark = pytest.mark.e2e
 
@@ -43,29 +45,9 @@ def csv(seed: int) -> bytes:
     return datagen.generate(300, seed=seed).to_csv(index=False).encode()
 
 
-def wait_for_end(local, arns: list[str], timeout: float) -> dict[str, dict]:
-    sfn, deadline, ended = local.client("stepfunctions"), time.monotonic() + timeout, {}
-    while len(ended) < len(arns):
-        for arn in arns:
-            if arn not in ended and (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING":
-                ended[arn] = d
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(arns) - len(ended)} of {len(arns)} executions still running after {timeout} s")
-        time.sleep(0.2)
-    return ended
-
-
 def wait_for_execution(local, name: str, timeout: float = 60) -> str:
     """The ARN of the execution named ``name`` (the run id), once the upload's event started it."""
-    sfn, machine = local.client("stepfunctions"), local.outputs["TrainingPipelineArn"]
-    arn, deadline = f"{machine.replace(':stateMachine:', ':execution:', 1)}:{name}", time.monotonic() + timeout
-    while True:
-        try:
-            return str(sfn.describe_execution(executionArn=arn)["executionArn"])
-        except sfn.exceptions.ExecutionDoesNotExist:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no execution {name} within {timeout} s") from None
-            time.sleep(0.1)
+    return find_execution(local.outputs["TrainingPipelineArn"], name, timeout, local.client("stepfunctions"))
 
 
 def s3_event(bucket: str, key: str, head: dict) -> dict:
@@ -90,12 +72,13 @@ def test_100_copies_of_one_s3_event_start_one_execution(local, record_property):
     for _ in range(COPIES // 10):
         response = local.client("events").put_events(Entries=[entry] * 10)
         assert response["FailedEntryCount"] == 0
+    assert lambda_runtime.drain(120), "StartPipeline has not handled every copy"  # the rule invokes it async
 
     started = [e for e in executions.executions(sfn, local.outputs["TrainingPipelineArn"])
                if e["name"].startswith(rid)]
     assert [e["executionArn"] for e in started] == [first]
     record_property("figures", f"duplicates: {COPIES} more copies of one S3 event -> {len(started)} execution")
-    assert wait_for_end(local, [first], timeout=120)[first]["status"] == "SUCCEEDED"
+    assert wait_for_executions([first], 120, sfn)[first]["status"] == "SUCCEEDED"
 
 
 def _paid_intervals(events: list[dict]) -> list[tuple[datetime, datetime]]:
@@ -124,7 +107,7 @@ def test_a_burst_of_50_uploads_is_processed_under_the_cap_and_nothing_is_lost(lo
     assert len(set(arns)) == BURST, "an upload did not start its own execution"
 
     started_seconds = time.monotonic() - began
-    ended = wait_for_end(local, arns, timeout=240)
+    ended = wait_for_executions(arns, 240, sfn)
     ended_seconds = time.monotonic() - began
     histories = {arn: executions.history(sfn, arn) for arn in arns}
     paths = {arn: [s.name for s in executions.path(events)] for arn, events in histories.items()}

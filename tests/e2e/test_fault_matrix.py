@@ -7,13 +7,15 @@ the endpoint for the whole module. Each test injects one fault with ``localaws.f
 (an AWS API error in the service's wire format, a Lambda error or timeout, a failed
 SageMaker job, or an EventBridge event that never arrives) and records a row: the outcome,
 the named state and error the execution ended in, the notification, and the time to
-detect. Then the same input is tried again: a TrainingPipeline input is re-uploaded to the
-same key (a new version: execution names come from the object version, so re-sending the
-same version starts nothing, by design; see docs/ARCHITECTURE.md "Pipeline contract"), a
-month is run again (a new attempt), a deployment is re-sent its package's event, a drift
-event is delivered again. The last test checks that production served throughout with no
-failed call, and that raw data and earlier artifacts are intact. The matrix is printed at
-the end of the session (terminal summary) and saved to .autoloop/artifacts/fault_matrix.json.
+detect. Then, in the same test, the same input is tried again: a TrainingPipeline input is
+re-uploaded to the same key (a new version: execution names come from the object version,
+so re-sending the same version starts nothing, by design; see docs/ARCHITECTURE.md
+"Pipeline contract"), a month is run again (a new attempt), a deployment is re-sent its
+package's event, a drift event is delivered again. Each row needs only the module's stack
+(``pytest tests/e2e/test_fault_matrix.py::test_lambda_timeout`` runs one). The last test
+checks that production served throughout with no failed call, and that raw data and earlier
+artifacts are intact; it prints the matrix of the rows that ran (terminal summary) and
+saves it to .autoloop/artifacts/fault_matrix.json.
 
 Times: Wait and Retry delays (and botocore's own retry backoff) are scaled by
 TIME_SCALE (0.01); task timeouts and Lambda ``Timeout`` are not. "unscaled" estimates what
@@ -42,6 +44,7 @@ from localaws import faults
 from localaws.awslambda import runtime as lambda_runtime
 from tests.conftest import ROOT
 from tests.e2e.conftest import TIME_SCALE, Local, boot
+from tests.support import find_execution, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -144,7 +147,6 @@ class Matrix:
         self.notes: list[dict[str, Any]] = []
         self.traffic: demo.Traffic | None = None
         self.serving_config = ""
-        self.pending_retry: dict[str, tuple[Row, bytes]] = {}  # key -> row, body
         self.started = time.monotonic()
 
     def row(self, fault: str) -> Row:
@@ -161,14 +163,8 @@ class Matrix:
         self.uploads.append((key, response["VersionId"], sha(body)))
         return run_id(MODEL, self.data, key, response["VersionId"])
 
-    def execution(self, machine: str, name: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for e in executions.executions(self.sfn, self.local.outputs[machine]):
-                if e["name"] == name:
-                    return str(e["executionArn"])
-            time.sleep(0.1)
-        raise AssertionError(f"no {machine} execution {name} started")
+    def execution(self, machine: str, name: str, timeout: float = 60) -> str:
+        return find_execution(self.local.outputs[machine], lambda e: e["name"] == name, timeout, self.sfn)
 
     def follow(self, arn: str, timeout: float = 150) -> Execution:
         description = executions.follow(self.sfn, arn, timeout=timeout)
@@ -179,7 +175,7 @@ class Matrix:
         return self.follow(self.execution("TrainingPipelineArn", rid), timeout)
 
     def notifications(self, subject: str | None = None, containing: str = "") -> list[str]:
-        time.sleep(0.1)
+        """Messages so far (SNS -> SQS is synchronous: a run's are there once it has ended)."""
         self.notes += self.local.notifications()
         return [n["Message"] for n in self.notes
                 if (subject is None or n.get("Subject") == subject) and containing in n.get("Message", "")]
@@ -204,14 +200,13 @@ class Matrix:
         row.detect_unscaled_s = round(failed - t0 + waits * (1 / TIME_SCALE - 1), 1)
         row.notification = message[:110]
 
-    def retry_later(self, row: Row, key: str, body: bytes) -> None:
-        self.pending_retry[key] = (row, body)
-
-    def record_retry(self, key: str, execution: Execution, note: str = "") -> None:
-        row, _ = self.pending_retry.pop(key)
+    def retry(self, row: Row, key: str, body: bytes = GOOD) -> Execution:
+        """The same input again, with no fault: re-uploaded to the same key (a new version)."""
+        execution = self.train(key, body)
         assert execution.status == "SUCCEEDED", execution.description.get("cause")
         assert execution.path[-2:] == ["NotifySuccess", "Succeeded"], execution.path
-        row.retry = f"re-upload (new version) SUCCEEDED{note}"
+        row.retry = "re-upload (new version) SUCCEEDED"
+        return execution
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +226,8 @@ def matrix() -> Iterator[Matrix]:
             m.base = base  # type: ignore[attr-defined]
             m.base_model = _read_uri(m, base.output["jobs"]["train"]["model_artifacts"])  # type: ignore[attr-defined]
             m.notifications()
-            m.traffic = demo.Traffic(m.endpoint, demo._rows(50, seed=5, drift=0.0))
+            # about 10 calls a second: production keeps being asked, without a CPU of its own
+            m.traffic = demo.Traffic(m.endpoint, demo._rows(50, seed=5, drift=0.0), interval=0.1)
             m.traffic.__enter__()
             yield m
         finally:
@@ -265,13 +261,7 @@ def format_matrix(m: Matrix) -> list[str]:
 
 
 def _new_execution(m: Matrix, machine: str, known: set[str], timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = [e for e in executions.executions(m.sfn, m.local.outputs[machine]) if e["executionArn"] not in known]
-        if new:
-            return str(new[0]["executionArn"])
-        time.sleep(0.1)
-    raise AssertionError(f"no new {machine} execution")
+    return find_execution(m.local.outputs[machine], lambda e: e["executionArn"] not in known, timeout, m.sfn)
 
 
 def _deploy_rule(local: Local, enabled: bool) -> None:
@@ -303,7 +293,7 @@ def test_validation_bad_data(matrix: Matrix) -> None:
     matrix.record_failure(row, run, t0, "ValidateInput", "SchemaMismatch")
     assert not [j for j in matrix.sm.list_processing_jobs(MaxResults=100)["ProcessingJobSummaries"]
                 if j["ProcessingJobName"].startswith(run.description["name"])]
-    matrix.retry_later(row, key, GOOD)  # the corrected file, same key
+    matrix.retry(row, key, GOOD)  # the corrected file, same key
 
 
 def test_validation_s3_error_that_persists_then_one_that_clears(matrix: Matrix) -> None:
@@ -341,7 +331,7 @@ def test_a_failed_job(matrix: Matrix, step: str, job: str, kind: str) -> None:
     assert fault.hits == 1
     matrix.record_failure(row, run, t0, step, "injected fault")
     assert "JobFailed" in run.description["cause"]
-    matrix.retry_later(row, key, GOOD)
+    matrix.retry(row, key, GOOD)
 
 
 def test_registration_hard_failure_then_throttling(matrix: Matrix) -> None:
@@ -381,7 +371,7 @@ def test_lambda_timeout(matrix: Matrix) -> None:
         lam.update_function_configuration(FunctionName=name, Timeout=configured)
     matrix.record_failure(row, run, t0, "ValidateInput", "Task timed out after 2.00 seconds")
     assert "Sandbox.Timedout" in run.description["cause"]
-    matrix.retry_later(row, key, GOOD)
+    matrix.retry(row, key, GOOD)
 
 
 def test_callback_lost_then_delivered_late_and_twice(matrix: Matrix) -> None:
@@ -389,12 +379,11 @@ def test_callback_lost_then_delivered_late_and_twice(matrix: Matrix) -> None:
     (JobWaitTimeoutSeconds, 6 s here) and the run reconciles. Then the lost event arrives
     late, and every job's event arrives a second time: the callback handler must answer
     harmlessly. (test_lost_callback.py loses every event of a run, with 1 s waits.)"""
-    key = "incoming/churn/fm-preprocess.csv"  # also the retry of the failed preprocess job
+    key = "incoming/churn/fm-callback.csv"
     row = matrix.row("callback lost (Train Completed event)")
     with faults.aws_error("events", "PutEvents", "InternalFailure",
                           match=_is_job_event("-train", "TrainingJobStatus")) as fault:
-        _, body = matrix.pending_retry[key]
-        run = matrix.train(key, body)
+        run = matrix.train(key, GOOD)
     assert fault.hits >= 1
     assert run.status == "SUCCEEDED", run.description.get("cause")
     assert "ReconcileTrain" in run.path and "ReconcilePreprocess" not in run.path
@@ -407,7 +396,6 @@ def test_callback_lost_then_delivered_late_and_twice(matrix: Matrix) -> None:
     else:  # a loaded machine: the job outlasted the 6 s wait, so the wait ended before the event
         row.checks.append(f"the wait timed out {-detect:.1f} s before the job ended (slow job)")
     row.retry = "n/a (the run itself succeeded)"
-    matrix.record_retry(key, run, " (through a lost Train event)")
 
     twice = matrix.row("callback late + twice (duplicates)")
     history = len(run.events)
@@ -441,35 +429,22 @@ def test_callback_lost_then_delivered_late_and_twice(matrix: Matrix) -> None:
     twice.checks.append("late event after reconcile and 2x each job event: no handler error, history unchanged")
 
 
-def test_retries_of_the_same_inputs_succeed(matrix: Matrix) -> None:
-    """The failed uploads, re-uploaded (new versions) with no fault: two at a time."""
-    keys = [k for k in matrix.pending_retry if k != "incoming/churn/fm-timeout.csv"]  # that one deploys, below
-    for pair in (keys[i:i + 2] for i in range(0, len(keys), 2)):
-        arns = {key: matrix.execution("TrainingPipelineArn", matrix.upload(key, matrix.pending_retry[key][1]))
-                for key in pair}
-        for key, arn in arns.items():
-            matrix.record_retry(key, matrix.follow(arn))  # asserts SUCCEEDED on the happy path
-    assert keys and not set(keys) & set(matrix.pending_retry), "every failed input was retried successfully"
-
-
 def test_deploy_update_rolls_back(matrix: Matrix) -> None:
-    """The retry of the timed-out upload registers a model that deploys (rule on again);
-    the 5xx alarm fires during the blue/green bake: the update rolls back."""
-    key = "incoming/churn/fm-timeout.csv"
+    """A new model registers and deploys (the deployment rule on again); the 5xx alarm fires
+    during the blue/green bake: the update rolls back."""
+    key = "incoming/churn/fm-deploy.csv"
     row = matrix.row("deploy: UpdateEndpoint rolled back (5xx alarm)")
     known = {e["executionArn"] for e in executions.executions(matrix.sfn, matrix.local.outputs["DeployPipelineArn"])}
     _deploy_rule(matrix.local, enabled=True)
     try:
-        run = matrix.train(key, matrix.pending_retry[key][1])
-        matrix.record_retry(key, run)
+        run = matrix.train(key, GOOD)
+        assert run.status == "SUCCEEDED", run.description.get("cause")
         arn = _new_execution(matrix, "DeployPipelineArn", known)
     finally:
         _deploy_rule(matrix.local, enabled=False)
     cw, alarm = matrix.local.client("cloudwatch"), f"{matrix.endpoint}-5xx"
-    deadline = time.monotonic() + 60
-    while matrix.sm.describe_endpoint(EndpointName=matrix.endpoint)["EndpointStatus"] != "Updating":
-        assert time.monotonic() < deadline, "the update did not start"
-        time.sleep(0.05)
+    wait_until(lambda: matrix.sm.describe_endpoint(EndpointName=matrix.endpoint)["EndpointStatus"] == "Updating",
+               60, "the endpoint update started")
     t0 = time.time()
     cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="fault matrix: 5xx during the bake")
     try:
@@ -580,7 +555,8 @@ def test_production_served_throughout_and_nothing_was_lost(matrix: Matrix, recor
     record_property("figures", "\n".join(["fault-injection matrix", *format_matrix(matrix)]))
     traffic = matrix.traffic
     assert traffic is not None
-    time.sleep(0.3)
+    served = traffic.ok  # still serving now: more calls answered, and none failed
+    wait_until(lambda: traffic.ok > served + 5 or traffic.failed, 60, "more calls answered")
     assert traffic.ok > 0 and traffic.failed == 0, traffic.errors[:3]
     assert matrix.sm.describe_endpoint(EndpointName=matrix.endpoint)["EndpointConfigName"] == matrix.serving_config
     # Raw data: every version of every upload, byte for byte.
@@ -597,6 +573,7 @@ def test_production_served_throughout_and_nothing_was_lost(matrix: Matrix, recor
         described = matrix.sm.describe_model_package(ModelPackageName=package)
         _read_uri(matrix, described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
     assert all(r.retry != "pending" for r in matrix.rows), [r.fault for r in matrix.rows if r.retry == "pending"]
+    assert not faults.active(), "every row cleared its faults"
 
 
 def _packages(m: Matrix) -> list[str]:

@@ -7,7 +7,6 @@ drift from it. No extension runs here: SageMaker jobs are moto's plain records.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,43 +18,27 @@ from moto import mock_aws
 
 from autoloop_cli.publish import publish
 from tests.conftest import ROOT
+from tests.support import Notifications, StackInfo
 
 STACK = "autoloop-test"
 
 
 @dataclass
-class Deployed:
-    outputs: dict[str, str]
-    resources: dict[str, str]
+class Deployed(StackInfo):
     monkeypatch: pytest.MonkeyPatch
-
-    @property
-    def data_bucket(self) -> str:
-        return self.outputs["DataBucketName"]
-
-    @property
-    def artifacts_bucket(self) -> str:
-        return self.outputs["ArtifactsBucketName"]
+    queue: Notifications | None = None
 
     def use_env(self, function: str) -> dict[str, str]:
         """Apply the deployed function's environment, as Lambda would."""
-        config = boto3.client("lambda").get_function_configuration(FunctionName=self.resources[function])
-        env = config["Environment"]["Variables"]
+        env = self.function_environment(function)
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)
         return env
 
     def notifications(self) -> list[dict[str, Any]]:
-        """Messages published to the notification topic so far (through an SQS subscription)."""
-        sqs = boto3.client("sqs")
-        messages = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return messages
-            messages += [json.loads(m["Body"]) for m in batch]
-
-    queue_url: str = ""
+        """Messages published to the notification topic since the last call."""
+        assert self.queue is not None
+        return self.queue.read()
 
 
 @contextmanager
@@ -76,9 +59,6 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
     with plain_moto():
         stack = deploy(ROOT / "template.yaml", stack_name=STACK)
         result = Deployed(dict(stack.outputs), dict(stack.resources), monkeypatch)
-        sqs = boto3.client("sqs")
-        result.queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=result.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        boto3.client("sns").subscribe(TopicArn=result.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+        result.queue = Notifications(result.outputs["NotificationTopicArn"])
         publish(boto3.client("s3"), result.artifacts_bucket)
         yield result

@@ -72,10 +72,12 @@ def assert_clean(name: str, report: dict[str, Any], record_property: Any) -> Non
         assert len(check.get("suppress_comment", "").strip()) > 20, f"{check['check_id']} skipped without a reason"
 
 
+@pytest.mark.slow
 def test_checkov_passes_on_the_template(tmp_path: Path, record_property: Any) -> None:
     assert_clean("template.yaml", run_checkov(TEMPLATE), record_property)
 
 
+@pytest.mark.slow
 def test_checkov_passes_on_the_template_sam_generates(tmp_path: Path, record_property: Any) -> None:
     """The generated IAM roles, Lambda functions and state machines are checked too. A resource
     SAM generates from one in template.yaml keeps its logical id, and its inline skips."""

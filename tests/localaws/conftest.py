@@ -23,6 +23,7 @@ from localaws import server
 from localaws.awslambda import runtime as lambda_runtime
 from localaws.clients import client
 from localaws.stepfunctions import clock as sfn_time
+from tests.support import wait_for_execution
 
 ROLE_POLICY = json.dumps(
     {
@@ -47,16 +48,6 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop("AUTOLOOP_LOCAL_HOME", None)
         else:
             os.environ["AUTOLOOP_LOCAL_HOME"] = saved
-
-
-@pytest.fixture(autouse=True)
-def _aws_env(_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Extends tests/conftest.py's fixture of the same name, which removes AWS_ENDPOINT_URL
-    before every test: while a ``local_aws`` server runs, point clients back at it."""
-    aws = server.current()
-    if aws is not None:
-        for var, value in server.client_environment(aws.endpoint_url, aws.port).items():
-            monkeypatch.setenv(var, value)
 
 
 @pytest.fixture(scope="module")
@@ -147,21 +138,6 @@ def uid() -> Callable[[str], str]:
     return unique
 
 
-def wait_for_execution(execution_arn: str, timeout: float = 15.0) -> dict[str, Any]:
-    """Poll DescribeExecution until the execution leaves RUNNING (bounded)."""
-    import time
-
-    sfn = client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"execution still RUNNING after {timeout} s: {execution_arn}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def state_machine() -> Callable[[dict[str, Any]], str]:
     """Create a state machine from an ASL dict; returns its ARN."""
@@ -186,7 +162,7 @@ def run_execution() -> Callable[..., dict[str, Any]]:
             name=unique("exec"),
             input=json.dumps(payload or {}),
         )
-        return wait_for_execution(started["executionArn"], timeout)
+        return wait_for_execution(started["executionArn"], timeout, sfn=client("stepfunctions"))
 
     return run
 

@@ -13,7 +13,6 @@ request (an answer routed to the wrong caller would not match).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ def test_ten_thousand_invocations_at_concurrency_8(
     monkeypatch: pytest.MonkeyPatch,
     record_property: Any,
 ) -> None:
-    began = time.monotonic()
     monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
     aws = server.start()
     try:
@@ -87,5 +85,5 @@ def test_ten_thousand_invocations_at_concurrency_8(
     finally:
         sagemaker_endpoints.stop_all()
         aws.stop()
-    elapsed = time.monotonic() - began
-    assert elapsed < 60  # the budget is 30 s on the project's 2-vCPU machine; this bound only catches hangs
+    # No time bound: the figures above are reported, not judged (bench/endpoint.py measures
+    # throughput and p99 against its goal); pytest-timeout catches a hang.

@@ -62,7 +62,7 @@ def test_rule_invokes_lambda_target_asynchronously(make_function, uid, tmp_path)
 
     put_event(source, {"model": "churn"})
     put_event("someone.else", {"model": "other"})
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     events = received(log)
     assert [e["detail"] for e in events] == [{"model": "churn"}]
@@ -93,7 +93,7 @@ def test_s3_object_created_reaches_a_prefix_rule_and_its_lambda(make_function, u
 
     s3.put_object(Bucket=bucket, Key="incoming/churn/a.csv", Body=b"x,y\n")
     s3.put_object(Bucket=bucket, Key="other/b.csv", Body=b"x,y\n")
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     events = received(log)
     assert [e["detail"]["object"]["key"] for e in events] == ["incoming/churn/a.csv"]
@@ -157,7 +157,7 @@ def test_disabled_and_schedule_only_rules_do_not_fire(make_function, uid, tmp_pa
     put_rule(uid("nightly"), targets, ScheduleExpression="rate(1 day)")
 
     put_event(source, {"n": 1})
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     assert received(log) == []
     assert lambda_runtime.invocations().get(fn["FunctionName"], 0) == 0
@@ -178,7 +178,7 @@ def test_native_targets_still_delivered_next_to_lambda(make_function, uid, tmp_p
     )
 
     put_event(source, {"n": 2})
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)["Messages"]
     assert json.loads(messages[0]["Body"])["detail"] == {"n": 2}
@@ -196,7 +196,7 @@ def test_fire_schedule_sends_a_scheduled_event(make_function, uid, tmp_path):
     assert eventbridge.fire_schedule(name, time="2026-01-02T03:04:05Z") == 1
     assert eventbridge.fire_schedule(rule_arn) == 1
     assert eventbridge.fire_schedule(off) == 0
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     events = received(log)
     assert len(events) == 2
@@ -218,7 +218,7 @@ def test_failing_lambda_target_is_retried_twice_then_logged(make_function, uid, 
     put_rule(uid("rule"), [{"Id": "fn", "Arn": fn["FunctionArn"]}], {"source": [source]})
 
     put_event(source, {"n": 3})  # PutEvents itself succeeds
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     assert len(received(log)) == 3
     assert lambda_runtime.async_failures()[-1]["function_name"] == fn["FunctionName"]
@@ -238,7 +238,7 @@ def test_input_and_input_path(make_function, uid, tmp_path):
     )
 
     put_event(source, {"job": {"name": "run-1-train"}})
-    assert eventbridge.drain(10)
+    assert eventbridge.drain(30)
 
     assert sorted(received(log), key=json.dumps) == sorted([{"fixed": True}, {"name": "run-1-train"}], key=json.dumps)
 

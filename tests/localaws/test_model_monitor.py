@@ -28,6 +28,7 @@ from autoloop_cli import datagen
 from localaws.sagemaker.jobs import runner as sagemaker_jobs
 from localaws.sagemaker.jobs.containers import image_repository, local_image
 from localaws.sagemaker.monitor import service as model_monitor
+from tests.support import use_fake_aws
 
 REGION = "us-east-1"
 BUCKET = "mm-bucket"
@@ -49,16 +50,7 @@ DRIFT = re.compile(r"distance: (.+) exceeds threshold: (.+)")
 
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch, local_server=False)  # in-process moto
     monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
     jobs_were_installed, monitor_was_installed = sagemaker_jobs.installed(), model_monitor.installed()
     sagemaker_jobs.install()

@@ -683,7 +683,7 @@ def test_workers_stop_when_moto_state_is_reset(tmp_path: Path, monkeypatch: pyte
             assert sagemaker_endpoints.wait_for_endpoint("orphan", WAIT) == "InService"
             pids = sagemaker_endpoints.fleet_pids("orphan")["blue"]
             assert pids and all(alive(pid) for pid in pids)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while any(alive(pid) for pid in pids):
             assert time.monotonic() < deadline, "workers of a reset endpoint still run"
             time.sleep(0.05)

@@ -32,7 +32,7 @@ def aws():
         sagemaker_registry.uninstall()
 
 
-def received(sqs, queue, count, timeout=5.0):
+def received(sqs, queue, count, timeout=30.0):
     found, deadline = [], time.monotonic() + timeout
     while len(found) < count and time.monotonic() < deadline:
         sagemaker_registry.wait()

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from localaws.stepfunctions import mock as sfn_mock
+from tests.support import wait_for_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -120,24 +121,13 @@ def start(sfn: Any, arn: str, payload: Any = None) -> str:
     )["executionArn"]
 
 
-def wait(sfn: Any, execution_arn: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"execution still RUNNING after {timeout} s: {execution_arn}")
-        time.sleep(0.05)
-
-
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     return sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]  # type: ignore[no-any-return]
 
 
 def run(sfn: Any, arn: str, payload: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     execution_arn = start(sfn, arn, payload)
-    return wait(sfn, execution_arn), history(sfn, execution_arn)
+    return wait_for_execution(execution_arn, sfn=sfn), history(sfn, execution_arn)
 
 
 def entered(events: list[dict[str, Any]]) -> list[str]:
@@ -254,7 +244,7 @@ def test_config_from_env_and_python_helper(
 
     # nothing loaded: the lookup reads $SFN_MOCK_CONFIG itself
     started = sfn_mock.start_execution_with_test_case(sfn, pipeline, "CaughtFailure", {"k": 1}, name="via-env")
-    described = wait(sfn, started["executionArn"])
+    described = wait_for_execution(started["executionArn"], sfn=sfn)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"])["error"]["Error"] == "ModelError"
 
@@ -263,7 +253,7 @@ def test_config_from_env_and_python_helper(
     assert config.test_case("Pipeline", "HappyPath") is not None
     assert config.test_case("Pipeline", "Nope") is None
     started = sfn_mock.start_execution_with_test_case(sfn, pipeline, "HappyPath")
-    assert json.loads(wait(sfn, started["executionArn"])["output"])["trained"]["model"] == "m-1"
+    assert json.loads(wait_for_execution(started["executionArn"], sfn=sfn)["output"])["trained"]["model"] == "m-1"
 
 
 def test_over_http_moto_server_in_this_process(mock_installed: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,142 @@
+"""What the test packages share: the fake AWS environment, the notifications queue, and
+bounded waits (on an execution, or on any condition).
+
+Fixtures live in tests/conftest.py and call these; test modules import them directly. A
+wait polls for a positive signal and fails the test with a message when it does not come
+within its timeout (a hang guard, generous on purpose: it is not a speed check).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+# --------------------------------------------------------------------------- fake AWS environment
+def use_fake_aws(monkeypatch: pytest.MonkeyPatch, *, local_server: bool = True) -> None:
+    """moto's fake credentials and region; no profile, session token or endpoint of the
+    machine's own. With ``local_server``, clients point at the local AWS server when a
+    module's fixture runs one in this process (``localaws.server.start``); else (and without
+    a server) boto3 calls go to in-process moto (``mock_aws``) or nowhere."""
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(var, value)
+    server = sys.modules.get("localaws.server")  # not imported: no server can be running
+    running = server.current() if server is not None and local_server else None
+    if running is not None:
+        for var, value in server.client_environment(running.endpoint_url, running.port).items():
+            monkeypatch.setenv(var, value)
+
+
+# --------------------------------------------------------------------------- a booted stack
+@dataclass
+class StackInfo:
+    """What a test reads of a stack booted from template.yaml (``localaws.cloudformation.stack``):
+    its outputs, its resources (logical id -> physical id) and a function's environment."""
+
+    outputs: dict[str, str]
+    resources: dict[str, str]
+
+    @property
+    def data_bucket(self) -> str:
+        return self.outputs["DataBucketName"]
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.outputs["ArtifactsBucketName"]
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The deployed function's environment variables, as Lambda would set them."""
+        config = boto3.client("lambda").get_function_configuration(FunctionName=self.resources[logical_id])
+        return dict(config["Environment"]["Variables"])
+
+
+# --------------------------------------------------------------------------- notifications
+class Notifications:
+    """An SQS queue subscribed to a stack's notification topic (``NotificationTopicArn``):
+    :meth:`read` returns what was published since the last read, oldest first (SNS -> SQS
+    delivery is synchronous in moto: a message is there when its publisher has returned)."""
+
+    def __init__(self, topic_arn: str, queue_name: str = "notifications") -> None:
+        sqs = boto3.client("sqs")
+        self.queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+
+    def read(self) -> list[dict[str, Any]]:
+        sqs, found = boto3.client("sqs"), []
+        while batch := sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+
+# --------------------------------------------------------------------------- waits
+def wait_until[T](check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Call ``check`` until it returns something true; return that. Fails the test with
+    ``what`` (what never happened) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+    return result
+
+
+def wait_for_execution(execution_arn: str, timeout: float = 30.0, sfn: Any = None) -> dict[str, Any]:
+    """DescribeExecution once the execution has left RUNNING."""
+    sfn = sfn or boto3.client("stepfunctions")
+
+    def ended() -> dict[str, Any] | None:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        return None if described["status"] == "RUNNING" else described
+
+    return wait_until(ended, timeout, f"execution {execution_arn} still RUNNING")
+
+
+def wait_for_executions(execution_arns: Iterable[str], timeout: float, sfn: Any = None) -> dict[str, dict[str, Any]]:
+    """DescribeExecution of each execution, once none is RUNNING. One call per poll while
+    one runs (the first still running is asked; those that ended are not asked again)."""
+    sfn, arns, ended = sfn or boto3.client("stepfunctions"), list(execution_arns), {}
+
+    def all_ended() -> bool:
+        for arn in arns:
+            if arn not in ended:
+                if (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+                    return False
+                ended[arn] = described
+        return True
+
+    wait_until(all_ended, timeout, f"{len(arns)} executions ended", interval=0.2)
+    return ended
+
+
+def find_execution(state_machine_arn: str, match: str | Callable[[dict[str, Any]], bool], timeout: float = 30.0,
+                   sfn: Any = None) -> str:
+    """The ARN of an execution of the state machine, once one exists that ``match`` accepts:
+    a name prefix (execution names are run ids), or a predicate on ListExecutions' item."""
+    from autoloop_cli import executions
+
+    sfn = sfn or boto3.client("stepfunctions")
+    accepts = (lambda e: e["name"].startswith(match)) if isinstance(match, str) else match
+
+    def found() -> str | None:
+        return next((str(e["executionArn"]) for e in executions.executions(sfn, state_machine_arn) if accepts(e)), None)
+
+    return wait_until(found, timeout, f"an execution of {state_machine_arn} matching {match!r}", interval=0.1)
