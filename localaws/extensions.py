@@ -56,6 +56,8 @@ EXTENSIONS: tuple[Extension, ...] = (
               "moto cannot evaluate aws:SecureTransport, so a TLS-only bucket policy denies everything", True),
     Extension("cfn_types", "localaws.cloudformation.types",
               "moto's CloudFormation lacks models the template uses, and runs no custom resources", True),
+    Extension("cfn_template_cache", "localaws.cloudformation.template_cache",
+              "moto's CloudFormation re-parses the same template body with pure-Python PyYAML on every boot", True),
     Extension("sagemaker_jobs", "localaws.sagemaker.jobs.runner",
               "moto's processing, training and transform jobs are records that run nothing", False),
     Extension("sagemaker_registry", "localaws.sagemaker.registry",

@@ -287,23 +287,14 @@ class _NoManagedPolicies:
 
 # Pure per input, and the same template is booted again and again (every handler test):
 # the parsed SAM document per template text, the translation per (packaged SAM, parameter
-# values, region). Copies go in and out (pickled), since the callers change what they get.
-_MEMO_ENTRIES = 16
-_yaml_memo: dict[str, bytes] = {}
-_translate_memo: dict[bytes, bytes] = {}
-
-
-def _remember(memo: dict[Any, bytes], key: Any, value: Any) -> None:
-    memo[key] = pickle.dumps(value)
-    while len(memo) > _MEMO_ENTRIES:
-        del memo[next(iter(memo))]
+# values, region). Callers change what they get, so each gets a copy.
+_yaml_memo = template_cache.CopyMemo()
+_translate_memo = template_cache.CopyMemo()
 
 
 def _sam_translate(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
     key = hashlib.sha256(pickle.dumps((sam, sorted(parameters.items()), region()))).digest()
-    if key not in _translate_memo:
-        _remember(_translate_memo, key, _sam_translate_uncached(sam, parameters))
-    result: dict[str, Any] = pickle.loads(_translate_memo[key])
+    result: dict[str, Any] = _translate_memo.get(key, lambda: _sam_translate_uncached(sam, parameters))
     return result
 
 
@@ -349,12 +340,9 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DeployError(f"template not found: {path}")
     text = path.read_text(encoding="utf-8")
-    if text not in _yaml_memo:
-        parsed = yaml_parse(text)
-        if not isinstance(parsed, dict):
-            raise DeployError(f"{path} is not a template")
-        _remember(_yaml_memo, text, parsed)
-    document: dict[str, Any] = pickle.loads(_yaml_memo[text])
+    document = _yaml_memo.get(text, lambda: yaml_parse(text))
+    if not isinstance(document, dict):
+        raise DeployError(f"{path} is not a template")
     return document
 
 

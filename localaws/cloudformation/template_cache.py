@@ -20,52 +20,68 @@ from __future__ import annotations
 import pickle
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
-# One entry per distinct body: a few stack names and parameter sets per test process.
-_MAX_ENTRIES = 16
-_LOCK = threading.Lock()
-_parsed: OrderedDict[str, bytes] = OrderedDict()
-_original: Any = None
+from localaws.patching import Patches
+
+PATCHES = Patches("cfn_template_cache")
+
+
+class CopyMemo:
+    """Results of a pure function by key, handed out as fresh copies (a pickle round trip),
+    so a caller that changes what it got cannot change what the next caller gets. Keeps the
+    ``size`` most recently used entries: a few templates and parameter sets per process."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+        if found is None:
+            found = pickle.dumps(compute())  # outside the lock; an exception is not remembered
+            with self._lock:
+                self._entries[key] = found
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return pickle.loads(found)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_parsed = CopyMemo()
 
 
 def _parse_template(template: str) -> Any:
-    original = _original
+    from moto.cloudformation.models import Stack
+
+    original = PATCHES.original(Stack, "parse_template")
     if not isinstance(template, str):
         return original(template)
-    with _LOCK:
-        found = _parsed.get(template)
-        if found is not None:
-            _parsed.move_to_end(template)
-    if found is None:
-        found = pickle.dumps(original(template))
-        with _LOCK:
-            _parsed[template] = found
-            while len(_parsed) > _MAX_ENTRIES:
-                _parsed.popitem(last=False)
-    return pickle.loads(found)
+    return _parsed.get(template, lambda: original(template))
+
+
+def _patch(patches: Patches) -> None:
+    from moto.cloudformation.models import Stack
+
+    patches.set(Stack, "parse_template", staticmethod(_parse_template))
 
 
 def install() -> None:
     """Patch ``Stack.parse_template``. Idempotent."""
-    global _original
-    from moto.cloudformation.models import Stack
-
-    if _original is None:
-        _original = Stack.__dict__["parse_template"]
-        Stack.parse_template = staticmethod(_parse_template)  # type: ignore[method-assign]
+    PATCHES.apply(_patch)
 
 
 def uninstall() -> None:
-    global _original
-    from moto.cloudformation.models import Stack
-
-    if _original is not None:
-        Stack.parse_template = _original  # type: ignore[method-assign]
-        _original = None
-    with _LOCK:
-        _parsed.clear()
+    PATCHES.restore()
+    _parsed.clear()
 
 
-def installed() -> bool:
-    return _original is not None
+installed = PATCHES.active

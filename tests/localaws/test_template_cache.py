@@ -42,8 +42,8 @@ def installed() -> Iterator[None]:
 def original() -> object:
     """moto's own parser, whether or not the cache is installed."""
     if template_cache.installed():
-        return template_cache._original
-    return Stack.__dict__["parse_template"]
+        return template_cache.PATCHES.original(Stack, "parse_template")
+    return Stack.parse_template
 
 
 @pytest.mark.usefixtures("installed")
@@ -66,14 +66,14 @@ def test_a_body_that_does_not_parse_raises_every_time() -> None:
 
 def test_install_and_uninstall_are_idempotent_and_restore_moto_s_parser() -> None:
     was = template_cache.installed()
-    native = template_cache._original if was else Stack.__dict__["parse_template"]
+    native = template_cache.PATCHES.original(Stack, "parse_template") if was else Stack.parse_template
     template_cache.install()
     template_cache.install()
     assert template_cache.installed()
     template_cache.uninstall()
     template_cache.uninstall()
     assert not template_cache.installed()
-    assert Stack.__dict__["parse_template"] is native
+    assert Stack.parse_template is native
     if was:
         template_cache.install()
 
@@ -95,7 +95,7 @@ def test_a_translation_is_reused_only_for_the_same_input(monkeypatch: pytest.Mon
         return uncached(sam, parameters)
 
     monkeypatch.setattr(localstack, "_sam_translate_uncached", counted)
-    monkeypatch.setattr(localstack, "_translate_memo", {})
+    monkeypatch.setattr(localstack, "_translate_memo", template_cache.CopyMemo())
     for _ in range(2):
         localstack.translate(ROOT / "template.yaml", stack_name="autoloop-cachetest")
     assert len(calls) == 1
