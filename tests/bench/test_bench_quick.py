@@ -3,8 +3,10 @@
 Benchmarks never fail on speed: nothing here asserts a figure's size, only that the quick
 mode runs end to end (argument parsing, each benchmark, the table, the JSON) and reports a
 number for each line. The suite runs the three benchmarks that take seconds (imports,
-drift, endpoint); loop, transitions and transform each boot or train for 15-20 s, so they
-run with ``make bench-quick`` (every benchmark, quick sizes) and ``make bench``.
+drift, endpoint) here, and transitions in test_transitions.py (the design's claim that a
+run's transitions do not grow with job length); loop and transform boot and train for
+15-20 s each, so they run with ``make bench-quick`` (every benchmark, quick sizes) and
+``make bench``.
 """
 
 from __future__ import annotations
