@@ -25,6 +25,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 
 from localaws.clients import client
 from localaws.patching import Patches
+from localaws.sagemaker.sandbox import jsonable
 
 log = logging.getLogger(__name__)
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -32,16 +33,6 @@ PATCHES = Patches("sagemaker_registry")
 _pending: list[threading.Thread] = []
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def _detail(package: Any) -> dict[str, Any]:
@@ -49,7 +40,7 @@ def _detail(package: Any) -> dict[str, Any]:
     keep = ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "ModelPackageName",
             "CreationTime", "InferenceSpecification", "ModelPackageStatus", "ModelApprovalStatus",
             "ModelMetrics", "CustomerMetadataProperties", "LastModifiedTime", "ApprovalDescription")
-    return {k: _jsonable(raw[k]) for k in keep if raw.get(k) is not None}
+    return {k: jsonable(raw[k], dt.datetime.isoformat) for k in keep if raw.get(k) is not None}
 
 
 def _emit(detail: dict[str, Any]) -> None:

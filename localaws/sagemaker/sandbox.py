@@ -17,11 +17,14 @@ in-process (``moto.mock_aws``) and in server mode (``AWS_ENDPOINT_URL``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import posixpath
 import shutil
+import signal
+import subprocess
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +217,44 @@ def env_with(extra: Mapping[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+# --- processes and events, shared by jobs, endpoints and the registry --------------------
+
+
+def kill_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+
+
+def epoch_ms(value: dt.datetime) -> int:
+    """A datetime as epoch milliseconds (naive ones are UTC), as SageMaker's events carry times."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
+def jsonable(value: Any, when: Callable[[dt.datetime], Any] = epoch_ms) -> Any:
+    """moto's records as JSON values for an event's detail: datetimes through ``when``,
+    containers recursively, anything else unknown as its string."""
+    if isinstance(value, dt.datetime):
+        return when(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, when) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, when) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

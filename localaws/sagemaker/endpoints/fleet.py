@@ -46,7 +46,6 @@ import random
 import re
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -57,7 +56,7 @@ from typing import Any
 from localaws.clients import client
 from localaws.sagemaker.endpoints.capture import CaptureSettings
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
-from localaws.sagemaker.sandbox import JobFailure, env_with, fresh_dir, rewrite, truncate
+from localaws.sagemaker.sandbox import JobFailure, env_with, fresh_dir, kill_process_group, rewrite, truncate
 
 log = logging.getLogger(__name__)
 
@@ -217,17 +216,7 @@ class WorkerProcess:
             return
         except subprocess.TimeoutExpired:
             pass
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        except ProcessLookupError:
-            proc.wait()
+        kill_process_group(proc, grace)
 
 
 # --- a production variant ------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from localaws.sagemaker.endpoints.metrics import NAMESPACE, Accumulator
 from localaws.sagemaker.endpoints.plan import traffic_plan
 from localaws.sagemaker.endpoints.replies import Reply, error_reply, status_of, validation_error
 from localaws.sagemaker.endpoints.settings import SETTINGS, time_scale, work_root, workers
-from localaws.sagemaker.sandbox import truncate
+from localaws.sagemaker.sandbox import epoch_ms, jsonable, truncate
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +96,10 @@ def utcnow() -> dt.datetime:
 
 
 def _epoch_ms(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return float(int(value.timestamp() * 1000))
-    return value
+    """Endpoint events carry times as floats of epoch milliseconds."""
+    return float(epoch_ms(value)) if isinstance(value, dt.datetime) else value
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return _epoch_ms(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def event_status(status: str) -> str:
@@ -175,7 +162,7 @@ class EndpointRuntime:
             "EndpointName": self.name,
             "EndpointArn": self.arn,
             "EndpointConfigName": obj.endpoint_config_name,
-            "ProductionVariants": _jsonable(copy.deepcopy(obj.production_variants or [])),
+            "ProductionVariants": jsonable(copy.deepcopy(obj.production_variants or []), _epoch_ms),
             "EndpointStatus": event_status(obj.endpoint_status),
             "CreationTime": _epoch_ms(obj.creation_time),
             "LastModifiedTime": _epoch_ms(obj.last_modified_time),

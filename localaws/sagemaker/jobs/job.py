@@ -11,7 +11,6 @@ import copy
 import datetime as dt
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from localaws import local_home
+from localaws.sagemaker.sandbox import kill_process_group
 
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default MaxRuntimeInSeconds
 EVENT_SOURCE = "aws.sagemaker"
@@ -290,20 +290,5 @@ def drain_to_log(stream: IO[bytes], log_path: Path, tail: deque[str]) -> None:
                 tail.append(text)
 
 
-def kill_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    except ProcessLookupError:
-        proc.wait()
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import atexit
 import contextvars
 import copy
-import datetime as dt
 import inspect
 import json
 import logging
@@ -61,11 +60,10 @@ from localaws.sagemaker.jobs.job import (
     SETTINGS,
     Job,
     JobStopped,
-    kill_process_group,
     sandbox_for,
     utcnow,
 )
-from localaws.sagemaker.sandbox import JobFailure, fresh_dir, truncate
+from localaws.sagemaker.sandbox import JobFailure, fresh_dir, jsonable, kill_process_group, truncate
 
 log = logging.getLogger(__name__)
 
@@ -238,18 +236,6 @@ def _launch(job: Job) -> None:
 # --- events ---------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp() * 1000)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def describe_detail(job: Job) -> dict[str, Any]:
@@ -261,7 +247,7 @@ def describe_detail(job: Job) -> dict[str, Any]:
     except Exception:  # e.g. the job was created in another region than the clients use
         with LOCK:
             response = dict(job.obj.response_object)
-    return dict(_jsonable(response))
+    return dict(jsonable(response))
 
 
 def _emit(job: Job) -> None:
