@@ -55,7 +55,8 @@ def test_create_and_approval_emit_state_change_events(aws):
     arn = create(sm)
     sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
     events = received(sqs, queue, 2)
-    assert [e["detail"]["ModelApprovalStatus"] for e in events] == ["PendingManualApproval", "Approved"]
+    # each event is put from its own thread, and EventBridge promises no order (nor does SQS)
+    assert sorted(e["detail"]["ModelApprovalStatus"] for e in events) == ["Approved", "PendingManualApproval"]
     for event in events:
         assert event["source"] == "aws.sagemaker"
         assert event["detail-type"] == "SageMaker Model Package State Change"
