@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -86,3 +87,21 @@ def executions(sfn: Any, state_machine_arn: str) -> Iterator[dict[str, Any]]:
     paginator = sfn.get_paginator("list_executions")
     for page in paginator.paginate(stateMachineArn=state_machine_arn):
         yield from page["executions"]
+
+
+@dataclass
+class RunSummary:
+    """A finished execution as the demo reports it: its path, timing and description."""
+
+    name: str
+    execution_arn: str
+    status: str
+    path: list[str]
+    steps: list[Step]
+    transitions: int
+    seconds: float
+    description: dict[str, Any]
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return json.loads(self.description.get("output") or "{}")

@@ -24,23 +24,10 @@ from localaws import clients
 
 
 @dataclass
-class MonthlyRun:
-    """Shaped like ``autoloop_cli.demo.lifecycle.RunSummary`` (the demo can list it with its runs)."""
+class MonthlyRun(executions.RunSummary):
+    """A BatchTransform run (the demo lists it with its other runs), with what was uploaded."""
 
-    name: str
-    execution_arn: str
-    status: str
-    path: list[str]
-    steps: list[executions.Step]
-    transitions: int
-    seconds: float
-    description: dict[str, Any]
     uploaded: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def output(self) -> dict[str, Any]:
-        return json.loads(self.description.get("output") or "{}")
-
     @property
     def report(self) -> dict[str, Any]:
         """The PublishResults step's result (rows, files, report_uri, message), if it ran."""

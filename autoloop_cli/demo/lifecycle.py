@@ -35,24 +35,8 @@ DEMO_PARAMETERS = {"BlueGreenBakeSeconds": "3", "TerminationWaitSeconds": "1", "
 
 
 @dataclass
-class RunSummary:
-    name: str
-    execution_arn: str
-    status: str
-    path: list[str]
-    steps: list[executions.Step]
-    transitions: int
-    seconds: float
-    description: dict[str, Any]
-
-    @property
-    def output(self) -> dict[str, Any]:
-        return json.loads(self.description.get("output") or "{}")
-
-
-@dataclass
 class DemoResult:
-    runs: list[RunSummary] = field(default_factory=list)
+    runs: list[executions.RunSummary] = field(default_factory=list)
     wall_seconds: float = 0.0
     ml_seconds: float = 0.0
     lambda_invocations: int = 0
@@ -69,7 +53,7 @@ class DemoResult:
         return "SUCCEEDED" if self.runs and not failed else "FAILED"
 
     @property
-    def first(self) -> RunSummary:
+    def first(self) -> executions.RunSummary:
         return self.runs[0]
 
 
@@ -106,14 +90,14 @@ def wait_for_new_execution(state_machine_arn: str, known: set[str], timeout: flo
     raise TimeoutError(f"no {what} execution started within {timeout:.0f} s; see .autoloop/logs/")
 
 
-def follow(name: str, arn: str, console: Console, timeout: float) -> RunSummary:
+def follow(name: str, arn: str, console: Console, timeout: float) -> executions.RunSummary:
     sfn = clients.client("stepfunctions")
     console.say(f"      {name} execution {arn.rsplit(':', 1)[-1]}")
     started = time.perf_counter()
     description = executions.follow(sfn, arn, timeout=timeout, on_step=lambda s: console.say(f"        -> {s.name}"))
     events = executions.history(sfn, arn)
     steps = executions.path(events)
-    return RunSummary(name, arn, description["status"], [s.name for s in steps], steps,
+    return executions.RunSummary(name, arn, description["status"], [s.name for s in steps], steps,
                       executions.transitions(events), time.perf_counter() - started, dict(description))
 
 

@@ -18,6 +18,8 @@ in-process (``moto.mock_aws``) and in server mode (``AWS_ENDPOINT_URL``).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 import posixpath
 import shutil
@@ -258,3 +260,18 @@ def jsonable(value: Any, when: Callable[[dt.datetime], Any] = epoch_ms) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def put_state_change(events: Any, *, arn: str, detail_type: str, detail: dict[str, Any], bus: str) -> None:
+    """Put one ``aws.sagemaker`` state-change event (a job's or an endpoint's) on ``bus``.
+    A rejected or failed put is logged, never raised: the resource's state stands."""
+    log = logging.getLogger(__name__)
+    try:
+        result = events.put_events(Entries=[{
+            "Time": dt.datetime.now(dt.UTC), "Source": "aws.sagemaker", "Resources": [arn],
+            "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus,
+        }])
+        if result.get("FailedEntryCount"):
+            log.warning("%s event of %s rejected: %s", detail_type, arn, result["Entries"])
+    except Exception:
+        log.exception("could not put the %s event of %s", detail_type, arn)

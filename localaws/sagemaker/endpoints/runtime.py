@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
-import json
 import logging
 import os
 import random
@@ -33,11 +32,10 @@ from localaws.sagemaker.endpoints.metrics import NAMESPACE, Accumulator
 from localaws.sagemaker.endpoints.plan import traffic_plan
 from localaws.sagemaker.endpoints.replies import Reply, error_reply, status_of, validation_error
 from localaws.sagemaker.endpoints.settings import SETTINGS, time_scale, work_root, workers
-from localaws.sagemaker.sandbox import epoch_ms, jsonable, truncate
+from localaws.sagemaker.sandbox import epoch_ms, jsonable, put_state_change, truncate
 
 log = logging.getLogger(__name__)
 
-EVENT_SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Endpoint State Change"
 #: statuses in which an endpoint answers invocations (from its blue fleet)
 SERVING = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack"})
@@ -191,25 +189,8 @@ class EndpointRuntime:
 
     def _emit(self, detail: dict[str, Any]) -> None:
         events = aws_client("events", self.region)
-        if events is None:
-            return
-        try:
-            result = events.put_events(
-                Entries=[
-                    {
-                        "Time": dt.datetime.now(dt.UTC),
-                        "Source": EVENT_SOURCE,
-                        "Resources": [self.arn],
-                        "DetailType": DETAIL_TYPE,
-                        "Detail": json.dumps(detail),
-                        "EventBusName": SETTINGS.event_bus,
-                    }
-                ]
-            )
-            if result.get("FailedEntryCount"):
-                log.warning("state-change event of endpoint %s rejected: %s", self.name, result["Entries"])
-        except Exception:
-            log.exception("could not emit the state-change event of endpoint %s", self.name)
+        if events is not None:
+            put_state_change(events, arn=self.arn, detail_type=DETAIL_TYPE, detail=detail, bus=SETTINGS.event_bus)
 
     def _config(self, name: str) -> dict[str, Any]:
         with LOCK:

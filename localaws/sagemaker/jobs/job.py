@@ -24,7 +24,6 @@ from localaws import local_home
 from localaws.sagemaker.sandbox import kill_process_group
 
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default MaxRuntimeInSeconds
-EVENT_SOURCE = "aws.sagemaker"
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 

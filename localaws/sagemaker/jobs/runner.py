@@ -41,7 +41,6 @@ import atexit
 import contextvars
 import copy
 import inspect
-import json
 import logging
 import os
 import threading
@@ -54,7 +53,6 @@ from localaws.clients import client
 from localaws.patching import Patches, locked
 from localaws.sagemaker.jobs.job import (
     DEFAULT_MAX_RUNTIME,
-    EVENT_SOURCE,
     KINDS,
     LOCK,
     SETTINGS,
@@ -63,7 +61,14 @@ from localaws.sagemaker.jobs.job import (
     sandbox_for,
     utcnow,
 )
-from localaws.sagemaker.sandbox import JobFailure, fresh_dir, jsonable, kill_process_group, truncate
+from localaws.sagemaker.sandbox import (
+    JobFailure,
+    fresh_dir,
+    jsonable,
+    kill_process_group,
+    put_state_change,
+    truncate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,25 +256,8 @@ def describe_detail(job: Job) -> dict[str, Any]:
 
 
 def _emit(job: Job) -> None:
-    spec = job.spec
-    try:
-        detail = describe_detail(job)
-        result = client("events").put_events(
-            Entries=[
-                {
-                    "Time": utcnow(),
-                    "Source": EVENT_SOURCE,
-                    "Resources": [job.arn],
-                    "DetailType": spec.detail_type,
-                    "Detail": json.dumps(detail),
-                    "EventBusName": SETTINGS.event_bus,
-                }
-            ]
-        )
-        if result.get("FailedEntryCount"):
-            log.warning("state-change event for %s rejected: %s", job.name, result["Entries"])
-    except Exception:
-        log.exception("could not emit the state-change event of %s", job.name)
+    put_state_change(client("events"), arn=job.arn, detail_type=job.spec.detail_type, detail=describe_detail(job),
+                     bus=SETTINGS.event_bus)
 
 
 # --- moto patches ---------------------------------------------------------------------------
