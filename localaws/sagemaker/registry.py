@@ -16,7 +16,6 @@ asynchronously, and never from inside moto's request handling.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 from typing import Any
@@ -25,7 +24,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 
 from localaws.clients import client
 from localaws.patching import Patches
-from localaws.sagemaker.sandbox import jsonable
+from localaws.sagemaker.sandbox import jsonable, put_state_change
 
 log = logging.getLogger(__name__)
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -45,13 +44,8 @@ def _detail(package: Any) -> dict[str, Any]:
 
 def _emit(detail: dict[str, Any]) -> None:
     def send() -> None:
-        try:
-            client("events").put_events(Entries=[{
-                "Source": "aws.sagemaker", "DetailType": DETAIL_TYPE,
-                "Resources": [detail["ModelPackageArn"]], "Detail": json.dumps(detail),
-            }])
-        except Exception:
-            log.exception("could not emit the model package event of %s", detail.get("ModelPackageArn"))
+        put_state_change(client("events"), arn=detail["ModelPackageArn"], detail_type=DETAIL_TYPE, detail=detail,
+                         bus="default")
 
     thread = threading.Thread(target=send, name="model-package-event", daemon=True)
     _pending.append(thread)
