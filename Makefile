@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov demo test test-fast lint build bench bench-quick clean
+.PHONY: setup browser checkov asl-validator demo test test-fast lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -53,12 +53,24 @@ $(VENV)/checkov/.installed:
 
 checkov: $(VENV)/checkov/.installed
 
-# The three installs run side by side (each is idempotent and quiet once done); then the
+# asl-validator (npm) checks every state machine definition after substitution
+# (tests/infra/test_asl.py). Installed under .venv/node; without npm the test is skipped.
+ASL_VALIDATOR_VERSION := 4.0.0
+$(VENV)/node/.installed:
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "==> installing asl-validator $(ASL_VALIDATOR_VERSION) into $(VENV)/node"; \
+		mkdir -p $(VENV)/node && npm install --prefix $(VENV)/node --no-audit --no-fund --silent \
+			'asl-validator@$(ASL_VALIDATOR_VERSION)' && touch $@; \
+	else echo "note: npm not found: the asl-validator test will be skipped (install nodejs and npm)"; fi
+
+asl-validator: $(VENV)/node/.installed
+
+# The installs run side by side (each is idempotent and quiet once done); then the
 # suite runs in 3 pytest-xdist workers, one test file each at a time (module fixtures such
 # as a booted local AWS stay in one process). Much of an end-to-end test is waiting, so 3
 # workers beat 2 on a 2-core machine. `.venv/bin/pytest -n 0 tests/...` runs a subset serially.
 test:
-	@$(MAKE) --no-print-directory -j3 setup browser checkov
+	@$(MAKE) --no-print-directory -j4 setup browser checkov asl-validator
 	@$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The fast tier (about a minute and a half on 2 cores): the domain, the handlers and the

@@ -28,7 +28,7 @@ from autoloop.drift import (
     summary,
 )
 from autoloop.errors import AutoloopError, InvalidEvent, InvalidViolationsReport
-from autoloop.events import AlarmStateChange, ProcessingJobStateChange, parse_one_of
+from autoloop.events import AlarmStateChange, ProcessingJobDetail, ProcessingJobStateChange, parse_one_of
 from autoloop.naming import INCOMING_PREFIX, run_id
 from autoloop.observability import logger, metrics
 
@@ -47,6 +47,21 @@ def _latest_report(schedule: str) -> str:
     if not outputs:
         raise InvalidViolationsReport(f"monitoring job {job['ProcessingJobName']} has no output.")
     return str(outputs[0]["S3Output"]["S3Uri"]).rstrip("/") + "/constraint_violations.json"
+
+
+def _looked_up(change: ProcessingJobStateChange, event: Any) -> ProcessingJobStateChange:
+    """The event with the job's DescribeProcessingJob response over its detail.
+
+    The rule matches every completed processing job on source, detail-type and status
+    alone: AWS's sample of the event has no ``Environment``, and the endpoint, schedule and
+    report location of a monitoring execution are read from it. What the event carries and
+    Describe does not is kept."""
+    name = change.detail.job_name
+    with aws_call(f"describing processing job {name}"):
+        described = client("sagemaker").describe_processing_job(ProcessingJobName=name)
+    described.pop("ResponseMetadata", None)
+    detail = ProcessingJobDetail.model_validate({**event["detail"], **described})
+    return change.model_copy(update={"detail": detail})
 
 
 def _read_report(uri: str) -> bytes:
@@ -123,11 +138,12 @@ def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = Non
         report_uri = _latest_report(schedule)
     else:
         assert isinstance(change, ProcessingJobStateChange)  # parse_one_of returns one of the two
+        if change.detail.status != "Completed":
+            return {"ignored": f"processing job {change.detail.job_name} is {change.detail.status}"}
+        change = _looked_up(change, event)
         if not is_monitoring(change.detail):
             return {"ignored": "not a monitoring job"}
         run = monitoring_run(change)
-        if run.status != "Completed":
-            return {"ignored": f"monitoring job {run.job_name} is {run.status}"}
         endpoint, schedule, report_uri = run.endpoint, run.schedule, run.report_uri
     model = _model_of(endpoint, settings.stack_name)
     try:

@@ -90,9 +90,85 @@ def test_rules_filter_out_what_the_handler_need_not_see(name):
 def test_rules_do_not_cross_deliver():
     assert not matches("StartPipelineFunction", load_event("sagemaker_training_job_completed"))
     assert not matches("JobCallbackFunction", load_event("s3_object_created"))
-    # A monitoring execution's job goes to the drift handler only; pipeline jobs never do.
-    assert not matches("JobCallbackFunction", load_event("sagemaker_monitoring_job_completed"))
-    assert not matches("DriftHandlerFunction", load_event("sagemaker_processing_job_completed"))
+    assert not matches("DriftHandlerFunction", load_event("sagemaker_training_job_completed"))
+
+
+# ----------------------------------------------------------------------------- what AWS always sends
+# The detail fields a rule may match on. SageMaker's event detail mirrors the resource's Describe
+# response, so what it always carries is that response's required members (botocore's model);
+# the rest may be left out of an event (AWS's Processing Job sample has no Environment, say).
+DESCRIBED = {
+    "SageMaker Training Job State Change": "DescribeTrainingJob",
+    "SageMaker Processing Job State Change": "DescribeProcessingJob",
+    "SageMaker Transform Job State Change": "DescribeTransformJob",
+    "SageMaker Endpoint State Change": "DescribeEndpoint",
+    "SageMaker Model Package State Change": "DescribeModelPackage",
+}
+# Not required by DescribeModelPackage (an unversioned package has neither), but set on every
+# versioned package, which is all this stack registers: the approval is what the event is for.
+ALWAYS_FOR_VERSIONED_PACKAGES = ("ModelPackageGroupName", "ModelApprovalStatus", "ModelPackageVersion")
+# S3's and CloudWatch's pages list these fields for every event of the type.
+ALWAYS = {
+    "Object Created": {"version": None, "bucket": ("name",), "object": ("key", "size", "etag"),
+                       "request-id": None, "requester": None, "reason": None},
+    "CloudWatch Alarm State Change": {"alarmName": None, "configuration": None, "state": None, "previousState": None},
+}
+ENVELOPE = ("version", "id", "detail-type", "source", "account", "time", "region", "resources")
+
+
+def required_detail(detail_type: str) -> dict[str, tuple[str, ...] | None]:
+    if detail_type in ALWAYS:
+        return ALWAYS[detail_type]
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    required = list(model.operation_model(DESCRIBED[detail_type]).output_shape.required_members)
+    if detail_type == "SageMaker Model Package State Change":
+        required += ALWAYS_FOR_VERSIONED_PACKAGES
+    return dict.fromkeys(required)
+
+
+def minimal(event: dict) -> dict:
+    """The event with only what AWS always sends."""
+    detail = {}
+    for key, inner in required_detail(event["detail-type"]).items():
+        if key in event["detail"]:
+            value = event["detail"][key]
+            detail[key] = {k: value[k] for k in inner if k in value} if inner else value
+    return {**{k: event[k] for k in ENVELOPE}, "detail": detail}
+
+
+def test_the_minimal_variant_drops_optional_fields():
+    """The check can fail: a rule on Environment (the drift rule before) misses the minimal event."""
+    event = load_event("sagemaker_monitoring_job_completed")
+    assert "Environment" not in minimal(event)["detail"] and minimal(event)["detail"]["ProcessingJobStatus"]
+    old_rule = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Processing Job State Change"],
+                "detail": {"ProcessingJobStatus": ["Completed"],
+                           "Environment": {"sagemaker_endpoint_name": [{"prefix": f"{STACK}-"}]}}}
+    assert EventPattern.load(json.dumps(old_rule)).matches_event(event)
+    assert not EventPattern.load(json.dumps(old_rule)).matches_event(minimal(event))
+
+
+@pytest.mark.parametrize("name", sorted(CONSUMED))
+def test_rules_match_what_aws_always_sends(name):
+    function, _ = CONSUMED[name]
+    assert matches(function, minimal(load_event(name))), f"{function}'s rule depends on an optional field of {name}"
+
+
+def test_every_rule_is_tested_against_a_sample():
+    """Each EventBridge rule in the template has a sample above that it must deliver."""
+    targets = {name for name, res in resources().items()
+               for event in res.get("Properties", {}).get("Events", {}).values() if event["Type"] == "EventBridgeRule"}
+    untested = {(target, json.dumps(pattern)) for target in targets for pattern in rule_patterns(target)
+                if not any(EventPattern.load(json.dumps(pattern)).matches_event(load_event(name))
+                           for name, (function, _) in CONSUMED.items() if function == target)}
+    assert not untested, f"rules with no sample that reaches them: {untested}"
+
+
+def test_every_sample_names_its_source():
+    sources = (EVENTS / "SOURCES.md").read_text()
+    rows = {line.split("|")[1].strip() for line in sources.splitlines() if line.startswith("| ") and ".json" in line}
+    assert rows == {p.name for p in EVENTS.glob("*.json")}
 
 
 def test_pipeline_input_sample_is_a_valid_execution_input():

@@ -32,6 +32,29 @@ def drift(deployed):
     return event, load_settings(DriftSettings)
 
 
+def as_aws_sends_it(event):
+    """Record the job the event reports in moto (with its Environment, as DescribeProcessingJob
+    returns it; moto's own record drops it) and return the event without Environment, as in
+    AWS's sample of a Processing Job State Change."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    detail = event["detail"]
+    account, region = boto3.client("sts").get_caller_identity()["Account"], boto3.session.Session().region_name
+    jobs = sagemaker_backends[account][region].processing_jobs
+    if detail["ProcessingJobName"] not in jobs:
+        boto3.client("sagemaker").create_processing_job(
+            ProcessingJobName=detail["ProcessingJobName"], AppSpecification=detail["AppSpecification"],
+            ProcessingInputs=detail["ProcessingInputs"], ProcessingOutputConfig=detail["ProcessingOutputConfig"],
+            ProcessingResources=detail["ProcessingResources"], RoleArn=detail["RoleArn"],
+            StoppingCondition=detail["StoppingCondition"])
+    jobs[detail["ProcessingJobName"]].environment = detail["Environment"]
+    return {**event, "detail": {k: v for k, v in detail.items() if k != "Environment"}}
+
+
+def run(event, settings, **kwargs):
+    return handle_drift(as_aws_sends_it(event), settings, **kwargs)
+
+
 def executions(deployed):
     return boto3.client("stepfunctions").list_executions(
         stateMachineArn=deployed.outputs["TrainingPipelineArn"])["executions"]
@@ -39,7 +62,7 @@ def executions(deployed):
 
 def test_violations_notify_and_start_one_retrain_with_the_drift_context(deployed, drift):
     event, settings = drift
-    result = handle_drift(event, settings)
+    result = run(event, settings)
     assert result["retrain"] is True and result["violations"] == 3
     [execution] = executions(deployed)
     payload = json.loads(boto3.client("stepfunctions").describe_execution(
@@ -57,10 +80,10 @@ def test_violations_notify_and_start_one_retrain_with_the_drift_context(deployed
 def test_a_flapping_trigger_gives_one_retrain_within_the_cooldown(deployed, drift):
     event, settings = drift
     now = datetime.now(UTC)
-    outcomes = [handle_drift(event, settings, now=now + timedelta(minutes=10 * i))["retrain"] for i in range(5)]
+    outcomes = [run(event, settings, now=now + timedelta(minutes=10 * i))["retrain"] for i in range(5)]
     assert outcomes == [True, False, False, False, False]
     assert len(executions(deployed)) == 1
-    later = handle_drift(event, settings, now=now + timedelta(seconds=settings.drift_cooldown_seconds + 60))
+    later = run(event, settings, now=now + timedelta(seconds=settings.drift_cooldown_seconds + 60))
     assert later["retrain"] is False and "already running" in later["reason"]
 
 
@@ -68,7 +91,7 @@ def test_events_for_unknown_endpoints_are_refused(deployed, drift):
     event, settings = drift
     event["detail"]["Environment"]["sagemaker_endpoint_name"] = "someone-else"
     with pytest.raises(errors.InvalidEvent, match="does not serve"):
-        handle_drift(event, settings)
+        run(event, settings)
     assert executions(deployed) == []
 
 
@@ -83,7 +106,7 @@ def test_missing_or_malformed_reports_change_nothing(deployed, drift, body):
     else:
         boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
     with pytest.raises(errors.InvalidViolationsReport):
-        handle_drift(event, settings)
+        run(event, settings)
     assert executions(deployed) == []
 
 
@@ -93,7 +116,7 @@ def test_an_unreadable_report_is_notified_with_its_reason(deployed, drift):
     bucket, prefix = uri[5:].split("/", 1)
     boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/constraint_violations.json", Body=b"{")
     with pytest.raises(errors.InvalidViolationsReport):
-        handle_drift(event, settings)
+        run(event, settings)
     [note] = deployed.notifications()
     assert note["Subject"] == "Autoloop: drift check failed"
     assert "InvalidViolationsReport" in note["Message"] and "constraint_violations.json" in note["Message"]
@@ -106,3 +129,19 @@ def test_an_alarm_that_is_not_in_alarm_is_ignored(deployed, drift):
     event = load_event("cloudwatch_alarm_drift")
     event["detail"]["state"]["value"] = "OK"
     assert "is OK" in handle_drift(event, settings)["ignored"]
+
+
+def test_a_pipeline_processing_job_is_described_and_ignored(deployed, drift):
+    """The rule sends every completed processing job; the job's own description says it is not
+    a monitoring execution, so nothing is read, notified or retrained."""
+    _, settings = drift
+    event = load_event("sagemaker_processing_job_completed")
+    event["detail"]["Environment"] = {}
+    assert run(event, settings) == {"ignored": "not a monitoring job"}
+    assert executions(deployed) == [] and deployed.notifications() == []
+
+
+def test_a_failed_processing_job_is_ignored_without_a_lookup(deployed, drift):
+    _, settings = drift
+    event = load_event("sagemaker_processing_job_failed")  # no such job in moto: describing it would raise
+    assert "is Failed" in handle_drift(event, settings)["ignored"]

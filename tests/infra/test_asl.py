@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
@@ -109,3 +112,34 @@ def test_failures_are_notified_and_end_in_a_named_fail(machine):
                 notify = states[notify["Next"]]
             assert "sns:publish" in notify["Resource"], f"{name}: the failure is not notified"
             assert states[notify["Next"]]["Type"] == "Fail"
+
+
+# ----------------------------------------------------------------------------- asl-validator
+ASL_VALIDATOR = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "asl-validator"
+
+
+def asl_validator(paths: list) -> subprocess.CompletedProcess:
+    if not ASL_VALIDATOR.exists():
+        pytest.skip("asl-validator is not installed: run `make asl-validator` (needs npm)")
+    args = [str(ASL_VALIDATOR)] + [a for p in paths for a in ("--json-path", str(p))]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_asl_validator_accepts_every_state_machine(tmp_path):
+    """The npm asl-validator (AWS's States Language spec, JSONPath and ARN checks) on each
+    definition with its substitutions filled in."""
+    paths = []
+    for machine in MACHINES:
+        text, _ = asl_with_dummies(machine)
+        paths.append(tmp_path / f"{machine}.json")
+        paths[-1].write_text(text)
+    result = asl_validator(paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("is valid") == len(MACHINES)
+
+
+def test_asl_validator_rejects_a_broken_definition(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Missing"}}}))
+    result = asl_validator([broken])
+    assert result.returncode != 0 and "MISSING_TRANSITION_TARGET" in result.stdout + result.stderr

@@ -256,7 +256,10 @@ def describe_detail(job: Job) -> dict[str, Any]:
 
 
 def _emit(job: Job) -> None:
-    put_state_change(client("events"), arn=job.arn, detail_type=job.spec.detail_type, detail=describe_detail(job),
+    detail = describe_detail(job)
+    # AWS's samples of these events carry no Environment; consumers must describe the job.
+    detail.pop("Environment", None)
+    put_state_change(client("events"), arn=job.arn, detail_type=job.spec.detail_type, detail=detail,
                      bus=SETTINGS.event_bus)
 
 
