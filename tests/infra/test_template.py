@@ -224,3 +224,36 @@ def test_the_batch_transform_schedule_is_a_parameter_that_can_be_changed_or_turn
     assert schedule["ScheduleExpression"] == {"Ref": "BatchTransformSchedule"}
     assert schedule["State"] == {"Ref": "BatchTransformScheduleState"}
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
+
+
+# ----------------------------------------------------------------------------- operations dashboard
+def dashboard() -> dict:
+    """The dashboard body with its ${...} substitutions filled with placeholders."""
+    import json
+    import re
+
+    body = resources()["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return json.loads(re.sub(r"\$\{([\w:.]+)\}", lambda m: f"<{m.group(1)}>", body))
+
+
+def emitted_metrics() -> set[str]:
+    import re
+
+    text = "\n".join(p.read_text() for p in (ROOT / "src" / "autoloop").glob("*.py"))
+    names = set(re.findall(r'add_metric\(name="(\w+)"', text))
+    names |= {n for pair in re.findall(r'add_metric\(name="(\w+)" if \w+ else "(\w+)"', text) for n in pair}
+    return names
+
+
+def test_the_dashboard_shows_runs_of_every_state_machine_and_only_metrics_the_code_emits():
+    widgets = dashboard()["widgets"]
+    rows = [row for w in widgets for row in w["properties"]["metrics"]]
+    plain = [[x for x in row if isinstance(x, str)] for row in rows]
+    machines = {row[3] for row in plain if row and row[0] == "AWS/States"}
+    assert machines == {f"<{name}>" for name in resources("AWS::Serverless::StateMachine")}
+    ours = {row[1] for row in plain if row and row[0] == "Autoloop"}
+    assert ours and ours <= emitted_metrics(), f"not emitted by src/autoloop: {ours - emitted_metrics()}"
+    assert {"DriftRetrains", "DriftChecksFailed", "Deployments"} <= ours
+    searches = [x["expression"] for row in rows for x in row if isinstance(x, dict) and "expression" in x]
+    assert any("Invocation5XXErrors" in s for s in searches) and any("feature_baseline_drift" in s for s in searches)
+    assert all("<AWS::StackName>" in s for s in searches)  # scoped to this stack's resources
