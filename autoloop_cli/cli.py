@@ -156,6 +156,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from autoloop_cli import publish
 
+    publish.model_configs(publish.ML_DIR)  # a bad config fails here, before any AWS call
     session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
     outputs = {
         o["OutputKey"]: o["OutputValue"]
@@ -274,7 +275,34 @@ def main(argv: list[str] | None = None) -> int:
     level = os.environ.get("AUTOLOOP_LOG_LEVEL", "WARNING")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # one readable line instead of a traceback (AUTOLOOP_DEBUG=1 shows it)
+        message = failure_message(exc)
+        if message is None or os.environ.get("AUTOLOOP_DEBUG"):
+            raise
+        print(f"autoloop {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+def failure_message(exc: Exception) -> str | None:
+    """What went wrong and what to do, for the errors a user can fix; None for a bug."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    from autoloop.errors import AutoloopError
+
+    if isinstance(exc, AutoloopError):
+        return str(exc)
+    if isinstance(exc, NoRegionError):
+        return "no AWS region is set: pass --region, or set AWS_DEFAULT_REGION (or a region in ~/.aws/config)."
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found: configure a profile (aws configure) or set AWS_PROFILE."
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach AWS: {exc}. For the local AWS, start `autoloop local serve` and set AWS_ENDPOINT_URL."
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"AWS refused {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}"
+    return None
 
 
 if __name__ == "__main__":

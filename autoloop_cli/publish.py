@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autoloop.config import parse_model_config
+from autoloop.errors import InvalidModelConfig, MlCodeMissing
 from autoloop.jobs import SOURCEDIR, code_key, config_key
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,26 @@ def sourcedir_bytes(ml_dir: Path = ML_DIR) -> bytes:
     return buffer.getvalue()
 
 
-def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR) -> Published:
-    """Validate every model config, then upload scripts, sourcedir.tar.gz and configs."""
+def model_configs(ml_dir: Path = ML_DIR) -> dict[str, bytes]:
+    """Every model config, validated (InvalidModelConfig names the file and the field)."""
     configs = {}
     for path in sorted((ml_dir / "models").glob("*.json")):
         config = parse_model_config(path.read_bytes(), str(path))
         if config.model != path.stem:
-            raise ValueError(f"{path}: 'model' is {config.model!r}; the file must be named {config.model}.json")
+            raise InvalidModelConfig(f"{path}: 'model' is {config.model!r}, so the file must be named "
+                                     f"{config.model}.json.")
         configs[config.model] = path.read_bytes()
+    if not configs:
+        raise InvalidModelConfig(f"no model configs in {ml_dir / 'models'}.")
+    return configs
+
+
+def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR) -> Published:
+    """Validate every model config, then upload scripts, sourcedir.tar.gz and configs."""
+    configs = model_configs(ml_dir)
     scripts = sorted(ml_dir.glob("*.py"))
     if not scripts:
-        raise FileNotFoundError(f"no ML scripts in {ml_dir}")
+        raise MlCodeMissing(f"no ML scripts (*.py) in {ml_dir}.", "Run autoloop from a checkout of the project.")
     for path in scripts:
         s3.put_object(Bucket=bucket, Key=code_key(path.name), Body=path.read_bytes())
     s3.put_object(Bucket=bucket, Key=code_key(SOURCEDIR), Body=sourcedir_bytes(ml_dir))

@@ -140,3 +140,28 @@ def find_execution(state_machine_arn: str, match: str | Callable[[dict[str, Any]
         return next((str(e["executionArn"]) for e in executions.executions(sfn, state_machine_arn) if accepts(e)), None)
 
     return wait_until(found, timeout, f"an execution of {state_machine_arn} matching {match!r}", interval=0.1)
+
+
+def record_processing_job(event: dict[str, Any]) -> dict[str, Any]:
+    """Make moto's DescribeProcessingJob answer what a Processing Job State Change event says
+    (handlers look the job up rather than trust optional event fields), and return the event
+    as AWS's sample has it: without ``Environment``. moto keeps no Environment of its own; it
+    is set on moto's record, as the local AWS's job runner does."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    detail = event["detail"]
+    name = detail["ProcessingJobName"]
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    jobs = sagemaker_backends[account][boto3.session.Session().region_name].processing_jobs
+    if name not in jobs:
+        boto3.client("sagemaker").create_processing_job(
+            ProcessingJobName=name, AppSpecification=detail["AppSpecification"],
+            ProcessingInputs=detail.get("ProcessingInputs", []), ProcessingOutputConfig=detail["ProcessingOutputConfig"],
+            ProcessingResources=detail["ProcessingResources"], RoleArn=detail["RoleArn"],
+            StoppingCondition=detail.get("StoppingCondition", {"MaxRuntimeInSeconds": 3600}))
+    job = jobs[name]
+    job.environment = detail.get("Environment")
+    job.processing_output_config = detail["ProcessingOutputConfig"]
+    job.app_specification = detail["AppSpecification"]
+    return {**event, "detail": {k: v for k, v in detail.items() if k != "Environment"}}
+

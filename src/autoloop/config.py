@@ -3,6 +3,7 @@ typed Lambda settings."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from typing import Any
@@ -17,6 +18,10 @@ from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
 
+#: The metrics ml/evaluate.py writes for a binary model (binary_classification_metrics).
+BINARY_METRICS = ("auc", "accuracy", "f1", "precision", "recall")
+
+
 class ModelConfig(BaseModel):
     """What a model expects of its data, and how it is judged."""
 
@@ -27,7 +32,7 @@ class ModelConfig(BaseModel):
     columns: tuple[str, ...]
     numeric_features: tuple[str, ...]
     categorical_features: tuple[str, ...]
-    metric: str = "auc"
+    metric: str = "auc"  # one of BINARY_METRICS: what ml/evaluate.py reports
     threshold: float | None = Field(default=None, ge=0, le=1)
     min_rows: int = Field(default=100, ge=1)
     max_bytes: int = Field(default=2 * 1024**3, ge=1)
@@ -37,6 +42,9 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
+        if self.metric not in BINARY_METRICS:
+            raise ValueError(f"metric {self.metric!r} is not one that ml/evaluate.py reports; "
+                             f"use one of {', '.join(BINARY_METRICS)} (lower case)")
         if not is_valid_model_name(self.model):
             raise ValueError(f"model name {self.model!r} must be lowercase letters, digits, '-'")
         if not self.columns or self.columns[0] != self.label:
@@ -54,11 +62,34 @@ class ModelConfig(BaseModel):
         return self.columns[1:]
 
 
+def _config_problems(exc: ValidationError) -> str:
+    """One line per problem, naming the field; a misspelled key gets the nearest known one."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        if error["type"] == "extra_forbidden":
+            known = ModelConfig.model_fields if len(error["loc"]) == 1 else BatchConfig.model_fields
+            close = difflib.get_close_matches(str(error["loc"][-1]), list(known), n=1)
+            parts.append(f"unknown key {where!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif error["type"] == "value_error":
+            parts.append(str(error["ctx"]["error"]) if where == "config" else f"{where}: {error['ctx']['error']}")
+        else:
+            got = "" if error["type"] == "missing" else f" (got {str(error.get('input'))[:60]!r})"
+            parts.append(f"{where}: {error['msg']}{got}")
+    return "; ".join(parts)
+
+
 def parse_model_config(raw: bytes | str, source: str) -> ModelConfig:
     try:
-        return ModelConfig.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
-        raise InvalidModelConfig(f"model config {source} is invalid: {exc}") from exc
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidModelConfig(f"model config {source} is not valid JSON: {exc}.") from exc
+    if not isinstance(doc, dict):
+        raise InvalidModelConfig(f"model config {source} is not a JSON object.")
+    try:
+        return ModelConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidModelConfig(f"model config {source} is invalid: {_config_problems(exc)}.") from exc
 
 
 def load_model_config(artifacts_bucket: str, model: str) -> ModelConfig:

@@ -199,6 +199,7 @@ def config_files() -> dict[str, bytes]:
         "bad_type.json": variant(min_rows="two hundred"),
         "label_not_first.json": variant(columns=churn["columns"][1:] + churn["columns"][:1]),
         "with_bom.json": b"\xef\xbb\xbf" + good,
+        "metric_upper_case.json": variant(metric="AUC"),
     }
 
 

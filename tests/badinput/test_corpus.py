@@ -37,7 +37,7 @@ from autoloop_cli.publish import publish
 from tests.badinput import build_corpus
 from tests.conftest import ROOT, load_handler
 from tests.handlers.conftest import plain_moto
-from tests.support import StackInfo, use_fake_aws
+from tests.support import StackInfo, record_processing_job, use_fake_aws
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = json.loads((HERE / "cases.json").read_text())
@@ -145,7 +145,18 @@ def handler_input(stack: Stack, case: dict[str, Any], obj: dict[str, Any]) -> An
     names = {"DATA_BUCKET": stack.data_bucket, "ARTIFACTS_BUCKET": stack.artifacts_bucket, "STACK": STACK,
              "ACCOUNT": ACCOUNT, "REGION": REGION,
              "KEY": obj["key"], "VERSION_ID": obj["version_id"], "ETAG": obj["etag"], "REPORT_PREFIX": prefix}
-    return fill(json.loads((HERE / "events" / case["event"]).read_text()), names)
+    event = fill(json.loads((HERE / "events" / case["event"]).read_text()), names)
+    if case["handler"] == "drift_handler" and isinstance(event, dict) and _is_processing_event(event):
+        event = record_processing_job(event)
+    return event
+
+
+def _is_processing_event(event: dict[str, Any]) -> bool:
+    """A well-formed Processing Job State Change of a job with outputs: AWS would know that job."""
+    detail = event.get("detail")
+    return (event.get("detail-type") == "SageMaker Processing Job State Change" and isinstance(detail, dict)
+            and detail.get("ProcessingJobStatus") == "Completed" and isinstance(detail.get("ProcessingJobName"), str)
+            and isinstance(detail.get("ProcessingOutputConfig"), dict) and "ProcessingResources" in detail)
 
 
 def count_body_reads(bucket: str, content_length: int) -> dict[str, int]:

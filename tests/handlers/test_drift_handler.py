@@ -12,6 +12,7 @@ from autoloop.drift_steps import handle_drift
 from autoloop_cli.datagen import generate
 from tests.conftest import EVENTS, load_event
 from tests.handlers.conftest import STACK
+from tests.support import record_processing_job
 
 REPORT = (EVENTS / "constraint_violations_sample.json").read_bytes()
 
@@ -32,27 +33,8 @@ def drift(deployed):
     return event, load_settings(DriftSettings)
 
 
-def as_aws_sends_it(event):
-    """Record the job the event reports in moto (with its Environment, as DescribeProcessingJob
-    returns it; moto's own record drops it) and return the event without Environment, as in
-    AWS's sample of a Processing Job State Change."""
-    from moto.sagemaker.models import sagemaker_backends
-
-    detail = event["detail"]
-    account, region = boto3.client("sts").get_caller_identity()["Account"], boto3.session.Session().region_name
-    jobs = sagemaker_backends[account][region].processing_jobs
-    if detail["ProcessingJobName"] not in jobs:
-        boto3.client("sagemaker").create_processing_job(
-            ProcessingJobName=detail["ProcessingJobName"], AppSpecification=detail["AppSpecification"],
-            ProcessingInputs=detail["ProcessingInputs"], ProcessingOutputConfig=detail["ProcessingOutputConfig"],
-            ProcessingResources=detail["ProcessingResources"], RoleArn=detail["RoleArn"],
-            StoppingCondition=detail["StoppingCondition"])
-    jobs[detail["ProcessingJobName"]].environment = detail["Environment"]
-    return {**event, "detail": {k: v for k, v in detail.items() if k != "Environment"}}
-
-
 def run(event, settings, **kwargs):
-    return handle_drift(as_aws_sends_it(event), settings, **kwargs)
+    return handle_drift(record_processing_job(event), settings, **kwargs)
 
 
 def executions(deployed):
