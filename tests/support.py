@@ -156,7 +156,8 @@ def record_processing_job(event: dict[str, Any]) -> dict[str, Any]:
     if name not in jobs:
         boto3.client("sagemaker").create_processing_job(
             ProcessingJobName=name, AppSpecification=detail["AppSpecification"],
-            ProcessingInputs=detail.get("ProcessingInputs", []), ProcessingOutputConfig=detail["ProcessingOutputConfig"],
+            ProcessingInputs=detail.get("ProcessingInputs", []),
+            ProcessingOutputConfig=detail["ProcessingOutputConfig"],
             ProcessingResources=detail["ProcessingResources"], RoleArn=detail["RoleArn"],
             StoppingCondition=detail.get("StoppingCondition", {"MaxRuntimeInSeconds": 3600}))
     job = jobs[name]

@@ -17,7 +17,6 @@ from autoloop.jobs import JobSecurity, SpotTraining, config_key
 from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
-
 #: The metrics ml/evaluate.py writes for a binary model (binary_classification_metrics).
 BINARY_METRICS = ("auc", "accuracy", "f1", "precision", "recall")
 
