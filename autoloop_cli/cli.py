@@ -2,8 +2,8 @@
 
     autoloop local demo            boot the local AWS from template.yaml and run the lifecycle
     autoloop local serve           run the local AWS as a server (other commands can use it)
-    autoloop local put FILE        upload a file into the running local AWS's data bucket
-    autoloop local executions      list executions with the path each took
+    autoloop local put FILE --model M [--wait]   upload a file for model M (and follow its run)
+    autoloop local runs [--model M] [--path]     list runs with how each ended
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
     autoloop local transform --month YYYY-MM   score one month with the batch transform now
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
@@ -81,33 +81,96 @@ def cmd_serve(args: argparse.Namespace) -> int:
         local.stop()
 
 
+def _published_models(bucket: str) -> list[str]:
+    from autoloop.adapters import client
+    from autoloop.jobs import config_key
+
+    prefix = config_key("x").rsplit("/", 1)[0] + "/"
+    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"][len(prefix):].removesuffix(".json") for page in pages for o in page.get("Contents", []))
+
+
 def cmd_put(args: argparse.Namespace) -> int:
     from autoloop.adapters import client
+    from autoloop.naming import execution_arn, model_from_key, run_id
 
     state = _server_state()
     path = Path(args.file)
     if not path.is_file():
         return _fail(f"{path} is not a file")
-    bucket = state["outputs"]["DataBucketName"]
-    key = args.key or f"incoming/{args.model}/{path.name}"
+    outputs = state["outputs"]
+    bucket = outputs["DataBucketName"]
+    published = _published_models(outputs["ArtifactsBucketName"])
+    model = model_from_key(args.key) if args.key else args.model
+    if args.key and args.model and model != args.model:
+        return _fail(f"--key {args.key} is under model {model!r}, not --model {args.model!r}")
+    if model is None and args.key:
+        if args.wait:
+            return _fail(f"--key {args.key} is not under incoming/<model>/, so it starts no run to wait for")
+    elif model is None:
+        return _fail(f"say which model the file is for: --model <name> (published: {', '.join(published) or 'none'})")
+    elif model not in published:
+        return _fail(f"model {model!r} has no published config (published: {', '.join(published) or 'none'}); "
+                     f"add ml/models/{model}.json and publish it")
+    key = args.key or f"incoming/{model}/{path.name}"
     response = client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
     print(f"uploaded s3://{bucket}/{key} (version {response.get('VersionId')})")
-    return 0
+    if not args.wait or model is None:
+        return 0
+    version = response.get("VersionId") or response["ETag"].strip('"')
+    arn = execution_arn(outputs["TrainingPipelineArn"], run_id(model, bucket, key, version))
+    return _follow_run(arn, args.timeout)
+
+
+def _follow_run(arn: str, timeout: float) -> int:
+    """Print each state of the run as it is entered, then its outcome in one line."""
+    from autoloop.adapters import client
+    from autoloop_cli import executions
+
+    sfn = client("stepfunctions")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            sfn.describe_execution(executionArn=arn)
+            break
+        except sfn.exceptions.ExecutionDoesNotExist:
+            if time.monotonic() > deadline:
+                return _fail(f"no run started for this upload within 30 s ({arn.rsplit(':', 1)[-1]}): StartPipeline "
+                             "refused it or has not run; its notification says why")
+            time.sleep(0.2)
+    print(f"run {arn.rsplit(':', 1)[-1]}")
+    try:
+        description = executions.follow(sfn, arn, timeout, on_step=lambda step: print(f"  {step.name}"))
+    except TimeoutError as exc:
+        return _fail(str(exc))
+    print(f"{description['status']}: {executions.outcome(description)}")
+    return 0 if description["status"] == "SUCCEEDED" else 1
 
 
 def cmd_executions(args: argparse.Namespace) -> int:
     from autoloop.adapters import client
+    from autoloop.naming import parse_run_id
     from autoloop_cli import executions
 
     state = _server_state()
     sfn = client("stepfunctions")
-    found = list(executions.executions(sfn, state["outputs"]["TrainingPipelineArn"]))
+    found = []
+    for execution in executions.executions(sfn, state["outputs"]["TrainingPipelineArn"]):
+        try:
+            model = parse_run_id(execution["name"])[0]
+        except ValueError:
+            model = None
+        if args.model is None or model == args.model:
+            found.append(execution)
     if not found:
-        print("no executions yet")
+        print("no runs yet" + (f" of model {args.model}" if args.model else ""))
     for execution in found:
-        events = executions.history(sfn, execution["executionArn"])
-        print(f"{execution['name']}  {execution['status']}  {execution['startDate']}")
-        print("  " + " -> ".join(s.name for s in executions.path(events)))
+        description = sfn.describe_execution(executionArn=execution["executionArn"])
+        print(f"{execution['name']}  {execution['status']}  {execution['startDate']:%Y-%m-%d %H:%M:%S}  "
+              f"{executions.outcome(description)}")
+        if args.path:
+            events = executions.history(sfn, execution["executionArn"])
+            print("  " + " -> ".join(s.name for s in executions.path(events)))
     return 0
 
 
@@ -227,12 +290,18 @@ def parser() -> argparse.ArgumentParser:
 
     put = local.add_parser("put", help="upload a file to the data bucket of the running local AWS")
     put.add_argument("file")
-    put.add_argument("--model", default="churn")
-    put.add_argument("--key", help="object key (default incoming/<model>/<file name>)")
+    put.add_argument("--model", help="the model it is for (a published config); or give --key")
+    put.add_argument("--key", help="object key (default incoming/<model>/<file name>); names the model")
+    put.add_argument("--wait", action="store_true", help="follow the run it starts and print how it ended")
+    put.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits for the run")
     put.set_defaults(func=cmd_put)
 
-    ex = local.add_parser("executions", help="list TrainingPipeline executions and their paths")
-    ex.set_defaults(func=cmd_executions)
+    for name in ("runs", "executions"):
+        ex = local.add_parser(name, help="list TrainingPipeline runs with how each ended"
+                              + (" (same as runs)" if name == "executions" else ""))
+        ex.add_argument("--model", help="only this model's runs")
+        ex.add_argument("--path", action="store_true", help="also print the states each run went through")
+        ex.set_defaults(func=cmd_executions)
 
     fire = local.add_parser("fire-schedule", help="fire a schedule (or schedule rule) of the running local AWS now")
     fire.add_argument("rule", help="schedule name or ARN (e.g. autoloop-local-batch-churn), or a rule name")

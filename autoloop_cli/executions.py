@@ -105,3 +105,26 @@ class RunSummary:
     @property
     def output(self) -> dict[str, Any]:
         return json.loads(self.description.get("output") or "{}")
+
+
+def outcome(description: dict[str, Any]) -> str:
+    """One readable line on how an execution ended (or that it has not)."""
+    status = description["status"]
+    if status == "RUNNING":
+        return "running"
+    if status in {"FAILED", "TIMED_OUT", "ABORTED"}:
+        error, cause = description.get("error") or status, (description.get("cause") or "").strip()
+        first = cause.splitlines()[0] if cause else ""
+        # The pipeline's failures start their cause with their own name ("BelowThreshold: ...").
+        return first if first.startswith(f"{error}:") else f"{error}: {first}".rstrip(": ")
+    output = json.loads(description.get("output") or "{}")
+    package = output.get("model_package") if isinstance(output, dict) else None
+    if isinstance(package, dict) and package.get("arn"):
+        gate = output.get("gate") or {}
+        metric = f" ({gate['metric_name']} {gate['metric']:.4f})" if "metric" in gate and "metric_name" in gate else ""
+        return f"registered {package['arn']}{metric}"
+    queue = output.get("queue") if isinstance(output, dict) else None
+    if isinstance(queue, dict) and queue.get("superseded"):
+        return f"superseded by the newer upload {queue.get('superseded_by') or ''}".rstrip()
+    return "succeeded"
+

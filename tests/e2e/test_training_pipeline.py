@@ -159,3 +159,40 @@ def test_duplicate_upload_events_start_one_execution(local):
                               Payload=json.dumps(event).encode())
         assert json.loads(response["Payload"].read())["started"] is False
     assert len(list(executions.executions(sfn, local.outputs["TrainingPipelineArn"]))) == len(runs)
+
+
+# ----------------------------------------------------------------------------- the command line
+@pytest.fixture
+def cli_state(local, tmp_path, monkeypatch):
+    """`autoloop local ...` pointed at this module's local AWS, as `serve` would have written it."""
+    from autoloop_cli import cli
+
+    state = tmp_path / "server.json"
+    state.write_text(json.dumps({"endpoint_url": local.server.endpoint_url, "stack": local.stack.name,
+                                 "outputs": local.outputs}))
+    monkeypatch.setattr(cli, "STATE_FILE", state)
+    return cli
+
+
+def test_put_refuses_to_guess_the_model(cli_state, tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    data.write_bytes(csv(rows=300, seed=11))
+    assert cli_state.main(["local", "put", str(data)]) == 2
+    assert "say which model the file is for: --model <name> (published: churn)" in capsys.readouterr().err
+    assert cli_state.main(["local", "put", str(data), "--model", "fraud"]) == 2
+    assert "model 'fraud' has no published config (published: churn)" in capsys.readouterr().err
+
+
+def test_put_wait_follows_the_run_and_runs_lists_it_with_its_reason(cli_state, tmp_path, capsys):
+    bad = tmp_path / "cli-bad.csv"
+    bad.write_bytes(b"churned,whatever\n1,2\n")
+    assert cli_state.main(["local", "put", str(bad), "--model", "churn", "--wait", "--timeout", "120"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("uploaded s3://") and "/incoming/churn/cli-bad.csv (version " in out[0]
+    assert "  ValidateInput" in out and "  RunFailed" in out
+    assert out[-1].startswith("FAILED: ValidateInputFailed: SchemaMismatch")
+    assert len(out[-1].splitlines()) == 1
+    run_name = out[1].removeprefix("run ")
+    assert cli_state.main(["local", "runs", "--model", "churn"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(run_name)]
+    assert "  FAILED  " in line and line.endswith(out[-1].removeprefix("FAILED: "))
