@@ -34,8 +34,11 @@ KEYS = [
     f"incoming/{LONG_MODEL}/tab\there.csv",
     f"incoming/{LONG_MODEL}/emoji \U0001F600 data.csv",
     f"incoming/{LONG_MODEL}/" + "é" * ((1024 - len(f"incoming/{LONG_MODEL}/.csv")) // 2) + ".csv",  # 1024 bytes
-    f"incoming/{LONG_MODEL}/" + "a" * (1024 - len(f"incoming/{LONG_MODEL}/.csv")) + ".csv",  # 1024 characters
+    f"incoming/{LONG_MODEL}/" + "a" * (1024 - len(f"s3://{BUCKET}/incoming/{LONG_MODEL}/.csv")) + ".csv",
 ]
+# A key S3 takes (1024 bytes) but whose s3:// URI SageMaker does not (1024 characters at most):
+# StartPipeline refuses it, before any run.
+TOO_LONG_KEY = f"incoming/{LONG_MODEL}/" + "a" * (1024 - len(f"incoming/{LONG_MODEL}/.csv")) + ".csv"
 SECURE = jobs.JobSecurity.parse("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
                                 "subnet-0a1b2c3d,subnet-4e5f6a7b", "sg-0a1b2c3d")
 
@@ -44,7 +47,8 @@ def test_the_limits_are_the_ones_the_names_allow():
     assert naming.is_valid_model_name(LONG_MODEL) and len(LONG_MODEL) == naming.MAX_MODEL_NAME
     assert not naming.is_valid_model_name(LONG_MODEL + "x")
     assert len(LONG_STACK) == naming.MAX_STACK_NAME and LONG_STACK == LONG_STACK.lower()
-    assert len(KEYS[-1].encode()) == 1024
+    assert len(KEYS[-2].encode()) == 1024 and len(f"s3://{BUCKET}/{KEYS[-1]}") == 1024
+    assert len(TOO_LONG_KEY) == 1024
 
 
 # --------------------------------------------------------------------------- the checker
