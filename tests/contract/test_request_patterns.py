@@ -182,7 +182,8 @@ def every_request(security: jobs.JobSecurity, key: str) -> list[tuple[str, dict]
                                                     "churned")),
         ("CreateProcessingJob", jobs.evaluate_request(ctx, ctx.uri("train", "output", "model.tar.gz"),
                                                       ctx.uri("preprocess", "test"), "churned")),
-        ("CreateProcessingJob", monitoring.baseline_request(ctx, ctx.uri("preprocess", "baseline"), settings.image_uri)),
+        ("CreateProcessingJob", monitoring.baseline_request(ctx, ctx.uri("preprocess", "baseline"),
+                                                            settings.image_uri)),
         ("CreateProcessingJob", monitoring.calibrate_request(ctx, ctx.uri("preprocess", "baseline"),
                                                              ctx.uri("baseline"), settings)),
         ("CreateMonitoringSchedule", monitoring.schedule_request(
@@ -200,13 +201,15 @@ def every_request(security: jobs.JobSecurity, key: str) -> list[tuple[str, dict]
         ("CreateEndpointConfig", deploy.endpoint_config_request(
             deploy_plan, capture_uri=f"s3://{ARTIFACTS}/datacapture", sampling_percentage=100,
             instance_type="ml.m5.large", serverless_memory_mb=6144, tags=tags, security=security)),
-        ("UpdateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": deploy_plan.config_name,
-                            "DeploymentConfig": deploy.deployment_config(deploy.rollback_alarms(endpoint), 3600, 3600)}),
+        ("UpdateEndpoint", {
+            "EndpointName": endpoint, "EndpointConfigName": deploy_plan.config_name,
+            "DeploymentConfig": deploy.deployment_config(deploy.rollback_alarms(endpoint), 3600, 3600)}),
     ]
 
 
 @pytest.mark.parametrize("security", [jobs.JobSecurity(), SECURE], ids=["defaults", "kms-and-vpc"])
 @pytest.mark.parametrize("key", KEYS, ids=range(len(KEYS)))
 def test_every_sagemaker_request_fits_the_model_at_the_limits(security, key):
-    problems = [f"{op}: {v}" for op, request in every_request(security, key) for v in violations("sagemaker", op, request)]
+    problems = [f"{op}: {v}" for op, request in every_request(security, key)
+                for v in violations("sagemaker", op, request)]
     assert problems == []
