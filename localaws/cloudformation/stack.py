@@ -15,8 +15,12 @@ alone; this module fills the gaps between them:
 - moto has no CloudFormation model for some types (``localaws.cloudformation.types`` adds them) and
   ignores some properties of the types it has; those are applied after creation with the
   service APIs, from what the template says (``_FIXUPS``).
-- moto ignores ``AllowedValues``/``AllowedPattern``/``MinValue``... of parameters; they are
-  checked here, as CloudFormation would.
+- moto ignores ``AllowedValues``/``AllowedPattern``/``MinValue``... of parameters and the
+  template's ``Rules``; they are checked here, as CloudFormation would (the rule functions
+  ``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Fn::Contains``, ``Fn::EachMemberEquals``,
+  ``Fn::EachMemberIn`` over ``Ref`` of parameters and pseudo parameters). A template
+  parameter named ``StackName`` that the caller does not set gets the stack's name, as
+  ``samconfig.toml``'s ``parameter_overrides`` set it for ``sam deploy``.
 - moto's custom resources (``Custom::*``, ``AWS::CloudFormation::CustomResource``) get only a
   Create, answered to a URL nothing in-process reaches; ``localaws.cloudformation.types.CustomResource``
   runs the provider function in this process for Create, Update and Delete, and
@@ -356,7 +360,7 @@ def _build(
     sam = _load_yaml(path)
     bucket = deploy_bucket_name(stack_name)
     artifacts, definitions = _package(sam, root, bucket)
-    cfn = _sam_translate(sam, _check_parameters(sam, parameters))
+    cfn = _sam_translate(sam, _check_parameters(sam, parameters, stack_name))
     _inline_definitions(cfn, definitions)
     _string_environment(cfn)
     return _Build(cfn, bucket, artifacts)
@@ -385,11 +389,17 @@ def _as_string(value: Any) -> str:
     return str(value)
 
 
-def _check_parameters(template: dict[str, Any], overrides: dict[str, str] | None) -> dict[str, str]:
+STACK_NAME_PARAMETER = "StackName"
+
+
+def _check_parameters(template: dict[str, Any], overrides: dict[str, str] | None,
+                      stack_name: str = DEFAULT_STACK_NAME) -> dict[str, str]:
     """Every parameter's value as a string (defaults filled in), validated like
-    CloudFormation does and moto does not (AllowedValues, AllowedPattern, Min/Max)."""
+    CloudFormation does and moto does not (AllowedValues, AllowedPattern, Min/Max, Rules)."""
     declared: dict[str, dict[str, Any]] = template.get("Parameters") or {}
     overrides = {k: _as_string(v) for k, v in (overrides or {}).items()}
+    if STACK_NAME_PARAMETER in declared:
+        overrides.setdefault(STACK_NAME_PARAMETER, stack_name)
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
         raise DeployError(f"parameters not in the template: {', '.join(unknown)}")
@@ -403,9 +413,65 @@ def _check_parameters(template: dict[str, Any], overrides: dict[str, str] | None
             raise DeployError(f"parameter {name} has no default and no value")
         problem = _parameter_problem(spec, value)
         if problem:
-            raise DeployError(f"parameter {name}={value!r}: {problem}")
+            constraint = " ".join(str(spec.get("ConstraintDescription", "")).split())
+            raise DeployError(f"parameter {name}={value!r}: {problem}" + (f" ({constraint})" if constraint else ""))
         values[name] = value
+    _check_rules(template, values, stack_name)
     return values
+
+
+def _rule_value(node: Any, values: dict[str, str], stack_name: str) -> Any:
+    """A rule function's argument: a literal, a list, or ``Ref`` of a parameter or pseudo parameter."""
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        pseudo = {"AWS::StackName": stack_name, "AWS::Region": region(), "AWS::Partition": "aws",
+                  "AWS::AccountId": os.environ.get("MOTO_ACCOUNT_ID", "123456789012")}
+        name = str(node["Ref"])
+        if name in values:
+            return values[name]
+        if name in pseudo:
+            return pseudo[name]
+        raise DeployError(f"a rule refers to {name!r}, which is neither a parameter nor a pseudo parameter")
+    if isinstance(node, list):
+        return [_rule_value(item, values, stack_name) for item in node]
+    if isinstance(node, dict):
+        return _rule_true(node, values, stack_name)
+    return _as_string(node)
+
+
+def _rule_true(node: Any, values: dict[str, str], stack_name: str) -> bool:
+    """Evaluate one rule function (CloudFormation's "rule functions")."""
+    if not isinstance(node, dict) or len(node) != 1:
+        raise DeployError(f"not a rule function: {node!r}")
+    [(function, raw)] = node.items()
+    args = raw if isinstance(raw, list) else [raw]
+    if function in {"Fn::And", "Fn::Or"}:
+        results = [_rule_true(a, values, stack_name) for a in args]
+        return all(results) if function == "Fn::And" else any(results)
+    if function == "Fn::Not":
+        return not _rule_true(args[0], values, stack_name)
+    left, right = (_rule_value(a, values, stack_name) for a in args)
+    if function == "Fn::Equals":
+        return bool(left == right)
+    if function == "Fn::Contains":
+        return right in left
+    if function == "Fn::EachMemberEquals":
+        return all(item == right for item in left)
+    if function == "Fn::EachMemberIn":
+        return all(item in right for item in left)
+    raise DeployError(f"rule function {function} is not supported by the local AWS")
+
+
+def _check_rules(template: dict[str, Any], values: dict[str, str], stack_name: str) -> None:
+    """The template's ``Rules``: a rule whose ``RuleCondition`` holds must have every assertion
+    true, else the stack is refused before anything is created (with the assertion's text)."""
+    for name, rule in (template.get("Rules") or {}).items():
+        condition = rule.get("RuleCondition")
+        if condition is not None and not _rule_true(condition, values, stack_name):
+            continue
+        for assertion in rule.get("Assertions") or []:
+            if not _rule_true(assertion["Assert"], values, stack_name):
+                description = " ".join(str(assertion.get("AssertDescription", "")).split())
+                raise DeployError(f"rule {name} refuses the stack {stack_name!r}: {description}".rstrip(": "))
 
 
 def _parameter_problem(spec: dict[str, Any], value: str) -> str | None:
@@ -631,7 +697,7 @@ def deploy(
     timings["register"] = time.perf_counter() - started
     mark = time.perf_counter()
     build = _build(template_path, stack_name, parameters, project_root)
-    values = _check_parameters(build.template, parameters)
+    values = _check_parameters(build.template, parameters, stack_name)
     timings["translate"] = time.perf_counter() - mark
 
     _check_types(build.template, values, stack_name)

@@ -23,7 +23,7 @@ from autoloop.jobs import (
     s3_input,
     s3_output,
 )
-from autoloop.naming import job_name
+from autoloop.naming import fit_name, job_name
 
 MONITOR_OUTPUT = f"{PROC}/output"
 HOURLY = "cron(0 * ? * * *)"
@@ -81,7 +81,9 @@ def calibrate_request(ctx: JobContext, baseline_uri: str, constraints_uri: str,
 
 
 def schedule_name(endpoint: str) -> str:
-    return f"{endpoint}-dq"
+    """``<endpoint>-dq``; a hash stands in for the end of a long endpoint name, so the schedule
+    name stays within SageMaker's 63 characters (an endpoint may have 63 itself)."""
+    return fit_name(endpoint, "-dq")
 
 
 def reports_uri(artifacts_bucket: str) -> str:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 from autoloop.errors import InvalidEvent
 
 INCOMING_PREFIX = "incoming/"
 MAX_JOB_NAME = 63  # SageMaker job names
+MAX_SAGEMAKER_NAME = 63  # every SageMaker resource name: jobs, models, configs, endpoints, schedules, groups
 MAX_EXECUTION_NAME = 80  # Step Functions execution names
+MAX_MODEL_NAME = 24  # _MODEL_RE
+#: The endpoint ``<stack>-<model>`` is the longest name that embeds the stack name whole; the
+#: template refuses longer stack names (its ``StackName`` parameter and rule).
+MAX_STACK_NAME = MAX_SAGEMAKER_NAME - 1 - MAX_MODEL_NAME
+MAX_S3_URI = 1024  # a SageMaker job's S3Uri (an input object's s3://bucket/key)
+MAX_TAG_VALUE = 256  # a SageMaker tag value or CustomerMetadataProperties value
 JOB_STEPS = ("preprocess", "train", "evaluate", "baseline", "calibrate")
 BATCH_STEPS = ("prepare", "transform", "monitor")
 #: The tag (on jobs, models, endpoints) and model package metadata key that names a run.
@@ -19,6 +27,60 @@ _MODEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _MONTH_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
 _RUN_ID_RE = re.compile(r"^(?P<model>[a-z0-9-]+)-(?P<digest>[0-9a-f]{10})(?:-r(?P<attempt>\d+))?$")
+
+
+def fit_name(base: str, suffix: str, limit: int = MAX_SAGEMAKER_NAME) -> str:
+    """``<base><suffix>`` when it fits ``limit``, else ``<base, cut>-<6 hex of base><suffix>``.
+
+    Deterministic, and two bases that share the part kept still get different names. ``base``
+    and ``suffix`` must be valid in a SageMaker name; no hyphen is left before the digest's.
+    """
+    name = f"{base}{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+    keep = limit - len(suffix) - len(digest) - 1
+    if keep < 1:
+        raise ValueError(f"suffix {suffix!r} leaves no room for a name of {limit} characters")
+    return f"{base[:keep].rstrip('-')}-{digest}{suffix}"
+
+
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def _utf16_units(char: str) -> int:
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def _cut(parts: list[str], limit: int, ellipsis: str = "") -> str:
+    """Join ``parts`` (none split) up to ``limit`` UTF-16 units; when cut, end with ``ellipsis``."""
+    sizes = [sum(_utf16_units(c) for c in part) for part in parts]
+    if sum(sizes) <= limit:
+        return "".join(parts)
+    room, kept = limit - len(ellipsis), []
+    for part, size in zip(parts, sizes, strict=True):
+        if size > room:
+            break
+        kept.append(part)
+        room -= size
+    return "".join(kept) + ellipsis
+
+
+def tag_value(text: str, limit: int = MAX_TAG_VALUE) -> str:
+    r"""``text`` as a SageMaker tag or metadata value, which must match
+    ``[\p{L}\p{Z}\p{N}_.:/=+\-@]*``: any other character becomes ``_`` (an S3 key such as
+    ``data (1).csv``, ``jan,feb.csv`` or ``x&y.csv`` would be refused), and the value is cut
+    to ``limit`` UTF-16 units, as AWS counts."""
+    safe = [c if unicodedata.category(c)[0] in "LNZ" or c in _TAG_PUNCTUATION else "_" for c in text]
+    return _cut(safe, limit)
+
+
+def description_text(text: str, limit: int = 1024) -> str:
+    r"""``text`` as a SageMaker description, which must match ``[\p{L}\p{M}\p{Z}\p{S}\p{N}\p{P}]*``:
+    a control or other unprintable character is written as ``\uXXXX``, and the text is cut to
+    ``limit`` UTF-16 units, ending in "…" when cut."""
+    parts = [c if unicodedata.category(c)[0] in "LMZSNP" else f"\\u{ord(c):04x}" for c in text]
+    return _cut(parts, limit, "\u2026")
 
 
 def model_from_key(key: str) -> str | None:

@@ -19,7 +19,7 @@ from autoloop import adapters
 from autoloop.adapters import aws_call, client
 from autoloop.errors import ChampionMetricMissing, NoApprovedModel, PackageNotDeployable, UnknownModel
 from autoloop.gate import metric_from_evaluation
-from autoloop.naming import RUN_ID_KEY
+from autoloop.naming import RUN_ID_KEY, description_text, tag_value
 
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
 METRIC_NAME_KEY = "autoloop:metric-name"
@@ -41,16 +41,18 @@ def model_package_request(*, group: str, run_id: str, image_uri: str, model_arti
                           trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if approval_status not in APPROVAL_STATUSES:
         raise ValueError(f"approval status {approval_status!r} is not one of {APPROVAL_STATUSES}")
+    # Metadata values allow letters, digits, spaces and _.:/=+-@ only: the source is kept
+    # exactly in the description (which allows punctuation), and pattern-safe here.
     metadata = {
         RUN_ID_KEY: run_id,
-        "autoloop:source": source_uri[:256],
+        "autoloop:source": tag_value(source_uri),
         "autoloop:trigger": str((trigger or {}).get("type", "s3")),
         METRIC_NAME_KEY: metric_name,
         METRIC_VALUE_KEY: repr(float(metric)),
     }
     return {
         "ModelPackageGroupName": group,
-        "ModelPackageDescription": f"Trained by Autoloop run {run_id} from {source_uri}"[:1024],
+        "ModelPackageDescription": description_text(f"Trained by Autoloop run {run_id} from {source_uri}"),
         "ModelApprovalStatus": approval_status,
         "InferenceSpecification": {
             "Containers": [{"Image": image_uri, "ModelDataUrl": model_artifacts, "Environment": INFERENCE_ENV}],

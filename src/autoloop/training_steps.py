@@ -40,7 +40,7 @@ from autoloop.jobs import (
     training_request,
 )
 from autoloop.monitoring import baseline_request, calibrate_request
-from autoloop.naming import execution_arn, job_name, model_from_key, run_id
+from autoloop.naming import MAX_S3_URI, execution_arn, job_name, model_from_key, run_id
 from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
@@ -76,6 +76,13 @@ def start_pipeline(event: Any, settings: StartSettings) -> dict[str, Any]:
         model = model_from_key(obj.key)
         if model is None:
             raise ObjectOutsideIncoming(f"s3://{bucket}/{obj.key} is not under incoming/<model>/.")
+        uri = f"s3://{bucket}/{obj.key}"
+        if len(uri.encode("utf-16-le")) // 2 > MAX_S3_URI:
+            raise InvalidEvent(
+                f"{uri[:120]}... is {len(uri)} characters long; SageMaker takes S3 URIs of at most {MAX_S3_URI}.",
+                f"Upload the file again under a shorter key (at most {MAX_S3_URI - len(f's3://{bucket}/')} "
+                "characters).",
+            )
         version = obj.version_id or obj.etag
         if not version:
             raise InvalidEvent("the event has neither a version-id nor an etag for the object.")

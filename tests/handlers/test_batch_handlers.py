@@ -93,7 +93,7 @@ def test_the_schedule_scores_the_month_before_its_time(deployed, plan):
 def test_plan_fails_clearly_without_an_approved_model(deployed, plan):
     register(deployed, status="PendingManualApproval")
     month_input(deployed)
-    with pytest.raises(errors.NoApprovedModel, match="autoloop-test-churn has no Approved model package"):
+    with pytest.raises(errors.NoApprovedModel, match=f"{STACK}-churn has no Approved model package"):
         plan(request())
 
 

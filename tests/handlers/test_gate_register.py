@@ -5,6 +5,7 @@ import pytest
 
 from autoloop import errors
 from tests.conftest import load_handler
+from tests.handlers.conftest import STACK
 
 RUN = "churn-0123456789"
 
@@ -81,5 +82,5 @@ def test_unknown_model_group_is_named_at_registration(deployed, gate, register, 
     payload = state(deployed, 0.9)
     payload["gate"] = gate(payload, lambda_context)
     payload["model"] = "fraud"
-    with pytest.raises(errors.UnknownModel, match="autoloop-test-fraud"):
+    with pytest.raises(errors.UnknownModel, match=f"{STACK}-fraud"):
         register(payload, lambda_context)
