@@ -61,6 +61,9 @@ def test_samconfig_passes_each_stack_its_own_name():
 # SageMaker resource names the template gives: the limits of the SageMaker API (the
 # CloudFormation schema of these types states none).
 SAGEMAKER_NAMES = {("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName"): "CreateModelPackageGroup"}
+# Limits stated only in prose: the schema's description ("between 1 and 255 characters") and
+# PutDashboard's reference ("can contain only alphanumerics, dash (-), and underscore (_)").
+DOCUMENTED = {("AWS::CloudWatch::Dashboard", "DashboardName"): (255, r"^[A-Za-z0-9_-]+$")}
 
 
 def _limits(kind: str, prop: str) -> tuple[int, Callable[[str], bool]]:
@@ -68,8 +71,11 @@ def _limits(kind: str, prop: str) -> tuple[int, Callable[[str], bool]]:
     if (kind, prop) in SAGEMAKER_NAMES:  # a Java pattern: the whole name must match
         shape = service_model("sagemaker").operation_model(SAGEMAKER_NAMES[kind, prop]).input_shape.members[prop]
         return int(shape.metadata["max"]), lambda name: bool(compiled(shape.metadata["pattern"]).fullmatch(name))
+    if (kind, prop) in DOCUMENTED:
+        limit, documented = DOCUMENTED[kind, prop]
+        return limit, lambda name: bool(re.fullmatch(documented, name))
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", kind).schema["properties"][prop]
-    assert "maxLength" in schema, f"no length limit known for {kind}.{prop}: add it to SAGEMAKER_NAMES or here"
+    assert "maxLength" in schema, f"no length limit known for {kind}.{prop}: add it to SAGEMAKER_NAMES or DOCUMENTED"
     pattern = schema.get("pattern")  # a JSON Schema pattern: it matches anywhere unless anchored
     return int(schema["maxLength"]), lambda name: pattern is None or bool(re.search(pattern, name))
 
