@@ -54,6 +54,8 @@ EXTENSIONS: tuple[Extension, ...] = (
               "moto carries Step Functions Local's mocked integrations but never loads a mock config", True),
     Extension("s3_policy", "localaws.s3.policy",
               "moto cannot evaluate aws:SecureTransport, so a TLS-only bucket policy denies everything", True),
+    Extension("iam_simulator", "localaws.iam.simulator",
+              "moto has no iam:SimulatePrincipalPolicy (SDK v3's role check); IAM is not enforced locally", True),
     Extension("cfn_types", "localaws.cloudformation.types",
               "moto's CloudFormation lacks models the template uses, and runs no custom resources", True),
     Extension("cfn_template_cache", "localaws.cloudformation.template_cache",

@@ -22,10 +22,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sagemaker.responses import SageMakerResponse
 
+from localaws.sagemaker import optml
 from localaws.sagemaker.jobs import job
 from localaws.sagemaker.jobs import runner as sagemaker_jobs
 from localaws.sagemaker.jobs.containers import to_cmd_args
-from localaws.sagemaker import optml
 from localaws.sagemaker.jobs.transform import parse_filter
 from localaws.sagemaker.sandbox import rewrite
 from tests.support import use_fake_aws
