@@ -147,7 +147,7 @@ def test_aws_style_processing_script_with_hard_coded_paths_works(aws: dict[str, 
     assert HOST_OPT_ML.exists() == host_had_opt_ml  # nothing reached the host
 
 
-@pytest.mark.skipif(HOST_OPT_ML.exists(), reason="the host has an /opt/ml of its own: a job's write cannot be told apart")
+@pytest.mark.skipif(HOST_OPT_ML.exists(), reason="the host has an /opt/ml: a job's write cannot be told apart")
 def test_the_same_script_fails_loudly_in_the_rewrite_fallback(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
