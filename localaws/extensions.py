@@ -61,7 +61,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("cfn_template_cache", "localaws.cloudformation.template_cache",
               "moto's CloudFormation re-parses the same template body with pure-Python PyYAML on every boot", True),
     Extension("sagemaker_models", "localaws.sagemaker.models",
-              "moto's DescribeModel returns an empty VpcConfig, which AWS omits and SDK v3's typed shapes reject", True),
+              "moto's DescribeModel returns an empty VpcConfig, which AWS omits and SDK v3's shapes reject", True),
     Extension("sagemaker_jobs", "localaws.sagemaker.jobs.runner",
               "moto's processing, training and transform jobs are records that run nothing", False),
     Extension("sagemaker_registry", "localaws.sagemaker.registry",

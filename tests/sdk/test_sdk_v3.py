@@ -36,7 +36,7 @@ pytestmark = [
     pytest.mark.skipif(not SDK3_PYTHON.exists(),
                        reason=f"no SageMaker SDK v3 venv at {SDK3_PYTHON}: run `make sdk3` (make test installs it)"),
     pytest.mark.skipif(not optml.support().available,
-                       reason=f"SDK v3's drivers hard-code /opt/ml: no private /opt/ml here ({optml.support().reason})"),
+                       reason=f"SDK v3's drivers hard-code /opt/ml; no private /opt/ml: {optml.support().reason}"),
 ]  # fmt: skip
 
 

@@ -56,8 +56,8 @@ def main(state_file: str, work: str) -> dict[str, object]:
     from sagemaker.core.helper.iam_role_resolver import resolve_and_validate_role
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.resources import ModelPackage, ModelPackageGroup
-    from sagemaker.serve.model_builder import ModelBuilder
     from sagemaker.serve.mode.function_pointers import Mode
+    from sagemaker.serve.model_builder import ModelBuilder
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import Compute, InputData, SourceCode
 
