@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov asl-validator demo test test-fast lint build bench bench-quick clean
+.PHONY: setup browser checkov asl-validator sdk3 demo test test-fast lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -65,12 +65,27 @@ $(VENV)/node/.installed:
 
 asl-validator: $(VENV)/node/.installed
 
-# The installs run side by side (each is idempotent and quiet once done); then the
+# The SageMaker SDK v3 as a user installs it (the `sagemaker` meta-package: about 1 GB with
+# mlflow and pyarrow, and its own boto3/botocore), for tests/sdk, which run it against
+# `autoloop local serve`. A venv of its own inside .venv, like checkov's; about 85 s the first time.
+SDK3_VERSION := 3.27.0
+$(VENV)/sdk3/.installed:
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (see 'make setup')" >&2; exit 1; fi
+	@echo "==> installing the SageMaker SDK $(SDK3_VERSION) into $(VENV)/sdk3 (about a minute and a half the first time)"
+	@mkdir -p $(VENV)
+	@test -x $(VENV)/sdk3/bin/python || $(PYTHON312) -m venv $(VENV)/sdk3
+	@$(VENV)/sdk3/bin/python -m pip install --quiet --upgrade pip
+	@$(VENV)/sdk3/bin/python -m pip install --quiet 'sagemaker==$(SDK3_VERSION)'
+	@touch $@
+
+sdk3: $(VENV)/sdk3/.installed
+
+# The five installs run side by side (each is idempotent and quiet once done); then the
 # suite runs in 3 pytest-xdist workers, one test file each at a time (module fixtures such
 # as a booted local AWS stay in one process). Much of an end-to-end test is waiting, so 3
 # workers beat 2 on a 2-core machine. `.venv/bin/pytest -n 0 tests/...` runs a subset serially.
 test:
-	@$(MAKE) --no-print-directory -j4 setup browser checkov asl-validator
+	@$(MAKE) --no-print-directory -j5 setup browser checkov asl-validator sdk3
 	@$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The fast tier (about a minute and a half on 2 cores): the domain, the handlers and the

@@ -82,8 +82,9 @@ def test_every_extension_is_installed():
 
     names = server.install_extensions()
     assert names == ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy",
-                     "cfn_types", "cfn_template_cache", "sagemaker_jobs", "sagemaker_registry", "sagemaker_endpoints",
-                     "model_monitor"]
+                     "iam_simulator", "cfn_types", "cfn_template_cache", "sagemaker_models",
+                     "sagemaker_jobs", "sagemaker_registry",
+                     "sagemaker_endpoints", "model_monitor"]
     assert lambda_runtime.installed() and eventbridge.installed()
     assert sagemaker_jobs.installed() and sfn_mock.installed()
 

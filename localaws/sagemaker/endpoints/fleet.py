@@ -9,7 +9,8 @@ calls ``model_fn`` once per worker, and answers ``/invocations`` with
 ``input_fn``/``predict_fn``/``output_fn``. Here each variant of a fleet gets:
 
 - a sandbox ``<work_root>/endpoints/<endpoint>/<config>-<n>/<variant>/`` whose ``opt/ml``
-  stands for the container's ``/opt/ml``; the model and its code are fetched by
+  is the workers' ``/opt/ml`` (a real one in their own mount namespace where Linux allows
+  it, else by rewriting: :mod:`localaws.sagemaker.optml`); the model and its code are fetched by
   ``localaws.sagemaker.inference.model.load_model`` (as batch transform does: the Model's
   ``PrimaryContainer`` ``ModelDataUrl`` and ``Environment``, code from ``model.tar.gz:code/``
   or ``SAGEMAKER_SUBMIT_DIRECTORY``);
@@ -56,7 +57,8 @@ from typing import Any
 from localaws.clients import client
 from localaws.sagemaker.endpoints.capture import CaptureSettings
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
-from localaws.sagemaker.sandbox import JobFailure, env_with, fresh_dir, kill_process_group, rewrite, truncate
+from localaws.sagemaker.optml import root_for
+from localaws.sagemaker.sandbox import JobFailure, env_with, fresh_dir, kill_process_group, truncate
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +256,7 @@ class Variant:
         """Fetch the model into the sandbox; returns how many workers to start."""
         fresh_dir(self.sandbox)
         try:
+            root = root_for(self.sandbox)
             env_model, model_dir, code_dir, program = load_model(self.sandbox, self.model_name, None, client("s3"))
         except JobFailure as failure:
             raise FleetError(failure.reason) from None
@@ -262,18 +265,17 @@ class Variant:
             self.image = str((described.get("PrimaryContainer") or {}).get("Image") or "")
         except Exception:  # only for DeployedImages
             self.image = ""
-        container_env = {k: rewrite(v, self.sandbox) for k, v in env_model.items()}
-        pythonpath = os.pathsep.join(p for p in (str(code_dir), os.environ.get("PYTHONPATH")) if p)
+        container_env = {k: root.rewrite(v) for k, v in env_model.items()}
+        pythonpath = os.pathsep.join(p for p in (root.seen(code_dir), os.environ.get("PYTHONPATH")) if p)
         container_env.update(SAGEMAKER_PROGRAM=program, PYTHONPATH=pythonpath)
         for var in _SINGLE_THREADED:
             container_env.setdefault(var, "1")
         self.default_accept = env_model.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json"
         self._env = env_with(container_env)
-        self._cwd = code_dir
-        self._cmd = [
+        self._cmd, self._cwd = root.command([
             sys.executable, str(WORKER_SCRIPT),
-            "--model-dir", str(model_dir), "--code-dir", str(code_dir), "--program", program,
-        ]  # fmt: skip
+            "--model-dir", root.seen(model_dir), "--code-dir", root.seen(code_dir), "--program", program,
+        ], code_dir)  # fmt: skip
         count = self.workers_default
         configured = env_model.get("SAGEMAKER_MODEL_SERVER_WORKERS")
         if configured and configured.strip().isdigit():

@@ -4,8 +4,11 @@ Gap in moto: moto records ``CreateProcessingJob`` / ``CreateTrainingJob`` and ru
 nothing. On SageMaker the platform downloads the inputs into the container, runs the
 image's entrypoint (processing) or the sagemaker-training-toolkit's script mode (training),
 and uploads the outputs. Autoloop's ML scripts (``ml/*.py``) only rely on that contract, so
-local mode reproduces it without Docker, inside the job sandbox (``<sandbox>/opt/ml`` for
-``/opt/ml``; see :mod:`localaws.sagemaker.sandbox`):
+local mode reproduces it without Docker, inside the job sandbox (``<sandbox>/opt/ml``, which
+the job's process sees as the real ``/opt/ml`` where Linux mount namespaces allow it, else
+by rewriting; see :mod:`localaws.sagemaker.optml`). Each job's ``PATH`` starts with
+``python``/``python3`` for this interpreter (:func:`localaws.sagemaker.optml.tool_dir`), so
+shell drivers that call ``python3`` from ``PATH`` (SDK v3's ``sm_train.sh``) run it:
 
 Processing: each ``ProcessingInput`` (``S3Input``, ``S3Prefix``, ``File`` mode) is downloaded
 to its ``LocalPath``; ``AppSpecification.ContainerEntrypoint + ContainerArguments`` runs
@@ -54,6 +57,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localaws.clients import client
+from localaws.sagemaker.jobs.job import work_root
+from localaws.sagemaker.optml import Root, path_with_tools
 from localaws.sagemaker.sandbox import (
     JobFailure,
     dir_has_files,
@@ -90,8 +95,8 @@ _TOOLKIT_HPS = frozenset(
 )
 
 
-def _command(parts: list[str], sandbox: Path) -> list[str]:
-    cmd = [rewrite(str(p), sandbox) for p in parts]
+def _command(parts: list[str], root: Root) -> list[str]:
+    cmd = [root.rewrite(str(p)) for p in parts]
     if cmd and _PYTHON.fullmatch(os.path.basename(cmd[0])):
         cmd[0] = sys.executable
     return cmd
@@ -177,8 +182,18 @@ def local_image(image_uri: str | None) -> LocalImage | None:
 # --- processing -----------------------------------------------------------------------------
 
 
+def _run(job: Job, cmd: list[str], *, env: dict[str, str], cwd: Path) -> ProcessResult:
+    """Run the job's command; in the rewrite fallback, fail it if it wrote to the host's
+    ``/opt/ml`` (a path hard-coded in the script, which no rewriting reaches)."""
+    before = job.root.watch()
+    result = job.run(cmd, env=env, cwd=cwd)
+    job.root.check(before)
+    return result
+
+
 def run_processing(job: Job) -> dict[str, Any]:
     sandbox = job.sandbox
+    root = job.root
     opt = sandbox / "opt" / "ml"
     app = job.get("app_specification") or {}
     inputs = job.get("processing_inputs") or []
@@ -248,15 +263,16 @@ def run_processing(job: Job) -> dict[str, Any]:
             "(an image's built-in entrypoint cannot run without its container, and image "
             f"{image_repository(app.get('ImageUri'))!r} has no registered local stand-in)"
         )
-    cmd = _command(entrypoint + list(app.get("ContainerArguments") or []), sandbox)
+    cmd = _command(entrypoint + list(app.get("ContainerArguments") or []), root)
     env = env_with(
         {
-            **{str(k): rewrite(str(v), sandbox) for k, v in environment.items()},
-            "SM_OUTPUT_DIR": str(opt / "output"),
+            **{str(k): root.rewrite(str(v)) for k, v in environment.items()},
+            "SM_OUTPUT_DIR": root.seen(opt / "output"),
+            "PATH": path_with_tools(work_root()),
         }
     )
     job.check_stop()
-    result = job.run(cmd, env=env, cwd=sandbox)
+    result = _run(job, cmd, env=env, cwd=sandbox)
     exit_message = _exit_message(job)
     if result.returncode != 0:
         job.set(exit_message=exit_message)
@@ -432,6 +448,7 @@ def _restore_checkpoints(job: Job, s3: Any, sandbox: Path) -> tuple[str, Path] |
 
 def run_training(job: Job) -> dict[str, Any]:
     sandbox = job.sandbox
+    root = job.root
     opt = sandbox / "opt" / "ml"
     code_dir = opt / "code"
     for sub in ("input/config", "input/data", "model", "output/data", "output/intermediate"):
@@ -456,12 +473,10 @@ def run_training(job: Job) -> dict[str, Any]:
         )
 
     input_data_config = _channels(job, s3, opt, algorithm.get("TrainingInputMode", "File"))
-    if submit_dir:  # s3://..., or a container path such as a channel's /opt/ml/input/data/...
-        submit_dir = rewrite(str(submit_dir), sandbox)
     if program:
         job.check_stop()
-        if submit_dir:
-            fetch_code(s3, str(submit_dir), code_dir, sandbox)
+        if submit_dir:  # s3://..., or a container path such as a channel's /opt/ml/input/data/...
+            fetch_code(s3, rewrite(str(submit_dir), sandbox), code_dir, sandbox)
         if not (code_dir / str(program)).is_file():
             raise JobFailure(
                 f"ClientError: entry point {program!r} not found in the source directory "
@@ -489,16 +504,16 @@ def run_training(job: Job) -> dict[str, Any]:
     _write_json(opt / "input" / "config" / "resourceconfig.json", resource_config)
 
     sm_env = training_env(
-        opt=opt,
+        opt=Path(root.seen(opt)),
         job_name=job.name,
         hyperparameters=hyperparameters,
         program=str(program) if program else None,
-        submit_dir=str(submit_dir) if submit_dir else None,
+        submit_dir=root.rewrite(str(submit_dir)) if submit_dir else None,
         input_data_config=input_data_config,
         resource_config=resource_config,
     )
-    user_env = {str(k): rewrite(str(v), sandbox) for k, v in (job.get("environment") or {}).items()}
-    pythonpath = os.pathsep.join(p for p in (str(code_dir), os.environ.get("PYTHONPATH")) if p)
+    user_env = {str(k): root.rewrite(str(v)) for k, v in (job.get("environment") or {}).items()}
+    pythonpath = os.pathsep.join(p for p in (root.seen(code_dir), os.environ.get("PYTHONPATH")) if p)
     env = env_with(
         {
             **user_env,
@@ -506,11 +521,12 @@ def run_training(job: Job) -> dict[str, Any]:
             "TRAINING_JOB_NAME": job.name,
             "TRAINING_JOB_ARN": job.arn,
             "PYTHONPATH": pythonpath,
+            "PATH": path_with_tools(work_root()),
         }
     )
     user_args = json.loads(sm_env["SM_USER_ARGS"])
     if custom:
-        cmd = _command(custom + list(algorithm.get("ContainerArguments") or []), sandbox)
+        cmd = _command(custom + list(algorithm.get("ContainerArguments") or []), root)
     elif str(program).endswith(".py"):
         cmd = [sys.executable, str(program), *user_args]
     elif str(program).endswith(".sh"):
@@ -520,7 +536,7 @@ def run_training(job: Job) -> dict[str, Any]:
 
     checkpoints = _restore_checkpoints(job, s3, sandbox)
     job.secondary("Training", "Training image download completed. Training in progress.")
-    result = job.run(cmd, env=env, cwd=code_dir)
+    result = _run(job, cmd, env=env, cwd=code_dir)
     if checkpoints:
         upload_dir(s3, checkpoints[1], checkpoints[0])
     if result.returncode != 0:

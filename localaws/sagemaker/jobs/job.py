@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from localaws import local_home
+from localaws.sagemaker.optml import Root, root_for
 from localaws.sagemaker.sandbox import kill_process_group
 
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default MaxRuntimeInSeconds
@@ -143,6 +144,7 @@ class Job:
     started: float | None = None
     status: str = "InProgress"
     sandbox: Path = field(default_factory=Path)
+    _root: Root | None = None
     _child: Child | None = None
     _thread: threading.Thread | None = None
 
@@ -157,6 +159,14 @@ class Job:
     @property
     def log_path(self) -> Path:
         return self.sandbox / "logs.txt"
+
+    @property
+    def root(self) -> Root:
+        """How the job's processes see ``/opt/ml`` (decided once per job; raises
+        ``JobFailure`` when ``AUTOLOOP_OPT_ML`` asks for what this host cannot do)."""
+        if self._root is None or self._root.sandbox != self.sandbox:
+            self._root = root_for(self.sandbox)
+        return self._root
 
     # record updates (what Describe returns)
     def set(self, **attrs: Any) -> None:
@@ -211,22 +221,24 @@ class Job:
     def spawn(
         self, cmd: Sequence[str], *, env: dict[str, str], cwd: Path, pipes: bool = False
     ) -> Child:
-        """Start ``cmd``; stdout (unless ``pipes``) and stderr are appended to ``logs.txt``.
+        """Start ``cmd`` in ``cwd`` (a host path), with the job's ``/opt/ml`` (:attr:`root`);
+        stdout (unless ``pipes``) and stderr are appended to ``logs.txt``.
 
         With ``pipes`` the child's stdin/stdout are pipes for a request protocol, and the
         caller accounts its compute time with :meth:`add_compute` (the child's lifetime
         includes the platform's own work between requests).
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv, start_dir = self.root.command(cmd, cwd)
         with self.lock:
             self.check_stop()
             with self.log_path.open("ab") as log_file:
                 log_file.write(f"$ {' '.join(cmd)}\n".encode())
                 log_file.flush()
                 proc = subprocess.Popen(  # noqa: S603 - the job's own command, by contract
-                    list(cmd),
+                    argv,
                     env=env,
-                    cwd=str(cwd),
+                    cwd=str(start_dir),
                     stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
                     stdout=subprocess.PIPE if pipes else log_file,
                     stderr=subprocess.PIPE,

@@ -62,7 +62,6 @@ from localaws.sagemaker.sandbox import (
     iter_objects,
     join_s3,
     relative_key,
-    rewrite,
     split_s3_uri,
 )
 
@@ -717,8 +716,9 @@ def run_transform(job: Job) -> dict[str, Any]:
         or "application/json"
     )
     sandbox = job.sandbox
-    pythonpath = os.pathsep.join(p for p in (str(code_dir), os.environ.get("PYTHONPATH")) if p)
-    container_env = {k: rewrite(v, sandbox) for k, v in env_model.items()}
+    root = job.root
+    pythonpath = os.pathsep.join(p for p in (root.seen(code_dir), os.environ.get("PYTHONPATH")) if p)
+    container_env = {k: root.rewrite(v) for k, v in env_model.items()}
     container_env.update(
         SAGEMAKER_PROGRAM=program,
         SAGEMAKER_BATCH="true",
@@ -731,10 +731,11 @@ def run_transform(job: Job) -> dict[str, Any]:
     env = env_with(container_env)
     cmd = [
         sys.executable, str(WORKER_SCRIPT),
-        "--model-dir", str(model_dir), "--code-dir", str(code_dir), "--program", program,
+        "--model-dir", root.seen(model_dir), "--code-dir", root.seen(code_dir), "--program", program,
     ]  # fmt: skip
     scratch = sandbox / "transform"
     scratch.mkdir(parents=True, exist_ok=True)
+    before = root.watch()
     worker = _Worker(job, cmd, env, code_dir)  # loads the model while the first object downloads
     try:
         bucket, prefix = split_s3_uri(settings.input_uri)
@@ -764,4 +765,5 @@ def run_transform(job: Job) -> dict[str, Any]:
             raise JobFailure(f'ClientError: No S3 objects found under S3 URL "{settings.input_uri}".')
     finally:
         worker.close()
+    root.check(before)
     return {}

@@ -1,0 +1,1 @@
+"""IAM extensions of the local AWS."""
