@@ -52,6 +52,8 @@ EXTENSIONS: tuple[Extension, ...] = (
               "moto's SendTaskFailure drops the cause", True),
     Extension("sfn_mock", "localaws.stepfunctions.mock",
               "moto carries Step Functions Local's mocked integrations but never loads a mock config", True),
+    Extension("cloudwatch_logs", "localaws.logs.shipping",
+              "moto's Lambda ignores LoggingConfig and its Step Functions executions write no logs", True),
     Extension("s3_policy", "localaws.s3.policy",
               "moto cannot evaluate aws:SecureTransport, so a TLS-only bucket policy denies everything", True),
     Extension("cfn_types", "localaws.cloudformation.types",

@@ -66,6 +66,7 @@ def install_extensions() -> list[str]:
 def _reset_extensions() -> None:
     from localaws.awslambda import runtime as lambda_runtime
     from localaws.events import delivery as eventbridge
+    from localaws.logs import shipping as cloudwatch_logs
     from localaws.sagemaker.endpoints import service as sagemaker_endpoints
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
@@ -75,6 +76,7 @@ def _reset_extensions() -> None:
     # at interpreter exit (where no thread can be started to stop them).
     sagemaker_endpoints.stop_all()
     sagemaker_jobs.stop_all_jobs(5.0)
+    cloudwatch_logs.reset()
 
 
 def _finish_async(timeout: float) -> None:
