@@ -42,6 +42,8 @@ class Extension:
 
 
 EXTENSIONS: tuple[Extension, ...] = (
+    Extension("unsupported_api", "localaws.unsupported",
+              "moto's server answers an operation it lacks with an HTML 500 page that botocore retries", True),
     Extension("lambda_runtime", "localaws.awslambda.runtime",
               "moto runs Lambda code only in Docker; this runs the handlers in-process", False),
     Extension("eventbridge", "localaws.events.delivery",
