@@ -47,7 +47,11 @@ HINT = "It works on AWS; the README section 'What differs locally' lists what lo
 
 
 #: moto's backend names that are not botocore's service names
-BOTOCORE_NAMES = {"awslambda": "lambda", "sagemakerruntime": "sagemaker-runtime", "sagemakermetrics": "sagemaker-metrics"}
+BOTOCORE_NAMES = {
+    "awslambda": "lambda",
+    "sagemakerruntime": "sagemaker-runtime",
+    "sagemakermetrics": "sagemaker-metrics",
+}
 
 
 def _action(request: Any) -> str | None:

@@ -233,8 +233,10 @@ def _finish(job: Job, final: str, reason: str | None, fields: dict[str, Any]) ->
 
 def _follow_logs(job: Job, started: float) -> None:
     """Copy the job's log into CloudWatch Logs as it grows, in SageMaker's group and stream."""
-    shipping.follow(job.log_path, shipping.JOB_GROUPS[job.kind], shipping.job_stream(job.kind, job.name, started),
-                    account_id=getattr(job.backend, "account_id", None), region=getattr(job.backend, "region_name", None))
+    stream = shipping.job_stream(job.kind, job.name, started)
+    shipping.follow(job.log_path, shipping.JOB_GROUPS[job.kind], stream,
+                    account_id=getattr(job.backend, "account_id", None),
+                    region=getattr(job.backend, "region_name", None))
 
 
 def _launch(job: Job) -> None:

@@ -262,6 +262,10 @@ def _b_create(
             "monitoring schedules run locally"
         )
     config["MonitoringType"] = monitoring_type
+    network = (config.get("MonitoringJobDefinition") or {}).get("NetworkConfig")
+    if isinstance(network, dict):  # DescribeMonitoringSchedule returns both flags (the SDK reads them)
+        network.setdefault("EnableInterContainerTrafficEncryption", False)
+        network.setdefault("EnableNetworkIsolation", False)
     expression = (config.get("ScheduleConfig") or {}).get("ScheduleExpression")
     if expression is not None and not _SCHEDULE_EXPRESSION.match(str(expression)):
         raise _validation(f"Invalid ScheduleExpression {expression!r}: use cron(...) or NOW")
