@@ -317,6 +317,21 @@ def _b_update(self: Any, monitoring_schedule_name: str, monitoring_schedule_conf
     return str(arn)
 
 
+def schedule_for_arn(backend: Any, arn: str) -> _Schedule | None:
+    """The schedule an ARN names (``...:monitoring-schedule/<name>``), or None for another
+    kind of resource; raises moto's ``ValidationError`` for an unknown schedule."""
+    resource = arn.split(":")[-1]
+    kind, _, name = resource.partition("/")
+    if kind != "monitoring-schedule":
+        return None
+    schedule = _state(backend).schedules.get(name)
+    if schedule is None:
+        from moto.sagemaker.exceptions import ValidationError
+
+        raise ValidationError(message=f"Could not find monitoring-schedule with name {name}")
+    return schedule
+
+
 def _get_schedule(self: Any, name: str) -> _Schedule:
     schedule = _state(self).schedules.get(name)
     if schedule is None:
