@@ -85,7 +85,7 @@ def _operation(service: str, protocol: str, request: Any) -> str | None:
         return action
     try:
         from moto.core.routing import get_service_router
-        from moto.core.utils import normalize_request
+        from moto.core.utils import normalize_request  # type: ignore[attr-defined]
 
         operation, _ = get_service_router(service).match(normalize_request(request))
         return str(operation.name)

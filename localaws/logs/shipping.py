@@ -291,11 +291,11 @@ def _execution_session(execution: Any) -> Any:
     started = execution.start_date or dt.datetime.now(dt.UTC)
     stream = execution_stream(str(machine.name), execution.exec_arn, started)
 
-    class _Session(CloudWatchLoggingSession):  # type: ignore[misc]
+    class _Session(CloudWatchLoggingSession):
         def __init__(self) -> None:
             # moto's __init__ binds its backend from the configuration; ours may have none
-            self.execution_arn = execution.exec_arn
-            self.configuration = CloudWatchLoggingConfiguration(
+            self.execution_arn = execution.exec_arn  # type: ignore[misc]
+            self.configuration = CloudWatchLoggingConfiguration(  # type: ignore[misc]
                 state_machine_arn=execution.state_machine_arn,
                 log_account_id=configured.log_account_id if configured else execution.account_id,
                 log_region=configured.log_region if configured else execution.region_name,

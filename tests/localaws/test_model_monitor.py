@@ -797,9 +797,8 @@ def test_an_inline_schedule_describes_as_the_sdks_attach_reads_it(aws: dict[str,
             "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
             "MonitoringJobDefinition": {
                 "BaselineConfig": {"ConstraintsResource": {"S3Uri": f"s3://{BUCKET}/b/constraints.json"}},
-                "MonitoringInputs": [
-                    {"EndpointInput": {"EndpointName": "churn-attach", "LocalPath": "/opt/ml/processing/input/endpoint"}}
-                ],
+                "MonitoringInputs": [{"EndpointInput": {
+                    "EndpointName": "churn-attach", "LocalPath": "/opt/ml/processing/input/endpoint"}}],
                 "MonitoringOutputConfig": {
                     "MonitoringOutputs": [{"S3Output": {"S3Uri": REPORTS, "LocalPath": "/opt/ml/processing/output"}}]
                 },

@@ -320,8 +320,7 @@ def _b_update(self: Any, monitoring_schedule_name: str, monitoring_schedule_conf
 def schedule_for_arn(backend: Any, arn: str) -> _Schedule | None:
     """The schedule an ARN names (``...:monitoring-schedule/<name>``), or None for another
     kind of resource; raises moto's ``ValidationError`` for an unknown schedule."""
-    resource = arn.split(":")[-1]
-    kind, _, name = resource.partition("/")
+    kind, _, name = arn.rsplit(":", maxsplit=1)[-1].partition("/")
     if kind != "monitoring-schedule":
         return None
     schedule = _state(backend).schedules.get(name)
