@@ -75,11 +75,11 @@ def test_moto_config_is_applied_and_restored():
 
 
 def test_every_extension_is_installed():
+    from localaws import unsupported
     from localaws.awslambda import runtime as lambda_runtime
     from localaws.events import delivery as eventbridge
-    from localaws.sagemaker.jobs import runner as sagemaker_jobs
-    from localaws import unsupported
     from localaws.logs import shipping
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
     from localaws.stepfunctions import mock as sfn_mock
 
     names = server.install_extensions()
