@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov asl-validator sdk3 demo test test-fast lint build bench bench-quick clean
+.PHONY: setup browser checkov asl-validator sdk3 awscli demo test test-fast lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -80,12 +80,26 @@ $(VENV)/sdk3/.installed:
 
 sdk3: $(VENV)/sdk3/.installed
 
-# The five installs run side by side (each is idempotent and quiet once done); then the
+# The AWS CLI (v1) for the tests that drive `autoloop local serve` with it. awscli v1 pins
+# botocore exactly, which would fight the project's boto3, so it too gets a venv of its own.
+AWSCLI_VERSION := 1.45.11
+$(VENV)/awscli/.installed:
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (see 'make setup')" >&2; exit 1; fi
+	@echo "==> installing the AWS CLI $(AWSCLI_VERSION) into $(VENV)/awscli"
+	@mkdir -p $(VENV)
+	@test -x $(VENV)/awscli/bin/python || $(PYTHON312) -m venv $(VENV)/awscli
+	@$(VENV)/awscli/bin/python -m pip install --quiet --upgrade pip
+	@$(VENV)/awscli/bin/python -m pip install --quiet 'awscli==$(AWSCLI_VERSION)'
+	@touch $@
+
+awscli: $(VENV)/awscli/.installed
+
+# The six installs run side by side (each is idempotent and quiet once done); then the
 # suite runs in 3 pytest-xdist workers, one test file each at a time (module fixtures such
 # as a booted local AWS stay in one process). Much of an end-to-end test is waiting, so 3
 # workers beat 2 on a 2-core machine. `.venv/bin/pytest -n 0 tests/...` runs a subset serially.
 test:
-	@$(MAKE) --no-print-directory -j5 setup browser checkov asl-validator sdk3
+	@$(MAKE) --no-print-directory -j6 setup browser checkov asl-validator sdk3 awscli
 	@$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The fast tier (about a minute and a half on 2 cores): the domain, the handlers and the

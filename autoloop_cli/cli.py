@@ -52,33 +52,102 @@ def _server_state() -> dict[str, Any]:
     return state
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from autoloop.adapters import client
-    from autoloop_cli import publish
-    from localaws import server
-    from localaws.cloudformation import stack
+TIME_SCALE_HELP = (
+    "multiply the local AWS's waits by this factor: Step Functions Wait states and Retry "
+    "intervals, the endpoint deployment waits (blue/green bake, termination wait, deployment "
+    "timeout), and schedule periods (schedules run on a clock 1/FACTOR times as fast: at 0.01 "
+    "an hourly monitoring schedule fires every 36 s, the monthly batch transform every 7.2 h). "
+    "Task, job and invocation timeouts are not scaled. Default 1 (AWS's times)."
+)
 
+
+def _serve_logging(home: Path) -> Path:
+    """moto's and Werkzeug's own output (parser dumps, request tracebacks) goes to a file,
+    so the console shows the runs."""
+    path = home / "logs" / "server.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("moto", "werkzeug", "localaws", "botocore", "samtranslator"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+    return path
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from autoloop.adapters import client
+    from autoloop_cli import publish, serve_console
+    from localaws import observe, server
+    from localaws.cloudformation import stack
+    from localaws.scheduler.clock import ScheduleClock
+
+    if not args.time_scale > 0:
+        return _fail(f"--time-scale must be a number > 0, got {args.time_scale} "
+                     "(e.g. 0.01 runs an hour of waits and schedules in 36 s)")
+    try:
+        server.check_port(args.port)
+    except server.PortInUse:
+        return _fail(f"port {args.port} is in use (another `autoloop local serve`?). Stop that one, "
+                     "or choose another port: --port N (0 picks a free one).")
+    home = STATE_FILE.parent
+    log_file = _serve_logging(home)
     console = Console(stages=2)
-    local = server.start(port=args.port)
+    printing = threading.Lock()
+
+    def say(line: str | None) -> None:
+        if line:
+            with printing:
+                console.say(line)
+
+    server.set_time_scale(args.time_scale)
+    try:
+        local = server.start(port=args.port)
+    except server.PortInUse:
+        return _fail(f"port {args.port} is in use. Choose another: --port N (0 picks a free one).")
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated serve cleans up as Ctrl-C does
+    stop_observing = [
+        observe.on_execution_event(lambda record, machine: say(serve_console.execution_line(record, machine))),
+        observe.on_notification(lambda note: say(serve_console.notification_line(note))),
+    ]
+    clock: ScheduleClock | None = None
     try:
         with console.stage(f"Deploying template.yaml into the local AWS at {local.endpoint_url}"):
             deployed = stack.deploy(Path(args.template), stack_name=args.stack_name)
             publish.publish(client("s3"), deployed.outputs["ArtifactsBucketName"])
+        clock = ScheduleClock(args.time_scale, on_fire=lambda f: say(serve_console.schedule_line(
+            f.kind, f.name, f.scheduled_time, f.result, f.error))).start()
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
         STATE_FILE.write_text(json.dumps({"endpoint_url": local.endpoint_url, "stack": args.stack_name,
-                                          "outputs": deployed.outputs}, indent=2))
-        console.say(f"Local AWS ready. In another shell:\n  export AWS_ENDPOINT_URL={local.endpoint_url} "
-                    "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1")
+                                          "time_scale": args.time_scale, "outputs": deployed.outputs}, indent=2))
+        say(f"Local AWS ready. In another shell:\n  export AWS_ENDPOINT_URL={local.endpoint_url} "
+            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1")
         for key, value in deployed.outputs.items():
-            console.say(f"  {key} = {value}")
-        console.say("Ctrl-C stops it.")
+            say(f"  {key} = {value}")
+        if args.time_scale != 1:
+            say(f"Time scale {args.time_scale:g}: waits take {args.time_scale:g} of their time, "
+                f"schedules run {1 / args.time_scale:g} times as often.")
+        say(f"Runs, notifications and schedules are shown below; the server's own log is {log_file}. "
+            "Ctrl-C stops it.")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
+        for remove in stop_observing:
+            remove()
+        if clock is not None:
+            clock.stop()
         STATE_FILE.unlink(missing_ok=True)
         local.stop()
+        server.set_time_scale(None)
 
 
 def _published_models(bucket: str) -> list[str]:
@@ -283,7 +352,8 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
-    serve.add_argument("--port", type=int, default=4566)
+    serve.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1 (default 4566; 0 picks a free one)")
+    serve.add_argument("--time-scale", type=float, default=1.0, metavar="FACTOR", help=TIME_SCALE_HELP)
     serve.add_argument("--template", default="template.yaml")
     serve.add_argument("--stack-name", default="autoloop-local")
     serve.set_defaults(func=cmd_serve)

@@ -42,6 +42,8 @@ class Extension:
 
 
 EXTENSIONS: tuple[Extension, ...] = (
+    Extension("unsupported_api", "localaws.unsupported",
+              "moto's server answers an operation it lacks with an HTML 500 page that botocore retries", True),
     Extension("lambda_runtime", "localaws.awslambda.runtime",
               "moto runs Lambda code only in Docker; this runs the handlers in-process", False),
     Extension("eventbridge", "localaws.events.delivery",
@@ -52,6 +54,8 @@ EXTENSIONS: tuple[Extension, ...] = (
               "moto's SendTaskFailure drops the cause", True),
     Extension("sfn_mock", "localaws.stepfunctions.mock",
               "moto carries Step Functions Local's mocked integrations but never loads a mock config", True),
+    Extension("cloudwatch_logs", "localaws.logs.shipping",
+              "moto's Lambda ignores LoggingConfig and its Step Functions executions write no logs", True),
     Extension("s3_policy", "localaws.s3.policy",
               "moto cannot evaluate aws:SecureTransport, so a TLS-only bucket policy denies everything", True),
     Extension("iam_simulator", "localaws.iam.simulator",

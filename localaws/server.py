@@ -66,6 +66,7 @@ def install_extensions() -> list[str]:
 def _reset_extensions() -> None:
     from localaws.awslambda import runtime as lambda_runtime
     from localaws.events import delivery as eventbridge
+    from localaws.logs import shipping as cloudwatch_logs
     from localaws.sagemaker.endpoints import service as sagemaker_endpoints
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
@@ -75,6 +76,7 @@ def _reset_extensions() -> None:
     # at interpreter exit (where no thread can be started to stop them).
     sagemaker_endpoints.stop_all()
     sagemaker_jobs.stop_all_jobs(5.0)
+    cloudwatch_logs.reset()
 
 
 def _finish_async(timeout: float) -> None:
@@ -176,12 +178,52 @@ def client_environment(endpoint_url: str, port: int) -> dict[str, str]:
     }
 
 
+class PortInUse(OSError):
+    """The port asked for is taken."""
+
+
+def check_port(port: int, host: str = HOST) -> None:
+    """Raise :class:`PortInUse` if ``host:port`` cannot be bound (``port`` 0 always can).
+    moto's server binds in its own thread and, when that fails, never reports ready, so a
+    taken port is caught here, before it starts."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortInUse(exc.errno, f"port {port} on {host} is in use") from None
+            raise
+
+
+def set_time_scale(scale: float | None) -> None:
+    """One factor for the emulator's delays (None: back to each one's default): Step Functions
+    Wait states and Retry intervals (:mod:`localaws.stepfunctions.clock`) and the endpoints'
+    deployment waits (bake, termination wait and deployment timeout,
+    :mod:`localaws.sagemaker.endpoints.settings`). Schedules take the same factor through
+    :class:`localaws.scheduler.clock.ScheduleClock`. Timeouts of real work (task, job and
+    invocation timeouts) are not scaled."""
+    from localaws.sagemaker.endpoints import settings as endpoint_settings
+    from localaws.stepfunctions import clock as sfn_clock
+
+    if scale is not None and not scale >= 0:
+        raise ValueError(f"the time scale must be a number >= 0, got {scale}")
+    sfn_clock.set_time_scale(scale)
+    endpoint_settings.configure(time_scale=scale)
+
+
 def start(port: int = 0, *, reset: bool = True, quiet: bool = True) -> LocalAws:
     """Start moto's server on 127.0.0.1 (``port=0``: a free port), configured and extended
-    for local mode, with this process's environment pointing at it."""
+    for local mode, with this process's environment pointing at it. Raises
+    :class:`PortInUse` when ``port`` is taken."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     global _current
+    check_port(port)
     with _start_lock:
         if quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -36,8 +36,9 @@ What :func:`install` patches (idempotent):
   * passes a :class:`LambdaContext` (``get_remaining_time_in_millis`` counts down from the
     function ``Timeout``);
   * writes the handler's stdout/stderr to ``$AUTOLOOP_LOCAL_HOME/logs/<function>.log``
-    (with ``START``/``END``/``REPORT`` lines like CloudWatch Logs) and to moto's
-    CloudWatch Logs group ``/aws/lambda/<function>``, so the console stays readable;
+    (with ``START``/``END``/``REPORT`` lines like CloudWatch Logs) and to CloudWatch Logs, in
+    the function's ``LoggingConfig.LogGroup`` (default ``/aws/lambda/<function>``), so the
+    console stays readable;
   * on an exception returns ``{"errorType": <class name>, "errorMessage": str(exc),
     "stackTrace": [...]}`` and marks the invocation errored, so Step Functions
     ``Retry``/``Catch`` match on the class name, as on AWS. Import problems come back as
@@ -774,17 +775,10 @@ def _run_on_thread(
 
 
 def _save_cloudwatch(fn: Any, stream: str, output: str) -> None:
-    try:
-        from moto.core.utils import unix_time_millis
+    # the function's group: LoggingConfig.LogGroup, else /aws/lambda/<name> (localaws.logs.shipping)
+    from localaws.logs import shipping
 
-        fn.logs_backend.ensure_log_group(fn.logs_group_name)
-        fn.logs_backend.create_log_stream(fn.logs_group_name, stream)
-        stamp = unix_time_millis()
-        events = [{"timestamp": stamp, "message": line} for line in output.splitlines() if line]
-        if events:
-            fn.logs_backend.put_log_events(fn.logs_group_name, stream, events)
-    except Exception as exc:  # logs are a convenience; never fail the invocation for them
-        LOG.debug("could not copy %s logs to moto: %s", fn.function_name, exc)
+    shipping.put_quietly(fn.logs_group_name, stream, output.splitlines(), account_id=fn.account_id, region=fn.region)
 
 
 # --------------------------------------------------------------------------- async (Event)

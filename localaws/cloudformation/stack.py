@@ -1051,6 +1051,12 @@ def _lambda_layers(r: _Resolver, function: str, props: dict[str, Any]) -> None:
     )
 
 
+def _lambda_logging(r: _Resolver, function: str, props: dict[str, Any]) -> None:
+    # moto: LambdaFunction.create_from_cloudformation_json ignores LoggingConfig (kept by
+    # localaws.logs.shipping once it is set through the API)
+    r.clients("lambda").update_function_configuration(FunctionName=function, LoggingConfig=dict(props["LoggingConfig"]))
+
+
 def _lambda_tags(r: _Resolver, function: str, props: dict[str, Any]) -> None:
     # moto: LambdaFunction.create_from_cloudformation_json ignores Tags.
     lam = r.clients("lambda")
@@ -1074,7 +1080,7 @@ _FIXUPS: dict[str, dict[str, _Fixup]] = {
         "PointInTimeRecoverySpecification": _ddb_pitr,
     },
     "AWS::IAM::Role": {"ManagedPolicyArns": _iam_managed_policies},
-    "AWS::Lambda::Function": {"Layers": _lambda_layers, "Tags": _lambda_tags},
+    "AWS::Lambda::Function": {"Layers": _lambda_layers, "Tags": _lambda_tags, "LoggingConfig": _lambda_logging},
 }
 
 # What moto's models apply themselves (read from their create_from_cloudformation_json).

@@ -1,1 +1,1 @@
-"""EventBridge Scheduler: fire a template's schedules on demand."""
+"""EventBridge Scheduler: fire a template's schedules on demand (schedules.py) or when they come due (clock.py)."""

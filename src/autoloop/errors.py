@@ -80,7 +80,10 @@ class MlCodeMissing(AutoloopError):
 
 
 class JobFailed(AutoloopError):
-    hint = "Read the job's logs (CloudWatch /aws/sagemaker/...); the reason is above."
+    hint = ("The reason is above; the job's output is in CloudWatch Logs, group /aws/sagemaker/TrainingJobs "
+            "(or ProcessingJobs, TransformJobs), streams named after the job: "
+            "`aws logs filter-log-events --log-group-name /aws/sagemaker/TrainingJobs "
+            "--log-stream-name-prefix <job-name>/`.")
 
 
 class JobStillRunning(AutoloopError):

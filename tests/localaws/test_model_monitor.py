@@ -787,3 +787,39 @@ def test_update_monitoring_schedule_keeps_the_schedule_and_validates(aws: dict[s
                                       MonitoringScheduleConfig={**config, "MonitoringType": "ModelQuality"})
     kept = sm.describe_monitoring_schedule(MonitoringScheduleName="churn-upd-dq")
     assert kept["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 0 ? * * *)"
+
+
+def test_an_inline_schedule_describes_as_the_sdks_attach_reads_it(aws: dict[str, Any]) -> None:
+    """DefaultModelMonitor.attach reads NetworkConfig's two flags with [] and lists the tags."""
+    sm = aws["sm"]
+    endpoint(sm, "churn-attach")
+    arn = sm.create_monitoring_schedule(
+        MonitoringScheduleName="churn-attach-dq",
+        MonitoringScheduleConfig={
+            "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
+            "MonitoringJobDefinition": {
+                "BaselineConfig": {"ConstraintsResource": {"S3Uri": f"s3://{BUCKET}/b/constraints.json"}},
+                "MonitoringInputs": [{"EndpointInput": {
+                    "EndpointName": "churn-attach", "LocalPath": "/opt/ml/processing/input/endpoint"}}],
+                "MonitoringOutputConfig": {
+                    "MonitoringOutputs": [{"S3Output": {"S3Uri": REPORTS, "LocalPath": "/opt/ml/processing/output"}}]
+                },
+                "MonitoringResources": {
+                    "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 20}
+                },
+                "MonitoringAppSpecification": {"ImageUri": ANALYZER_IMAGE},
+                "NetworkConfig": {"EnableNetworkIsolation": True},  # the encryption flag left out, as Autoloop does
+                "RoleArn": ROLE,
+            },
+        },
+        Tags=[{"Key": "autoloop:model", "Value": "churn"}],
+    )["MonitoringScheduleArn"]
+    network = sm.describe_monitoring_schedule(MonitoringScheduleName="churn-attach-dq")[
+        "MonitoringScheduleConfig"]["MonitoringJobDefinition"]["NetworkConfig"]
+    assert network == {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": False}
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "autoloop:model", "Value": "churn"}]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "team", "Value": "ml"}])
+    assert {t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"]} == {"autoloop:model", "team"}
+    with pytest.raises(ClientError) as missing:
+        sm.list_tags(ResourceArn=arn.replace("churn-attach-dq", "nope"))
+    assert "Could not find monitoring-schedule with name nope" in missing.value.response["Error"]["Message"]

@@ -75,18 +75,21 @@ def test_moto_config_is_applied_and_restored():
 
 
 def test_every_extension_is_installed():
+    from localaws import unsupported
     from localaws.awslambda import runtime as lambda_runtime
     from localaws.events import delivery as eventbridge
+    from localaws.logs import shipping
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
     from localaws.stepfunctions import mock as sfn_mock
 
     names = server.install_extensions()
-    assert names == ["lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock", "s3_policy",
-                     "iam_simulator", "cfn_types", "cfn_template_cache", "sagemaker_models",
-                     "sagemaker_jobs", "sagemaker_registry",
-                     "sagemaker_endpoints", "model_monitor"]
+    assert names == ["unsupported_api", "lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock",
+                     "cloudwatch_logs", "s3_policy", "iam_simulator", "cfn_types", "cfn_template_cache",
+                     "sagemaker_models", "sagemaker_jobs", "sagemaker_registry", "sagemaker_endpoints",
+                     "model_monitor"]
     assert lambda_runtime.installed() and eventbridge.installed()
     assert sagemaker_jobs.installed() and sfn_mock.installed()
+    assert unsupported.installed() and shipping.installed()
 
 
 def test_in_process_variant(mocked_aws, state_machine, run_execution):

@@ -17,7 +17,9 @@ calls ``model_fn`` once per worker, and answers ``/invocations`` with
 - N persistent worker processes running :mod:`localaws.sagemaker.inference.worker` (the
   same loader and handler-calling code batch transform uses), each answering one request
   at a time over its stdin/stdout pipes (a JSON header line plus the payload bytes, each
-  way). Their stderr (the model's prints and tracebacks) goes to ``logs/worker-<i>.txt``;
+  way). Their stderr (the model's prints and tracebacks) goes to ``logs/worker-<i>.txt``,
+  copied as it grows to CloudWatch Logs ``/aws/sagemaker/Endpoints/<endpoint>``, stream
+  ``<variant>/<instance-id>`` (:mod:`localaws.logs.shipping`);
 - an idle-worker queue: a request takes a free worker, waiting while all are busy (the
   model server's job queue), and gives it back afterwards. A worker that dies or times out
   is replaced in the background.
@@ -55,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws.clients import client
+from localaws.logs import shipping
 from localaws.sagemaker.endpoints.capture import CaptureSettings
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
 from localaws.sagemaker.optml import root_for
@@ -250,6 +253,9 @@ class Variant:
         self._env: dict[str, str] = {}
         self._cwd = self.sandbox
         self._spawned = 0
+        # CloudWatch Logs: /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<instance-id>
+        self.log_target: tuple[str, str, str | None, str | None] | None = None  # group, stream, account, region
+        self._logs: list[Path] = []
 
     # start-up
     def prepare(self) -> int:
@@ -288,7 +294,13 @@ class Variant:
         with self.lock:
             number = self._spawned
             self._spawned += 1
-        return WorkerProcess(self._cmd, self._env, self._cwd, self.sandbox / "logs" / f"worker-{number}.txt")
+        worker = WorkerProcess(self._cmd, self._env, self._cwd, self.sandbox / "logs" / f"worker-{number}.txt")
+        if self.log_target is not None:
+            group, stream, account_id, region = self.log_target
+            shipping.follow(worker.log_path, group, stream, account_id=account_id, region=region)
+            with self.lock:
+                self._logs.append(worker.log_path)
+        return worker
 
     def spawn(self, count: int) -> list[WorkerProcess]:
         started = [self._spawn() for _ in range(count)]
@@ -363,6 +375,10 @@ class Variant:
             thread.start()
         for thread in threads:
             thread.join(timeout=grace * 3 + 1)
+        with self.lock:
+            logs, self._logs = self._logs, []
+        for path in logs:
+            shipping.unfollow(path)
         shutil.rmtree(self.sandbox / "opt", ignore_errors=True)
 
     def pids(self) -> list[int]:
@@ -401,11 +417,17 @@ class Fleet:
         root: Path,
         serial: int,
         workers_default: int,
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.config_name: str = config["EndpointConfigName"]
         self.id = f"{self.config_name}-{serial}"
         self.dir = root / safe_name(endpoint_name) / safe_name(self.id)
         self.variants = [Variant(spec, self.dir, workers_default) for spec in config["ProductionVariants"]]
+        for variant in self.variants:  # one "instance" a variant: its workers share a stream
+            stream = f"{variant.name}/{shipping.instance_id(f'{endpoint_name}/{self.id}/{variant.name}')}"
+            variant.log_target = (shipping.endpoint_group(endpoint_name), stream, account_id, region)
         self.by_name = {v.name: v for v in self.variants}
         self.capture = CaptureSettings.from_config(config.get("DataCaptureConfig"))
         self.capture_config = config.get("DataCaptureConfig") or None

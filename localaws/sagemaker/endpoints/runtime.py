@@ -204,7 +204,8 @@ class EndpointRuntime:
             }
 
     def _new_fleet(self, config: dict[str, Any]) -> Fleet:
-        return Fleet(self.name, config, work_root() / "endpoints", next(self.serial), workers())
+        return Fleet(self.name, config, work_root() / "endpoints", next(self.serial), workers(),
+                     account_id=self.account, region=self.region)
 
     def launch(self, target: Callable[..., None], *args: Any) -> None:
         self.idle.clear()

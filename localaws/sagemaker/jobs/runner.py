@@ -14,6 +14,9 @@ by the artifacts the jobs write, so local mode needs jobs that behave like SageM
   in :mod:`localaws.sagemaker.jobs.containers`, batch transform in
   :mod:`localaws.sagemaker.jobs.transform`;
 - ``StoppingCondition.MaxRuntimeInSeconds`` is enforced by killing the subprocess;
+- the job's log (its containers' stdout and stderr, ``<sandbox>/logs.txt``) is copied into
+  CloudWatch Logs as it grows, in SageMaker's group and stream
+  (:mod:`localaws.logs.shipping`), all of it before the job's final event;
 - every status change puts a real-shaped ``aws.sagemaker`` event on the default
   EventBridge bus, whose detail is the job's Describe response (times in epoch millis);
 - a fault switch (:func:`set_fault_hook`, used by :mod:`localaws.faults`) fails chosen
@@ -50,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws.clients import client
+from localaws.logs import shipping
 from localaws.patching import Patches, locked
 from localaws.sagemaker.jobs.job import (
     DEFAULT_MAX_RUNTIME,
@@ -160,6 +164,7 @@ def _execute(job: Job) -> None:
         if job.max_runtime:
             job.deadline = job.started + job.max_runtime
         job.sandbox = fresh_dir(sandbox_for(job.name))
+        _follow_logs(job, started_wall.timestamp())
         job.set(**{spec.start_attr: started_wall})
         job.secondary("Downloading", "Downloading input data")
         if SETTINGS.emit_in_progress:
@@ -221,8 +226,17 @@ def _finish(job: Job, final: str, reason: str | None, fields: dict[str, Any]) ->
             "queued_seconds": round((job.started or job.created) - job.created, 6),
             "sandbox": str(job.sandbox),
         }
+    shipping.unfollow(job.log_path)  # the whole log is in CloudWatch before the event says it ended
     _emit(job)
     job.done.set()
+
+
+def _follow_logs(job: Job, started: float) -> None:
+    """Copy the job's log into CloudWatch Logs as it grows, in SageMaker's group and stream."""
+    stream = shipping.job_stream(job.kind, job.name, started)
+    shipping.follow(job.log_path, shipping.JOB_GROUPS[job.kind], stream,
+                    account_id=getattr(job.backend, "account_id", None),
+                    region=getattr(job.backend, "region_name", None))
 
 
 def _launch(job: Job) -> None:

@@ -262,6 +262,10 @@ def _b_create(
             "monitoring schedules run locally"
         )
     config["MonitoringType"] = monitoring_type
+    network = (config.get("MonitoringJobDefinition") or {}).get("NetworkConfig")
+    if isinstance(network, dict):  # DescribeMonitoringSchedule returns both flags (the SDK reads them)
+        network.setdefault("EnableInterContainerTrafficEncryption", False)
+        network.setdefault("EnableNetworkIsolation", False)
     expression = (config.get("ScheduleConfig") or {}).get("ScheduleExpression")
     if expression is not None and not _SCHEDULE_EXPRESSION.match(str(expression)):
         raise _validation(f"Invalid ScheduleExpression {expression!r}: use cron(...) or NOW")
@@ -311,6 +315,20 @@ def _b_update(self: Any, monitoring_schedule_name: str, monitoring_schedule_conf
         new = _state(self).schedules[monitoring_schedule_name]
         new.created, new.status = old.created, old.status
     return str(arn)
+
+
+def schedule_for_arn(backend: Any, arn: str) -> _Schedule | None:
+    """The schedule an ARN names (``...:monitoring-schedule/<name>``), or None for another
+    kind of resource; raises moto's ``ValidationError`` for an unknown schedule."""
+    kind, _, name = arn.rsplit(":", maxsplit=1)[-1].partition("/")
+    if kind != "monitoring-schedule":
+        return None
+    schedule = _state(backend).schedules.get(name)
+    if schedule is None:
+        from moto.sagemaker.exceptions import ValidationError
+
+        raise ValidationError(message=f"Could not find monitoring-schedule with name {name}")
+    return schedule
 
 
 def _get_schedule(self: Any, name: str) -> _Schedule:

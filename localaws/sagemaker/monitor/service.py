@@ -26,15 +26,18 @@ through ``CreateProcessingJob`` (what the SageMaker SDK's
   moto's own ``create_data_quality_job_definition``) or carry an inline
   ``MonitoringJobDefinition``. Any ``MonitoringType`` other than ``DataQuality`` is rejected
   with a ``ValidationException`` saying so. Schedules are ``Scheduled`` at creation;
-- :func:`run_monitoring_now` is the clock: it starts the execution of one schedule for a
-  window, as SageMaker does at the scheduled hour.
+- :func:`run_monitoring_now` starts the execution of one schedule for a window, as SageMaker
+  does at the scheduled hour; :class:`localaws.scheduler.clock.ScheduleClock` (run by
+  ``autoloop local serve``) calls it when a schedule comes due;
+- ``ListTags``, ``AddTags`` and ``DeleteTags`` accept a monitoring schedule's ARN.
 
 Patched in moto (``moto/sagemaker/models.py``, ``moto/sagemaker/responses.py``):
 ``SageMakerModelBackend`` and ``SageMakerResponse`` get ``create_monitoring_schedule``,
 ``update_monitoring_schedule``, ``describe_monitoring_schedule``,
 ``delete_monitoring_schedule``, ``list_monitoring_schedules``, ``list_monitoring_executions``,
 ``start_monitoring_schedule`` and ``stop_monitoring_schedule`` (replaced where moto has them,
-added where it does not).
+added where it does not); ``SageMakerModelBackend._get_resource_from_arn`` (wrapped: a
+monitoring schedule's ARN).
 
 The package, module by module: this one installs; :mod:`~localaws.sagemaker.monitor.models`
 is the backend (schedules, executions, :func:`run_monitoring_now`, what an execution runs
@@ -43,11 +46,12 @@ and publishes, as on AWS); :mod:`~localaws.sagemaker.monitor.responses` the wire
 is ``python -m bench.drift`` (``analyzer`` times it on any size of synthetic capture data).
 
 Not supported locally: batch-transform inputs, model-quality, bias and explainability
-schedules, record preprocessor / post-analytics scripts (rejected at creation), timers (call
-:func:`run_monitoring_now`), tags on schedules.
+schedules, record preprocessor / post-analytics scripts (rejected at creation).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from localaws.patching import Patches
 from localaws.sagemaker.monitor.models import (
@@ -58,6 +62,7 @@ from localaws.sagemaker.monitor.models import (
     MonitoringError,
     after_analyzer_run,
     run_monitoring_now,
+    schedule_for_arn,
 )
 from localaws.sagemaker.monitor.responses import RESPONSE_METHODS
 
@@ -93,6 +98,18 @@ def _patch(patches: Patches) -> None:
         patches.set(Backend, name, method)
     for name, method in RESPONSE_METHODS.items():
         patches.set(Response, name, method)
+    patches.set(Backend, "_get_resource_from_arn", _resource_from_arn)
+
+
+def _resource_from_arn(self: Any, arn: str) -> Any:
+    """ListTags, AddTags and DeleteTags on a monitoring schedule's ARN (the SageMaker SDK's
+    ``attach`` lists them); moto's lookup knows no monitoring schedules and fails with a 500."""
+    from moto.sagemaker.models import SageMakerModelBackend as Backend
+
+    schedule = schedule_for_arn(self, arn)
+    if schedule is not None:
+        return schedule
+    return PATCHES.original(Backend, "_get_resource_from_arn")(self, arn)
 
 
 def uninstall() -> None:

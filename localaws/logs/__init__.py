@@ -1,0 +1,1 @@
+"""CloudWatch Logs: what the local services write, in the groups and streams AWS uses."""
