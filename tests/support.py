@@ -9,6 +9,7 @@ within its timeout (a hang guard, generous on purpose: it is not a speed check).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -143,26 +144,26 @@ def find_execution(state_machine_arn: str, match: str | Callable[[dict[str, Any]
 
 
 def record_processing_job(event: dict[str, Any]) -> dict[str, Any]:
-    """Make moto's DescribeProcessingJob answer what a Processing Job State Change event says
+    """Make DescribeProcessingJob answer what a Processing Job State Change event says
     (handlers look the job up rather than trust optional event fields), and return the event
-    as AWS's sample has it: without ``Environment``. moto keeps no Environment of its own; it
-    is set on moto's record, as the local AWS's job runner does."""
-    from moto.sagemaker.models import sagemaker_backends
+    as AWS's sample has it: without ``Environment``.
+
+    The job is put straight into moto's backend (in this process: plain moto, or the local AWS
+    started in-process), Completed, so that nothing runs it; Environment is set on the record
+    as the local AWS's job runner sets it (moto keeps none)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import FakeProcessingJob, sagemaker_backends
 
     detail = event["detail"]
     name = detail["ProcessingJobName"]
-    account = boto3.client("sts").get_caller_identity()["Account"]
-    jobs = sagemaker_backends[account][boto3.session.Session().region_name].processing_jobs
-    if name not in jobs:
-        boto3.client("sagemaker").create_processing_job(
-            ProcessingJobName=name, AppSpecification=detail["AppSpecification"],
-            ProcessingInputs=detail.get("ProcessingInputs", []),
-            ProcessingOutputConfig=detail["ProcessingOutputConfig"],
-            ProcessingResources=detail["ProcessingResources"], RoleArn=detail["RoleArn"],
-            StoppingCondition=detail.get("StoppingCondition", {"MaxRuntimeInSeconds": 3600}))
-    job = jobs[name]
+    account = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    job = FakeProcessingJob(
+        app_specification=detail["AppSpecification"], experiment_config={}, network_config={},
+        processing_inputs=detail.get("ProcessingInputs", []), processing_job_name=name,
+        processing_output_config=detail["ProcessingOutputConfig"], account_id=account, region_name=region,
+        role_arn=detail.get("RoleArn", f"arn:aws:iam::{account}:role/sagemaker"), tags=[],
+        stopping_condition=detail.get("StoppingCondition", {"MaxRuntimeInSeconds": 3600}))
     job.environment = detail.get("Environment")
-    job.processing_output_config = detail["ProcessingOutputConfig"]
-    job.app_specification = detail["AppSpecification"]
+    sagemaker_backends[account][region].processing_jobs[name] = job
     return {**event, "detail": {k: v for k, v in detail.items() if k != "Environment"}}
-

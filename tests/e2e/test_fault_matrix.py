@@ -44,7 +44,7 @@ from localaws import faults
 from localaws.awslambda import runtime as lambda_runtime
 from tests.conftest import ROOT
 from tests.e2e.conftest import TIME_SCALE, Local, boot
-from tests.support import find_execution, wait_until
+from tests.support import find_execution, record_processing_job, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -521,7 +521,8 @@ def test_drift_handler_cannot_read_the_report(matrix: Matrix) -> None:
                                   "sagemaker_monitoring_schedule_name": schedule})
     for output in detail["ProcessingOutputConfig"]["Outputs"]:
         output["S3Output"]["S3Uri"] = f"s3://{matrix.artifacts}/{prefix}"
-    entry = {"Source": "aws.sagemaker", "DetailType": event["detail-type"], "Detail": json.dumps(detail),
+    event = record_processing_job(event)  # the handler describes the job the event names
+    entry = {"Source": "aws.sagemaker", "DetailType": event["detail-type"], "Detail": json.dumps(event["detail"]),
              "Resources": event["resources"]}
     handler = matrix.function("DriftHandlerFunction")
     before = len(lambda_runtime.async_failures())

@@ -337,7 +337,8 @@ def test_max_runtime_kills_the_subprocess(aws: dict[str, Any]) -> None:
     s3, sm = aws["s3"], aws["sm"]
     code = put(s3, "code/sleepy/job.py", SLEEPY_SCRIPT).rsplit("/", 1)[0]
     pid_file = aws["tmp"] / "sleepy.pid"
-    processing_job(sm, "proc-slow", code, args=[str(pid_file)], max_runtime=1)
+    # 3 s: enough for the script to start and write its pid on a loaded machine, then be killed
+    processing_job(sm, "proc-slow", code, args=[str(pid_file)], max_runtime=3)
     assert sm.describe_processing_job(ProcessingJobName="proc-slow")[
         "ProcessingJobStatus"
     ] == "InProgress"
