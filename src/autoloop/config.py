@@ -160,9 +160,13 @@ class LaunchSettings(MonitoringKnobs, SecurityKnobs):
         return SpotTraining(self.use_spot_training, self.spot_max_wait_seconds)
 
 
-class PlanSettings(Settings):
+class PlanSettings(SecurityKnobs):
     stack_name: str
     model_package_group_prefix: str
+    #: Template parameter ServerlessMemoryMB: 0 serves from instances, otherwise serverless.
+    serverless_memory_mb: int = Field(default=0, ge=0)
+    #: Holds the Teardown's marker (autoloop.teardown): a stack being deleted deploys nothing.
+    task_token_table: str
 
 
 class EndpointSettings(SecurityKnobs):
@@ -171,7 +175,6 @@ class EndpointSettings(SecurityKnobs):
     task_token_table: str
     sagemaker_role_arn: str
     endpoint_instance_type: str = "ml.m5.large"
-    serverless_memory_mb: int = Field(default=0, ge=0)
     data_capture_percentage: int = Field(default=100, ge=0, le=100)
     bake_seconds: int = Field(default=300, ge=0)
     termination_wait_seconds: int = Field(default=120, ge=0)
