@@ -16,6 +16,26 @@ from autoloop.jobs import JobSecurity, SpotTraining, config_key
 from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
+# How large a file ValidateInput can check: the limit on max_bytes.
+# ValidateInput reads the whole object in one Lambda invocation, on one thread, so its ceiling
+# is CPU time. The arithmetic (tests/infra/test_template.py checks template.yaml against it):
+#   - the check costs CPU: `python -m bench validate` measures it in MB per CPU-second: 4.4 on
+#     the slowest shape (20 short numeric fields a row) and 11.5 on churn's, on the bench machine
+#     (December 2026); 2.8 MB/CPU-s is the slowest rate seen anywhere (issue 14): the sizing uses
+#     it, not the bench machine's figures;
+#   - Lambda gives one full vCPU at 1,769 MB (less below; more memory adds vCPUs this single
+#     thread cannot use), and at most 900 s;
+#   - 1 GiB / (2.8 MB/s x 1 vCPU) = 383 s of checking, plus at most 120 s to stream the object
+#     from S3 and copy the validated version for the job (>= 9 MB/s), is 503 s: 1.8x under 900 s.
+#   - 2 GiB would need ~887 s at that rate: no margin left, so the limit is 1 GiB (max_bytes
+#     may lower it, not raise it). A training set over 1 GiB has to be sampled down.
+VALIDATION_MB_PER_CPU_SECOND = 2.8
+VALIDATE_MEMORY_MB = 1769  # one vCPU
+VALIDATE_VCPUS = 1.0
+VALIDATE_TIMEOUT_SECONDS = 900
+VALIDATE_IO_SECONDS = 120
+MAX_VALIDATED_BYTES = 1024**3
+
 
 class ModelConfig(BaseModel):
     """What a model expects of its data, and how it is judged."""
@@ -30,7 +50,7 @@ class ModelConfig(BaseModel):
     metric: str = "auc"
     threshold: float | None = Field(default=None, ge=0, le=1)
     min_rows: int = Field(default=100, ge=1)
-    max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_bytes: int = Field(default=MAX_VALIDATED_BYTES, ge=1, le=MAX_VALIDATED_BYTES)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     # BatchConfig is defined at the end of the module (the lambda defers the lookup).
     batch: BatchConfig = Field(default_factory=lambda: BatchConfig())  # noqa: PLW0108

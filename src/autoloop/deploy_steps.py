@@ -21,6 +21,7 @@ from autoloop.deploy import (
     stale_versions,
 )
 from autoloop.errors import EndpointBusy, InvalidEvent
+from autoloop.lifecycle import teardown_started
 from autoloop.monitoring import schedule_name, schedule_request
 from autoloop.naming import RUN_ID_KEY
 from autoloop.observability import logger, metrics
@@ -28,7 +29,6 @@ from autoloop.registry import latest_approved_package
 from autoloop.state import DeployPlan as Plan
 from autoloop.state import DeployState, EndpointRequest, parse
 from autoloop.tasks import BUSY
-from autoloop.teardown import teardown_started
 
 
 def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:

@@ -40,6 +40,8 @@ class Dataset(_Model):
     metric: str
     threshold: float | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    #: The folder holding the copy of the validated object version (the preprocess job's input).
+    input_uri: str | None = None
 
 
 class JobResult(_Model):

@@ -7,7 +7,7 @@ stack resource, so without this CloudFormation would delete the stack and leave 
 endpoint running and billing. The template's ``Teardown`` custom resource calls
 :func:`handle`; on its ``Delete`` (and only then) :func:`teardown` runs, in this order:
 
-0. write the teardown marker (item ``TEARDOWN_MARKER`` of the task-token table): from then
+0. write the teardown marker (:mod:`autoloop.lifecycle`, in the task-token table): from then
    on PlanDeployment plans nothing, so a model package approved late (a person in the
    console, or a training run's auto-approval) starts no endpoint while, or after, the
    stack goes;
@@ -61,9 +61,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autoloop.adapters import aws_call, client, error_code
+from autoloop.adapters import client, error_code
 from autoloop.config import Settings
-from autoloop.errors import InvalidEvent
+from autoloop.errors import AutoloopError, InvalidEvent
+from autoloop.lifecycle import mark_teardown
 from autoloop.observability import logger
 
 STACK_TAG = "autoloop:stack"
@@ -74,8 +75,6 @@ MAX_RESPONSE_BYTES = 4096
 RESPONSE_MARGIN_SECONDS = 30.0
 JOB_KINDS = ("processing", "training", "transform")
 RUNNING_JOB = frozenset({"InProgress", "Stopping"})
-#: Key (``job_name``) of the marker item in the task-token table; it has no TTL.
-TEARDOWN_MARKER = "stack:teardown"
 
 
 class TeardownSettings(Settings):
@@ -158,21 +157,6 @@ class Deadline:
                 return
             self._sleep(min(interval, max(self.remaining(), 0.0)))
             interval = min(interval * 2, 10.0)
-
-
-# ----------------------------------------------------------------------------- the marker
-def mark_teardown(table: str) -> None:
-    """Record that the stack is being deleted (idempotent: a retried Delete rewrites it)."""
-    item = {"job_name": {"S": TEARDOWN_MARKER}, "started_at": {"N": str(int(time.time()))}}
-    client("dynamodb").put_item(TableName=table, Item=item)
-
-
-def teardown_started(table: str) -> bool:
-    """Whether the stack's Teardown has begun (then nothing new may be deployed)."""
-    with aws_call("reading the teardown marker"):
-        response = client("dynamodb").get_item(TableName=table, Key={"job_name": {"S": TEARDOWN_MARKER}},
-                                               ConsistentRead=True)
-    return "Item" in response
 
 
 # ----------------------------------------------------------------------------- AWS
@@ -366,7 +350,7 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
     if marker_table:
         try:
             mark_teardown(marker_table)
-        except ClientError as exc:
+        except AutoloopError as exc:
             report.failures.append(_problem("writing the teardown marker", exc))
     _stop_executions(machines, report)
 

@@ -184,7 +184,7 @@ def test_serverless_in_a_vpc_is_refused_at_plan_time(deployed, serverless, lambd
 
 # ----------------------------------------------------------------------------- teardown vs a late approval
 def test_an_approval_after_the_teardown_started_deploys_nothing(deployed, planner, lambda_context):
-    from autoloop.teardown import mark_teardown
+    from autoloop.lifecycle import mark_teardown
 
     mark_teardown(deployed.resources["TaskTokenTable"])
     plan = planner(package_event(register()), lambda_context)

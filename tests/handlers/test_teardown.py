@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, teardown
+from autoloop import adapters, lifecycle, teardown
 from autoloop.monitoring import MonitoringSettings, schedule_request
 from tests.conftest import load_handler
 from tests.handlers.conftest import STACK
@@ -302,4 +302,4 @@ def test_an_endpoint_a_deployment_creates_during_the_teardown_is_deleted_too(han
     assert result["Status"] == "SUCCESS", result
     assert sorted(result["deleted"]["endpoints"]) == sorted([ours["endpoint"], late["endpoint"]])
     assert not {ours["endpoint"], late["endpoint"]} & inventory()["endpoints"]
-    assert teardown.teardown_started(os.environ["TASK_TOKEN_TABLE"])
+    assert lifecycle.teardown_started(os.environ["TASK_TOKEN_TABLE"])

@@ -224,3 +224,15 @@ def test_the_batch_transform_schedule_is_a_parameter_that_can_be_changed_or_turn
     assert schedule["ScheduleExpression"] == {"Ref": "BatchTransformSchedule"}
     assert schedule["State"] == {"Ref": "BatchTransformScheduleState"}
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
+
+
+def test_validate_input_is_sized_for_the_largest_file_it_accepts():
+    """MemorySize and Timeout of ValidateInput are the ones autoloop.config's arithmetic uses,
+    and that arithmetic leaves at least 1.5x margin for the slowest measured rate."""
+    from autoloop import config
+
+    props = resources()["ValidateInputFunction"]["Properties"]
+    assert props["MemorySize"] == config.VALIDATE_MEMORY_MB >= 1769  # one full vCPU from 1,769 MB
+    assert props["Timeout"] == config.VALIDATE_TIMEOUT_SECONDS <= 900
+    cpu_seconds = config.MAX_VALIDATED_BYTES / 1e6 / (config.VALIDATION_MB_PER_CPU_SECOND * config.VALIDATE_VCPUS)
+    assert 1.5 * (cpu_seconds + config.VALIDATE_IO_SECONDS) <= config.VALIDATE_TIMEOUT_SECONDS
