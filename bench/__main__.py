@@ -2,7 +2,7 @@
 
     python -m bench                 every benchmark, full sizes
     python -m bench --quick         every benchmark at small sizes (make bench-quick; the tests run a subset)
-    python -m bench NAME...         a subset: loop, transitions, imports, drift, transform, endpoint
+    python -m bench NAME...         a subset: loop, transitions, imports, drift, transform, endpoint, validate
 
 Each figure comes with a baseline measured in the same run (absolute times on shared
 machines vary from run to run), its ratio, the goal and whether it is met. Benchmarks never
@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import common, drift, endpoint, imports, loop, transform, transitions
+from bench import common, drift, endpoint, imports, loop, transform, transitions, validate
 
 BENCHMARKS: dict[str, Callable[..., list[common.Row]]] = {
     "loop": loop.run,
@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, Callable[..., list[common.Row]]] = {
     "drift": drift.run,
     "transform": transform.run,
     "endpoint": endpoint.run,
+    "validate": validate.run,
 }
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.client
+import botocore.handlers
 import botocore.session
 import regex
 from botocore.model import OperationModel, Shape
@@ -235,7 +236,12 @@ def recording() -> Iterator[Recorder]:
             key = (service, operation_name)
             if key not in methods:
                 methods[key] = next(m for m, op in self.meta.method_to_api_mapping.items() if op == operation_name)
-            recorder.requests.append(Request(service, operation_name, methods[key], dict(api_params), caller))
+            params = dict(api_params)
+            if service == "s3" and isinstance(params.get("CopySource"), dict):
+                # boto3 takes CopySource as a dict and writes it as the header string itself
+                # (a before-parameter-build handler, after this point): check what it sends.
+                botocore.handlers.handle_copy_source_param(params)
+            recorder.requests.append(Request(service, operation_name, methods[key], params, caller))
         return original(self, operation_name, api_params)
 
     botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]

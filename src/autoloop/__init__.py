@@ -10,6 +10,7 @@ Foundations
     ``observability``   Powertools logger, tracer and metrics
     ``naming``          run ids, job names (training and batch), months, execution ARNs
     ``adapters``        lazy boto3 clients, AWS errors as named ones, small S3 helpers
+    ``lifecycle``       the stack's teardown marker (a stack being deleted deploys nothing)
 Pure domain (no AWS calls, except ``config.load_model_config``)
     ``jobs``            SageMaker job requests and results
     ``monitoring``      Model Monitor requests (baseline, calibration, schedule)
@@ -37,7 +38,7 @@ importing no other project package.
 __version__ = "0.1.0"
 
 MODULES = (
-    "errors", "observability", "naming", "adapters",
+    "errors", "observability", "naming", "adapters", "lifecycle",
     "jobs", "monitoring", "state", "events", "gate", "config", "validation",
     "registry", "deploy", "batch", "drift", "tasks",
 )

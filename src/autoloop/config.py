@@ -19,6 +19,25 @@ from autoloop.naming import is_valid_model_name
 
 #: The metrics ml/evaluate.py writes for a binary model (binary_classification_metrics).
 BINARY_METRICS = ("auc", "accuracy", "f1", "precision", "recall")
+# How large a file ValidateInput can check: the limit on max_bytes.
+# ValidateInput reads the whole object in one Lambda invocation, on one thread, so its ceiling
+# is CPU time. The arithmetic (tests/infra/test_template.py checks template.yaml against it):
+#   - the check costs CPU: `python -m bench validate` measures it in MB per CPU-second: 4.4 on
+#     the slowest shape (20 short numeric fields a row) and 11.5 on churn's, on the bench machine
+#     (December 2026); 2.8 MB/CPU-s is the slowest rate seen anywhere (issue 14): the sizing uses
+#     it, not the bench machine's figures;
+#   - Lambda gives one full vCPU at 1,769 MB (less below; more memory adds vCPUs this single
+#     thread cannot use), and at most 900 s;
+#   - 1 GiB / (2.8 MB/s x 1 vCPU) = 383 s of checking, plus at most 120 s to stream the object
+#     from S3 and copy the validated version for the job (>= 9 MB/s), is 503 s: 1.8x under 900 s.
+#   - 2 GiB would need ~887 s at that rate: no margin left, so the limit is 1 GiB (max_bytes
+#     may lower it, not raise it). A training set over 1 GiB has to be sampled down.
+VALIDATION_MB_PER_CPU_SECOND = 2.8
+VALIDATE_MEMORY_MB = 1769  # one vCPU
+VALIDATE_VCPUS = 1.0
+VALIDATE_TIMEOUT_SECONDS = 900
+VALIDATE_IO_SECONDS = 120
+MAX_VALIDATED_BYTES = 1024**3
 
 
 class ModelConfig(BaseModel):
@@ -34,7 +53,7 @@ class ModelConfig(BaseModel):
     metric: str = "auc"  # one of BINARY_METRICS: what ml/evaluate.py reports
     threshold: float | None = Field(default=None, ge=0, le=1)
     min_rows: int = Field(default=100, ge=1)
-    max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_bytes: int = Field(default=MAX_VALIDATED_BYTES, ge=1, le=MAX_VALIDATED_BYTES)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     # BatchConfig is defined at the end of the module (the lambda defers the lookup).
     batch: BatchConfig = Field(default_factory=lambda: BatchConfig())  # noqa: PLW0108
@@ -190,9 +209,13 @@ class LaunchSettings(MonitoringKnobs, SecurityKnobs):
         return SpotTraining(self.use_spot_training, self.spot_max_wait_seconds)
 
 
-class PlanSettings(Settings):
+class PlanSettings(SecurityKnobs):
     stack_name: str
     model_package_group_prefix: str
+    #: Template parameter ServerlessMemoryMB: 0 serves from instances, otherwise serverless.
+    serverless_memory_mb: int = Field(default=0, ge=0)
+    #: Holds the Teardown's marker (autoloop.teardown): a stack being deleted deploys nothing.
+    task_token_table: str
 
 
 class EndpointSettings(SecurityKnobs):
@@ -201,7 +224,6 @@ class EndpointSettings(SecurityKnobs):
     task_token_table: str
     sagemaker_role_arn: str
     endpoint_instance_type: str = "ml.m5.large"
-    serverless_memory_mb: int = Field(default=0, ge=0)
     data_capture_percentage: int = Field(default=100, ge=0, le=100)
     bake_seconds: int = Field(default=300, ge=0)
     termination_wait_seconds: int = Field(default=120, ge=0)

@@ -3,6 +3,14 @@
 One endpoint per model, named ``<stack>-<model>``. Each deployed package gets a model and
 an endpoint config named after the package version, so the serving package can be read
 from the endpoint's config name, and a rollback to an older package is a redeploy of it.
+
+Serverless (``ServerlessMemoryMB`` > 0): SageMaker's serverless inference supports neither
+network isolation, a VPC, data capture (so no Model Monitor schedule), nor a KMS key for
+volumes, and an endpoint that serves from instances cannot be updated into a serverless one.
+So a serverless plan's model has no ``EnableNetworkIsolation``/``VpcConfig``, its endpoint
+config no ``DataCaptureConfig``/``KmsKeyId``, the plan says ``data_capture: false`` (the
+DeployPipeline then skips the monitoring schedule and says so), and a serverless plan for an
+instance endpoint, or with ``SubnetIds`` set, is refused (:class:`ServerlessNotPossible`).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from autoloop.errors import InvalidEvent
+from autoloop.errors import InvalidEvent, ServerlessNotPossible
 from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.jobs import DEFAULT_SECURITY, JobSecurity
 from autoloop.registry import deployable
@@ -75,13 +83,20 @@ def parse_package_event(event: Any, group_prefix: str) -> PackageEvent:
                         status=detail.status)
 
 
+def is_serverless_config(described: Mapping[str, Any]) -> bool:
+    """A DescribeEndpointConfig answer whose variants are serverless."""
+    return any("ServerlessConfig" in v for v in described.get("ProductionVariants") or [])
+
+
 def plan(event: PackageEvent, *, stack: str, serving_config: str | None, endpoint_status: str | None,
-         target: Mapping[str, Any] | None) -> Plan:
+         target: Mapping[str, Any] | None, serverless_memory_mb: int = 0, serving_serverless: bool | None = None,
+         security: JobSecurity = DEFAULT_SECURITY) -> Plan:
     """What to do about an approval or a rejection.
 
     ``target`` is the package to serve: the approved one, or for a rejection of the
     serving package, the latest Approved one (None if there is none). ``serving_config``
-    is the endpoint's current config (None if there is no endpoint).
+    is the endpoint's current config (None if there is no endpoint), ``serving_serverless``
+    whether that config is serverless. ``serverless_memory_mb`` > 0 asks for serverless.
     """
     endpoint = endpoint_name(stack, event.model)
     serving = version_of(serving_config) if serving_config else None
@@ -106,24 +121,45 @@ def plan(event: PackageEvent, *, stack: str, serving_config: str | None, endpoin
         return nothing(f"package v{version} is already serving")
     name = versioned_name(endpoint, arn, version)
     action: Action = "create" if serving_config is None and endpoint_status is None else "update"
+    if serverless_memory_mb:
+        _check_serverless(endpoint, action, serving_config, serving_serverless, security)
     why = ("rollback after a rejection" if event.status == "Rejected" else "approved") + f": package v{version}"
     return Plan(action=action, reason=why, model=event.model, endpoint_name=endpoint, package_arn=arn,
                 package_version=version, run_id=ready.run_id, model_name=name, config_name=name,
                 previous_config=serving_config, image=package.image, model_data_url=package.model_data_url,
-                environment=dict(package.environment), metric=ready.metric)
+                environment=dict(package.environment), metric=ready.metric,
+                serverless_memory_mb=serverless_memory_mb, data_capture=not serverless_memory_mb)
+
+
+def _check_serverless(endpoint: str, action: Action, serving_config: str | None, serving_serverless: bool | None,
+                      security: JobSecurity) -> None:
+    """Refuse what serverless inference cannot do, before anything is created."""
+    if security.subnet_ids:
+        raise ServerlessNotPossible(
+            "ServerlessMemoryMB and SubnetIds are both set, but serverless endpoints cannot run in a VPC.",
+            "Set ServerlessMemoryMB=0 to serve from instances in the VPC, or SubnetIds='' to serve serverless.",
+        )
+    if action == "update" and serving_serverless is False:
+        raise ServerlessNotPossible(
+            f"endpoint {endpoint} serves from instances ({serving_config}); SageMaker cannot update an "
+            "instance endpoint into a serverless one.",
+            f"Set ServerlessMemoryMB=0 to keep it on instances, or delete the endpoint (its monitoring schedule "
+            f"{endpoint}-dq first) and approve the package again: the next deployment creates it serverless.",
+        )
 
 
 def model_request(plan_: Plan, role_arn: str, tags: Sequence[Mapping[str, str]],
                   security: JobSecurity = DEFAULT_SECURITY) -> dict[str, Any]:
-    """Network isolated always; in the VPC when one is configured. (CreateModel takes no KMS
-    key: the endpoint config's key encrypts the serving volumes.)"""
+    """Network isolated, and in the VPC when one is configured, unless the plan is serverless
+    (serverless inference supports neither). CreateModel takes no KMS key: the endpoint
+    config's key encrypts the serving volumes."""
+    network: dict[str, Any] = {} if plan_.serverless_memory_mb else {"EnableNetworkIsolation": True, **security.vpc()}
     return {
         "ModelName": plan_.model_name,
         "ExecutionRoleArn": role_arn,
         "PrimaryContainer": {"Image": plan_.image, "ModelDataUrl": plan_.model_data_url,
                              "Environment": dict(plan_.environment or {})},
-        "EnableNetworkIsolation": True,
-        **security.vpc(),
+        **network,
         "Tags": list(tags),
     }
 
@@ -131,13 +167,14 @@ def model_request(plan_: Plan, role_arn: str, tags: Sequence[Mapping[str, str]],
 def endpoint_config_request(plan_: Plan, *, capture_uri: str, sampling_percentage: int, instance_type: str,
                             serverless_memory_mb: int | None, tags: Sequence[Mapping[str, str]],
                             security: JobSecurity = DEFAULT_SECURITY) -> dict[str, Any]:
-    """With a KMS key, it encrypts the captured data and the instances' storage volumes.
-    Serverless endpoints take no ``KmsKeyId`` (they have no volumes to encrypt)."""
+    """Instances: data capture on, and with a KMS key, it encrypts the captured data and the
+    instances' storage volumes. Serverless: neither data capture nor ``KmsKeyId`` (serverless
+    inference supports neither)."""
     variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": plan_.model_name, "InitialVariantWeight": 1.0}
     if serverless_memory_mb:
         variant["ServerlessConfig"] = {"MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": 5}
-    else:
-        variant.update({"InstanceType": instance_type, "InitialInstanceCount": 1})
+        return {"EndpointConfigName": plan_.config_name, "ProductionVariants": [variant], "Tags": list(tags)}
+    variant.update({"InstanceType": instance_type, "InitialInstanceCount": 1})
     return {
         "EndpointConfigName": plan_.config_name,
         "ProductionVariants": [variant],
@@ -149,7 +186,7 @@ def endpoint_config_request(plan_: Plan, *, capture_uri: str, sampling_percentag
             "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
             **security.key(),
         },
-        **({} if serverless_memory_mb else security.key()),
+        **security.key(),
         "Tags": list(tags),
     }
 

@@ -13,6 +13,7 @@ from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSetti
 from autoloop.deploy import (
     deployment_config,
     endpoint_config_request,
+    is_serverless_config,
     model_request,
     parse_package_event,
     plan,
@@ -20,10 +21,12 @@ from autoloop.deploy import (
     stale_versions,
 )
 from autoloop.errors import EndpointBusy, InvalidEvent
+from autoloop.lifecycle import teardown_started
 from autoloop.monitoring import schedule_name, schedule_request
 from autoloop.naming import RUN_ID_KEY
 from autoloop.observability import logger, metrics
 from autoloop.registry import latest_approved_package
+from autoloop.state import DeployPlan as Plan
 from autoloop.state import DeployState, EndpointRequest, parse
 from autoloop.tasks import BUSY
 
@@ -31,6 +34,14 @@ from autoloop.tasks import BUSY
 def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
     """Decide what an approval or a rejection means for the model's endpoint."""
     package = parse_package_event(event, settings.model_package_group_prefix)
+    if teardown_started(settings.task_token_table):
+        # A late approval while (or after) the stack is deleted must not start an endpoint
+        # that nothing would ever delete.
+        stopped = Plan(action="none", reason=f"package v{package.version}: the stack is being deleted, "
+                       "so nothing is deployed", model=package.model,
+                       endpoint_name=f"{settings.stack_name}-{package.model}")
+        logger.info("deployment plan", extra={"action": stopped.action, "reason": stopped.reason})
+        return stopped.model_dump()
     endpoint_desc = tasks.describe_endpoint(f"{settings.stack_name}-{package.model}")
     if endpoint_desc and endpoint_desc["EndpointStatus"] in BUSY:
         raise EndpointBusy(f"endpoint {endpoint_desc['EndpointName']} is {endpoint_desc['EndpointStatus']}.")
@@ -44,7 +55,13 @@ def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
             target = latest_approved_package(package.group)
     serving = (endpoint_desc or {}).get("EndpointConfigName")
     status = (endpoint_desc or {}).get("EndpointStatus")
-    result = plan(package, stack=settings.stack_name, serving_config=serving, endpoint_status=status, target=target)
+    serving_serverless = None
+    if serving and settings.serverless_memory_mb:
+        with aws_call(f"reading endpoint config {serving}"):
+            serving_serverless = is_serverless_config(sagemaker.describe_endpoint_config(EndpointConfigName=serving))
+    result = plan(package, stack=settings.stack_name, serving_config=serving, endpoint_status=status, target=target,
+                  serverless_memory_mb=settings.serverless_memory_mb, serving_serverless=serving_serverless,
+                  security=settings.security())
     logger.info("deployment plan", extra={"action": result.action, "reason": result.reason})
     return result.model_dump()
 
@@ -81,7 +98,7 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
         f"creating endpoint config {p.config_name}", sagemaker.create_endpoint_config,
         **endpoint_config_request(p, capture_uri=capture, sampling_percentage=settings.data_capture_percentage,
                                   instance_type=settings.endpoint_instance_type,
-                                  serverless_memory_mb=settings.serverless_memory_mb or None, tags=tags,
+                                  serverless_memory_mb=p.serverless_memory_mb or None, tags=tags,
                                   security=settings.security()),
     )
     if request.task_token:

@@ -140,6 +140,13 @@ class PackageNotDeployable(AutoloopError):
     hint = "Register models through Autoloop (or attach metrics and a single container), then approve again."
 
 
+class ServerlessNotPossible(AutoloopError):
+    """``ServerlessMemoryMB`` asks for something SageMaker serverless inference cannot do."""
+
+    hint = ("Set ServerlessMemoryMB=0 to keep serving from instances (EndpointInstanceType); "
+            "see the README, \"Serverless endpoints\", for what serverless gives up.")
+
+
 class EndpointBusy(AutoloopError):
     hint = "Another deployment of this endpoint is in progress; this one is retried after it."
 

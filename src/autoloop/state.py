@@ -40,6 +40,8 @@ class Dataset(_Model):
     metric: str
     threshold: float | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    #: The folder holding the copy of the validated object version (the preprocess job's input).
+    input_uri: str | None = None
 
 
 class JobResult(_Model):
@@ -89,6 +91,10 @@ class DeployPlan(_Model):
     model_data_url: str | None = None
     environment: dict[str, str] | None = None
     metric: float | None = None
+    #: > 0: a serverless endpoint with this memory (no network isolation, VPC or data capture).
+    serverless_memory_mb: int = 0
+    #: False for serverless: no captured data, so the DeployPipeline schedules no monitoring.
+    data_capture: bool = True
 
 
 class DeployState(_Model):

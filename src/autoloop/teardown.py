@@ -7,6 +7,10 @@ stack resource, so without this CloudFormation would delete the stack and leave 
 endpoint running and billing. The template's ``Teardown`` custom resource calls
 :func:`handle`; on its ``Delete`` (and only then) :func:`teardown` runs, in this order:
 
+0. write the teardown marker (:mod:`autoloop.lifecycle`, in the task-token table): from then
+   on PlanDeployment plans nothing, so a model package approved late (a person in the
+   console, or a training run's auto-approval) starts no endpoint while, or after, the
+   stack goes;
 1. stop the running executions of the stack's state machines (no new endpoint or job is
    started behind our back);
 2. stop the in-progress monitoring executions of the stack's schedules, delete the
@@ -14,6 +18,9 @@ endpoint running and billing. The template's ``Teardown`` custom resource calls
 3. stop the stack's in-progress processing, training and transform jobs;
 4. delete the stack's endpoints (one still ``Creating``/``Updating`` is retried) and wait
    until they are gone;
+   Then once more: stop executions and look for endpoints again, so that one created by a
+   deploy step already running when the marker was written (it planned before the marker)
+   is deleted too, not left billing;
 5. then their endpoint configs (never delete a config an endpoint is using), then the models;
 6. wait until the stopped jobs have stopped.
 
@@ -56,7 +63,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoloop.adapters import client, error_code
 from autoloop.config import Settings
-from autoloop.errors import InvalidEvent
+from autoloop.errors import AutoloopError, InvalidEvent
+from autoloop.lifecycle import mark_teardown
 from autoloop.observability import logger
 
 STACK_TAG = "autoloop:stack"
@@ -71,6 +79,8 @@ RUNNING_JOB = frozenset({"InProgress", "Stopping"})
 
 class TeardownSettings(Settings):
     stack_name: str
+    #: The task-token table, where the teardown marker goes.
+    task_token_table: str
     #: Comma-separated ARNs of the stack's state machines (their running executions are stopped).
     state_machine_arns: str = ""
 
@@ -301,21 +311,50 @@ def _delete_owned(stack: str, kind: str, list_call: Callable[..., Any], key: str
             report.add(kind.replace(" ", "_") + "s", name)
 
 
-def teardown(stack: str, machines: list[str], deadline: Deadline) -> Report:
+def _owned_endpoints(stack: str, report: Report) -> set[str]:
+    try:
+        endpoints = _owned(stack, _paged(client("sagemaker").list_endpoints, "Endpoints", NameContains=f"{stack}-"),
+                           "EndpointName", "EndpointArn", report)
+    except ClientError as exc:
+        report.failures.append(_problem("listing endpoints", exc))
+        return set()
+    return {str(e["EndpointName"]) for e in endpoints}
+
+
+def _delete_endpoints(names: set[str], deadline: Deadline, report: Report) -> list[str]:
+    """Delete the endpoints and wait until they are gone; the names that remain."""
+    sagemaker = client("sagemaker")
+    remaining: list[str] = []
+    for name in sorted(names):
+        problem = _delete_with_retry(f"deleting endpoint {name}",
+                                     partial(sagemaker.delete_endpoint, EndpointName=name), deadline)
+        if problem:
+            report.failures.append(problem)
+            remaining.append(name)
+    for name in sorted(names - set(remaining)):
+        problem = _wait_gone(f"endpoint {name}", partial(sagemaker.describe_endpoint, EndpointName=name), deadline)
+        if problem:
+            report.failures.append(problem)
+            remaining.append(name)
+        else:
+            report.add("endpoints", name)
+    return remaining
+
+
+def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: str = "") -> Report:
     """Stop and delete what the stack's pipelines created (see the module docstring)."""
     if not stack:
         raise InvalidEvent("no stack name: nothing can be attributed to the stack.")
     report = Report()
     sagemaker = client("sagemaker")
+    if marker_table:
+        try:
+            mark_teardown(marker_table)
+        except AutoloopError as exc:
+            report.failures.append(_problem("writing the teardown marker", exc))
     _stop_executions(machines, report)
 
-    endpoints: list[dict[str, Any]] = []
-    try:
-        endpoints = _owned(stack, _paged(sagemaker.list_endpoints, "Endpoints", NameContains=f"{stack}-"),
-                           "EndpointName", "EndpointArn", report)
-    except ClientError as exc:
-        report.failures.append(_problem("listing endpoints", exc))
-    ours = {str(e["EndpointName"]) for e in endpoints}
+    ours = _owned_endpoints(stack, report)
 
     schedules: list[str] = []
     try:
@@ -355,20 +394,14 @@ def teardown(stack: str, machines: list[str], deadline: Deadline) -> Report:
         else:
             report.add("monitoring_schedules", name)
 
-    remaining: list[str] = []
-    for name in sorted(ours):
-        problem = _delete_with_retry(f"deleting endpoint {name}",
-                                     partial(sagemaker.delete_endpoint, EndpointName=name), deadline)
-        if problem:
-            report.failures.append(problem)
-            remaining.append(name)
-    for name in sorted(ours - set(remaining)):
-        problem = _wait_gone(f"endpoint {name}", partial(sagemaker.describe_endpoint, EndpointName=name), deadline)
-        if problem:
-            report.failures.append(problem)
-            remaining.append(name)
-        else:
-            report.add("endpoints", name)
+    remaining = _delete_endpoints(ours, deadline, report)
+    # A deploy step that planned before the marker may have created an endpoint since the
+    # listing above: stop what runs again, and delete any endpoint that appeared.
+    _stop_executions(machines, report)
+    late = _owned_endpoints(stack, report) - ours
+    if late:
+        logger.warning("endpoints created during the teardown", extra={"endpoints": sorted(late)})
+        remaining += _delete_endpoints(late, deadline, report)
 
     if remaining:
         report.failures.append(f"endpoint configs and models kept while endpoint(s) {', '.join(remaining)} exist")
@@ -456,7 +489,8 @@ def handle(event: Any, load_settings: Callable[[], TeardownSettings], remaining_
             status, reason = "FAILED", f"unknown RequestType {kind!r}"
         elif kind == "Delete":
             budget = remaining_seconds() - RESPONSE_MARGIN_SECONDS
-            report = teardown(settings.stack_name, settings.machines, Deadline(budget))
+            report = teardown(settings.stack_name, settings.machines, Deadline(budget),
+                              marker_table=settings.task_token_table)
             result = report.summary()
             if report.failures:
                 status = "FAILED"

@@ -40,7 +40,7 @@ from autoloop.jobs import (
     training_request,
 )
 from autoloop.monitoring import baseline_request, calibrate_request
-from autoloop.naming import MAX_S3_URI, execution_arn, job_name, model_from_key, run_id
+from autoloop.naming import MAX_S3_URI, execution_arn, job_name, model_from_key, run_id, run_prefix
 from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
@@ -125,15 +125,36 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
                 raise InvalidEvent(f"{src.uri} (version {src.version_id}) no longer exists.") from exc
             raise
         summary = validate_csv(body["Body"].iter_chunks(1 << 20), int(body["ContentLength"]), config, src.uri)
-    logger.info("input valid", extra=summary.as_dict())
+    input_uri = _freeze_validated_input(state, settings.artifacts_bucket, body.get("VersionId") or src.version_id)
+    logger.info("input valid", extra={**summary.as_dict(), "input_uri": input_uri})
     metrics.add_metric(name="InputRows", unit=MetricUnit.Count, value=summary.rows)
     return {
         **summary.as_dict(),
+        "input_uri": input_uri,
         "label": config.label,
         "metric": config.metric,
         "threshold": config.threshold,
         "hyperparameters": config.hyperparameters,
     }
+
+
+def _freeze_validated_input(state: PipelineState, artifacts_bucket: str, version_id: str | None) -> str:
+    """Copy the version just validated under the run's prefix; the preprocess job reads that copy.
+
+    A processing input names an S3 prefix, not an object version: reading the upload's key
+    would get whatever version is newest when the job starts (a later upload of the same key)
+    and every key that starts with it (``data.csv.bak``). The copy, in a folder of its own, is
+    exactly the bytes that were validated.
+    """
+    src = state.source
+    name = src.key.rsplit("/", 1)[-1]
+    if not name.lower().endswith(".csv"):
+        name += ".csv"  # the preprocess script reads *.csv
+    folder = f"{run_prefix(state.model, state.run_id)}/input/"
+    source = {"Bucket": src.bucket, "Key": src.key, **({"VersionId": version_id} if version_id else {})}
+    with aws_call(f"copying the validated {src.uri} to s3://{artifacts_bucket}/{folder}"):
+        client("s3").copy_object(Bucket=artifacts_bucket, Key=folder + name, CopySource=source)
+    return f"s3://{artifacts_bucket}/{folder}"
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -166,7 +187,9 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
         return run, kind, calibrate_request(ctx, baseline_uri, constraints, settings.monitoring())
     dataset = state.need_dataset()
     if step == "preprocess":
-        return run, kind, preprocess_request(ctx, state.source.uri)
+        if not dataset.input_uri:
+            raise InvalidEvent("the dataset names no validated input (input_uri); run ValidateInput first.")
+        return run, kind, preprocess_request(ctx, dataset.input_uri)
     if step == "train":
         outputs = state.job("preprocess").outputs
         return run, kind, training_request(ctx, outputs["train"], outputs["validation"],

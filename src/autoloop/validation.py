@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autoloop.config import ModelConfig
+from autoloop.config import MAX_VALIDATED_BYTES, VALIDATE_TIMEOUT_SECONDS, ModelConfig
 from autoloop.errors import (
     AllNanColumn,
     DatasetTooLarge,
@@ -71,7 +71,9 @@ def check_size(size: int, config: ModelConfig, where: str) -> None:
     if size > config.max_bytes:
         raise DatasetTooLarge(
             f"{where} is {size:,} bytes; the limit for model {config.model} is {config.max_bytes:,}.",
-            "Split the file, or raise max_bytes in the model config.",
+            "Split the file into parts under the limit and upload each, or raise max_bytes in the model config "
+            f"(at most {MAX_VALIDATED_BYTES:,} bytes, what ValidateInput can check within Lambda's "
+            f"{VALIDATE_TIMEOUT_SECONDS} s).",
         )
 
 
@@ -187,12 +189,12 @@ def _is_missing(value: str) -> bool:
 
 def _check_number(value: str, column: str, line: int, where: str) -> None:
     """Raise unless ``value`` (stripped, not missing) is a finite number of sane magnitude."""
-    if _INFINITE_RE.fullmatch(value):
-        raise ValueOutOfRange(
-            f"{where} line {line}: column {column!r} holds {value!r}, an infinite number; "
-            "the model can't be trained on infinite values."
-        )
-    if not _NUMBER_RE.fullmatch(value):
+    if not _NUMBER_RE.fullmatch(value):  # the common case first: one regex per value
+        if _INFINITE_RE.fullmatch(value):
+            raise ValueOutOfRange(
+                f"{where} line {line}: column {column!r} holds {value!r}, an infinite number; "
+                "the model can't be trained on infinite values."
+            )
         raise NonNumericValue(
             f"{where} line {line}: column {column!r} is numeric but holds {value[:40]!r}.",
             "Numbers use ASCII digits, an optional sign, '.' as the decimal point and an optional "
@@ -258,6 +260,7 @@ def validate_csv(chunks: Iterable[bytes], size: int, config: ModelConfig, where:
         width = len(config.columns)
         numeric = [i for i, c in enumerate(config.columns) if c in set(config.numeric_features)]
         present = [False] * width
+        unseen = width
         rows = missing_labels = 0
         for row in reader:
             first_line, last_line = last_line + 1, reader.line_num
@@ -293,9 +296,11 @@ def validate_csv(chunks: Iterable[bytes], size: int, config: ModelConfig, where:
                 value = row[i].strip()
                 if not _is_missing(value):
                     _check_number(value, config.columns[i], line, where)
-            for i, value in enumerate(row):
-                if not present[i] and not _is_missing(value.strip()):
-                    present[i] = True
+            if unseen:  # once every column had a value, the rows need not be looked at for it
+                for i, value in enumerate(row):
+                    if not present[i] and not _is_missing(value.strip()):
+                        present[i] = True
+                        unseen -= 1
     except csv.Error as exc:
         raise _csv_problem(exc, last_line + 1, reader.line_num, where) from exc
     if rows == 0:

@@ -23,12 +23,13 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-BENCHMARKS = ("imports", "drift", "endpoint")
+BENCHMARKS = ("imports", "drift", "endpoint", "validate")
 # a line per measure of issue 7 that these benchmarks report, by the JSON row names
 EXPECTED = {
     "imports.boto3", "imports.start_pipeline",
     "drift.vs_evidently", "drift.vs_floor", "drift.memory", "drift.flagged",
     "endpoint.rps", "endpoint.p99", "endpoint.errors",
+    "validate.churn", "validate.numeric", "validate.max_file",
 }
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 TRAIN = ["ValidateInput", "AcquireRunSlot", "Preprocess", "Train", "Evaluate", "ReleaseRunSlot", "QualityGate",
          "GateDecision", "RegisterModel", "NotifySuccess", "Succeeded"]
 DEPLOY = ["PlanDeployment", "HasWork", "DeployEndpoint", "CleanupOldVersions", "Baseline", "CalibrateThresholds",
-          "ScheduleMonitoring", "NotifyDeployed", "Deployed"]
+          "HasDataCapture", "ScheduleMonitoring", "NotifyDeployed", "Deployed"]
 
 
 @pytest.fixture(scope="module")

@@ -126,3 +126,66 @@ def test_endpoint_result_names_rollback_and_failure():
         endpoint_result({**ok, "EndpointStatus": "Failed"}, "e-v2-abcdef")
     with pytest.raises(errors.EndpointStillUpdating):
         endpoint_result({**ok, "EndpointStatus": "Updating"}, "e-v2-abcdef")
+
+
+# ----------------------------------------------------------------------------- serverless
+@pytest.fixture
+def serverless(deployed, monkeypatch):
+    """PlanDeployment as deployed with ServerlessMemoryMB=2048 (its SERVERLESS_MEMORY_MB)."""
+    handler = load_handler("plan_deployment").handler
+
+    def plan(event, context, **env):
+        deployed.use_env("PlanDeploymentFunction")
+        for key, value in {"SERVERLESS_MEMORY_MB": "2048", **env}.items():
+            monkeypatch.setenv(key, value)
+        return handler(event, context)
+
+    return plan
+
+
+def deploy(deployed, plan, lambda_context):
+    deployed.use_env("DeployEndpointFunction")
+    return load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+
+
+def test_a_serverless_deployment_gives_up_isolation_and_capture_and_says_so(deployed, serverless, lambda_context):
+    plan = serverless(package_event(register()), lambda_context)
+    assert plan["action"] == "create" and plan["serverless_memory_mb"] == 2048 and plan["data_capture"] is False
+    deploy(deployed, plan, lambda_context)
+    sm = boto3.client("sagemaker")
+    config = sm.describe_endpoint_config(EndpointConfigName=plan["config_name"])
+    assert not config.get("DataCaptureConfig") and "KmsKeyId" not in config
+    assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    model = sm.describe_model(ModelName=plan["model_name"])
+    assert not model.get("EnableNetworkIsolation") and not model.get("VpcConfig")
+
+
+def test_an_instance_endpoint_is_not_switched_to_serverless(deployed, planner, serverless, lambda_context):
+    first = planner(package_event(register()), lambda_context)
+    deploy(deployed, first, lambda_context)  # an instance endpoint (ServerlessMemoryMB=0)
+    with pytest.raises(errors.ServerlessNotPossible, match="cannot update an instance endpoint into a serverless"):
+        serverless(package_event(register()), lambda_context)
+    # Nothing was created for the refused version.
+    names = [c["EndpointConfigName"] for c in boto3.client("sagemaker").list_endpoint_configs()["EndpointConfigs"]]
+    assert names == [first["config_name"]]
+
+
+def test_a_serverless_endpoint_is_updated_serverless(deployed, serverless, lambda_context):
+    deploy(deployed, serverless(package_event(register()), lambda_context), lambda_context)
+    second = serverless(package_event(register()), lambda_context)
+    assert second["action"] == "update" and second["data_capture"] is False
+
+
+def test_serverless_in_a_vpc_is_refused_at_plan_time(deployed, serverless, lambda_context):
+    with pytest.raises(errors.ServerlessNotPossible, match="cannot run in a VPC"):
+        serverless(package_event(register()), lambda_context, SUBNET_IDS="subnet-0a1b2c3d",
+                   SECURITY_GROUP_IDS="sg-0a1b2c3d")
+
+
+# ----------------------------------------------------------------------------- teardown vs a late approval
+def test_an_approval_after_the_teardown_started_deploys_nothing(deployed, planner, lambda_context):
+    from autoloop.lifecycle import mark_teardown
+
+    mark_teardown(deployed.resources["TaskTokenTable"])
+    plan = planner(package_event(register()), lambda_context)
+    assert plan["action"] == "none" and "being deleted" in plan["reason"]

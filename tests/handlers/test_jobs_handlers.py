@@ -38,7 +38,8 @@ def state(deployed, **jobs):
         "run_id": RUN, "model": "churn",
         "source": {"bucket": deployed.data_bucket, "key": "incoming/churn/x.csv", "version_id": "v1"},
         "dataset": {"rows": 400, "columns": 9, "bytes": 1000, "missing_labels": 0, "label": "churned",
-                    "metric": "auc", "threshold": None, "hyperparameters": {"C": 1.0}},
+                    "metric": "auc", "threshold": None, "hyperparameters": {"C": 1.0},
+                    "input_uri": f"s3://{deployed.artifacts_bucket}/runs/churn/{RUN}/input/"},
         "jobs": jobs,
     }
 
@@ -61,7 +62,8 @@ def test_launch_preprocess_creates_the_job_and_parks_the_token(deployed, launch,
     assert result == {"job_name": name, "launched": True}
     job = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=name)
     assert job["RoleArn"] == deployed.outputs["SageMakerExecutionRoleArn"]
-    assert job["ProcessingInputs"][0]["S3Input"]["S3Uri"] == f"s3://{deployed.data_bucket}/incoming/churn/x.csv"
+    # The copy of the validated version (ValidateInput), never the upload's key as a prefix.
+    assert job["ProcessingInputs"][0]["S3Input"]["S3Uri"] == f"s3://{deployed.artifacts_bucket}/runs/churn/{RUN}/input/"
     item = token_item(deployed, name)
     assert item["token"]["S"] == "tok-1" and item["execution_arn"]["S"] == "arn:exec"
     assert int(item["expires_at"]["N"]) > 0

@@ -8,6 +8,7 @@ read from a real HTTP PUT to a local ResponseURL, as CloudFormation's pre-signed
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, teardown
+from autoloop import adapters, lifecycle, teardown
 from autoloop.monitoring import MonitoringSettings, schedule_request
 from tests.conftest import load_handler
 from tests.handlers.conftest import STACK
@@ -270,3 +271,35 @@ def test_the_response_body_stays_under_cloudformations_limit():
 ])
 def test_ownership_needs_the_name_prefix_and_the_stack_tag(name, tags, expected):
     assert teardown.owns("autoloop-test", name, tags) is expected
+
+
+def test_an_endpoint_a_deployment_creates_during_the_teardown_is_deleted_too(handler, responses, monkeypatch):
+    """A deploy step that planned before the marker creates its endpoint just after the teardown
+    listed the endpoints: the teardown looks again and deletes it, and from the marker on a
+    new approval plans nothing."""
+    ours = serve(STACK)
+    real_client, late = teardown.client, {}
+
+    class DeployRacesTheListing:
+        def __init__(self, real: Any) -> None:
+            self._real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+        def list_endpoints(self, **kwargs: Any) -> Any:
+            answer = self._real.list_endpoints(**kwargs)
+            if not late:  # the deploy step creates the endpoint; its schedule would come much later
+                late.update(serve(STACK, model="late"))
+                self._real.delete_monitoring_schedule(MonitoringScheduleName=late["schedule"])
+            return answer
+
+    monkeypatch.setattr(teardown, "client",
+                        lambda service: DeployRacesTheListing(real_client(service)) if service == "sagemaker"
+                        else real_client(service))
+    result = handler(request("Delete", responses.url), context())
+
+    assert result["Status"] == "SUCCESS", result
+    assert sorted(result["deleted"]["endpoints"]) == sorted([ours["endpoint"], late["endpoint"]])
+    assert not {ours["endpoint"], late["endpoint"]} & inventory()["endpoints"]
+    assert lifecycle.teardown_started(os.environ["TASK_TOKEN_TABLE"])

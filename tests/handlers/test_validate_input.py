@@ -53,6 +53,32 @@ def test_validation_reads_the_exact_version_that_triggered_the_run(deployed, val
     assert validate(state, lambda_context)["rows"] == 400
 
 
+def test_the_preprocess_job_gets_exactly_the_validated_version_and_nothing_beside_it(deployed, validate,
+                                                                                     lambda_context):
+    """A processing input is a prefix of the newest objects: the key of the upload would also
+    read a later upload of it and ``x.csv.bak``. ValidateInput copies the validated version into
+    a folder of the run's own, which is what the preprocess job reads."""
+    s3 = boto3.client("s3")
+    body = good_csv()
+    state = upload(deployed, body)
+    s3.put_object(Bucket=deployed.data_bucket, Key="incoming/churn/x.csv", Body=b"a newer upload, not validated")
+    s3.put_object(Bucket=deployed.data_bucket, Key="incoming/churn/x.csv.bak", Body=b"old,stuff\n")
+    result = validate(state, lambda_context)
+    folder = f"s3://{deployed.artifacts_bucket}/runs/churn/churn-0123456789/input/"
+    assert result["input_uri"] == folder
+    listed = s3.list_objects_v2(Bucket=deployed.artifacts_bucket, Prefix="runs/churn/churn-0123456789/input/")
+    assert [o["Key"] for o in listed["Contents"]] == ["runs/churn/churn-0123456789/input/x.csv"]
+    copied = s3.get_object(Bucket=deployed.artifacts_bucket, Key="runs/churn/churn-0123456789/input/x.csv")
+    assert copied["Body"].read() == body
+
+
+def test_a_failed_validation_copies_nothing(deployed, validate, lambda_context):
+    with pytest.raises(errors.SchemaMismatch):
+        validate(upload(deployed, b"a,b\n1,2\n"), lambda_context)
+    listed = boto3.client("s3").list_objects_v2(Bucket=deployed.artifacts_bucket, Prefix="runs/")
+    assert listed.get("KeyCount", 0) == 0
+
+
 def test_unknown_model_is_named(deployed, validate, lambda_context):
     with pytest.raises(errors.UnknownModel, match="'fraud'"):
         validate(upload(deployed, good_csv(), key="incoming/fraud/x.csv"), lambda_context)

@@ -62,6 +62,7 @@ KMS_FOR_CALL: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "put_object"): ("kms:GenerateDataKey",),
     ("s3", "upload_file"): ("kms:GenerateDataKey", "kms:Decrypt"),
     ("s3", "copy"): ("kms:Decrypt", "kms:GenerateDataKey"),
+    ("s3", "copy_object"): ("kms:Decrypt", "kms:GenerateDataKey"),
     ("sns", "publish"): ("kms:GenerateDataKey", "kms:Decrypt"),
     ("sagemaker", "create_endpoint"): ("kms:CreateGrant", "kms:DescribeKey"),
     ("sagemaker", "update_endpoint"): ("kms:CreateGrant", "kms:DescribeKey"),

@@ -143,3 +143,101 @@ def test_asl_validator_rejects_a_broken_definition(tmp_path):
     broken.write_text(json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Missing"}}}))
     result = asl_validator([broken])
     assert result.returncode != 0 and "MISSING_TRANSITION_TARGET" in result.stdout + result.stderr
+
+
+#: What AWS recommends retrying on every Lambda task ("Handle transient Lambda service exceptions").
+LAMBDA_TRANSIENT = {"Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
+                    "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_every_lambda_task_retries_the_transient_lambda_errors(machine):
+    _, asl = asl_with_dummies(machine)
+    for name, state in asl["States"].items():
+        resource = str(state.get("Resource", ""))
+        if state["Type"] != "Task" or not (":lambda:" in resource or resource.startswith("arn:aws:states:::lambda")):
+            continue
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert LAMBDA_TRANSIENT <= retried, f"{name} does not retry {sorted(LAMBDA_TRANSIENT - retried)}"
+
+
+def test_a_transform_job_that_outlives_its_wait_is_stopped_and_the_run_fails_named():
+    """Transform jobs have no MaxRuntimeInSeconds: when the reconcile gives up on a job still
+    running, the machine stops it (tagged to this stack) before failing the month."""
+    _, asl = asl_with_dummies("BatchTransform")
+    states = asl["States"]
+    reconcile = states[next(c["Next"] for c in states["Transform"]["Catch"] if "States.Timeout" in c["ErrorEquals"])]
+    still = [c for c in reconcile["Catch"] if c["ErrorEquals"] == ["JobStillRunning"]]
+    assert still, "a job still running after the reconcile is not stopped"
+    stop = states[still[0]["Next"]]
+    assert stop["Resource"] == "arn:aws:states:::aws-sdk:sagemaker:stopTransformJob"
+    assert stop["Parameters"] == {"TransformJobName.$": "States.Format('{}-transform', $.batch.run_id)"}
+    assert stop["Next"] == stop["Catch"][0]["Next"], "a failed stop must still fail the run, named"
+    failed = states[stop["Next"]]
+    assert failed["Parameters"]["name"] == "TransformTimedOut" and states[failed["Next"]]["Type"] == "Task"
+    from autoloop.naming import batch_job_name
+
+    assert batch_job_name("churn-202610-abcdef", "transform") == "churn-202610-abcdef-transform"
+    # The state machine may stop exactly the jobs of its own stack.
+    [statement] = [s for p in state_machines()["BatchTransform"]["Properties"]["Policies"]
+                   for s in (p.get("Statement") or []) if isinstance(s, dict)
+                   and s.get("Action") == "sagemaker:StopTransformJob"]
+    assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/autoloop:stack": {"Ref": "AWS::StackName"}}}
+
+
+STOP_PATH = ["ReconcileTransform", "StopTransform", "TransformTimedOut", "NotifyFailure", "RunFailed"]
+
+
+@pytest.mark.parametrize("stop", ["StopOk", "StopDenied"])
+def test_the_stop_path_runs_on_the_engine_and_fails_the_month_as_timed_out(stop, monkeypatch):
+    """The real states from ReconcileTransform on, run by moto's engine with Step Functions
+    Local's mocks: the reconcile keeps answering JobStillRunning, the stop succeeds (or is
+    denied), and either way the month fails as TransformTimedOut, notified."""
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    from localaws.stepfunctions import mock as sfn_mock
+    from tests.support import wait_for_execution
+
+    text = (ROOT / "statemachine" / "batch_transform.asl.json").read_text()
+    states = json.loads(PLACEHOLDER.sub(lambda m: "1" if m.group(1).endswith("Seconds") else "x", text))["States"]
+    definition = {"StartAt": "ReconcileTransform",
+                  "States": {n: states[n] for n in STOP_PATH + ["TransformFailed", "CheckData", "PublishResults",
+                                                                 "MonitorInput", "ReconcileMonitorInput",
+                                                                 "MonitorInputFailed", "PublishResultsFailed",
+                                                                 "NotifySuccess", "Succeeded"]}}
+    for state in definition["States"].values():  # mocked states never call these
+        if state.get("Resource") == "x":
+            state["Resource"] = "arn:aws:lambda:us-east-1:123456789012:function:x"
+    config = {
+        "StateMachines": {"Stop": {"TestCases": {"Case": {"ReconcileTransform": "Still", "StopTransform": stop,
+                                                          "NotifyFailure": "Published"}}}},
+        "MockedResponses": {
+            "Still": {"0-2": {"Throw": {"Error": "JobStillRunning", "Cause": "transform job j is still InProgress."}}},
+            "StopOk": {"0": {"Return": {}}},
+            "StopDenied": {"0": {"Throw": {"Error": "SageMaker.AccessDeniedException", "Cause": "denied"}}},
+            "Published": {"0": {"Return": {"MessageId": "m"}}},
+        },
+    }
+    was_installed = sfn_mock.installed()
+    sfn_mock.install(config)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            sfn = boto3.client("stepfunctions", region_name="us-east-1")
+            arn = sfn.create_state_machine(name="Stop", definition=json.dumps(definition),
+                                           roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+            execution = sfn.start_execution(stateMachineArn=f"{arn}#Case", input=json.dumps(
+                {"batch": {"run_id": "churn-202610-abcdef"}}))["executionArn"]
+            described = wait_for_execution(execution, timeout=60, sfn=sfn)
+            events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    finally:
+        sfn_mock.clear()
+        if not was_installed:
+            sfn_mock.uninstall()
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered == STOP_PATH
+    assert described["status"] == "FAILED" and described["error"] == "TransformTimedOut"
+    assert "churn-202610-abcdef-transform" in described["cause"] and "stopped" in described["cause"]

@@ -257,3 +257,15 @@ def test_the_dashboard_shows_runs_of_every_state_machine_and_only_metrics_the_co
     searches = [x["expression"] for row in rows for x in row if isinstance(x, dict) and "expression" in x]
     assert any("Invocation5XXErrors" in s for s in searches) and any("feature_baseline_drift" in s for s in searches)
     assert all("<AWS::StackName>" in s for s in searches)  # scoped to this stack's resources
+
+
+def test_validate_input_is_sized_for_the_largest_file_it_accepts():
+    """MemorySize and Timeout of ValidateInput are the ones autoloop.config's arithmetic uses,
+    and that arithmetic leaves at least 1.5x margin for the slowest measured rate."""
+    from autoloop import config
+
+    props = resources()["ValidateInputFunction"]["Properties"]
+    assert props["MemorySize"] == config.VALIDATE_MEMORY_MB >= 1769  # one full vCPU from 1,769 MB
+    assert props["Timeout"] == config.VALIDATE_TIMEOUT_SECONDS <= 900
+    cpu_seconds = config.MAX_VALIDATED_BYTES / 1e6 / (config.VALIDATION_MB_PER_CPU_SECOND * config.VALIDATE_VCPUS)
+    assert 1.5 * (cpu_seconds + config.VALIDATE_IO_SECONDS) <= config.VALIDATE_TIMEOUT_SECONDS

@@ -169,11 +169,27 @@ def test_models_are_isolated_and_endpoint_configs_encrypted_as_configured(securi
     validate_parameters(config, SAGEMAKER.operation_model("CreateEndpointConfig").input_shape)
     assert config.get("KmsKeyId") == (security.kms_key_arn or None)
     assert config["DataCaptureConfig"].get("KmsKeyId") == (security.kms_key_arn or None)
-    serverless = deploy.endpoint_config_request(DEPLOY_PLAN, capture_uri="s3://c", sampling_percentage=100,
-                                                instance_type="ml.m5.large", serverless_memory_mb=2048, tags=[],
-                                                security=security)
-    assert "KmsKeyId" not in serverless  # serverless variants have no volume to encrypt
-    assert serverless["DataCaptureConfig"].get("KmsKeyId") == (security.kms_key_arn or None)
+
+
+@pytest.mark.parametrize("security", [jobs.JobSecurity(), jobs.JobSecurity(kms_key_arn=SECURE.kms_key_arn)],
+                         ids=["defaults", "kms"])
+def test_serverless_requests_leave_out_what_serverless_inference_does_not_support(security):
+    """AWS's serverless inference guide: no network isolation, VPC, data capture or KMS volume key."""
+    plan = DEPLOY_PLAN.model_copy(update={"serverless_memory_mb": 2048, "data_capture": False})
+    model = deploy.model_request(plan, CTX.role_arn, [], security)
+    validate_parameters(model, SAGEMAKER.operation_model("CreateModel").input_shape)
+    assert "EnableNetworkIsolation" not in model and "VpcConfig" not in model
+    config = deploy.endpoint_config_request(plan, capture_uri="s3://c", sampling_percentage=100,
+                                            instance_type="ml.m5.large", serverless_memory_mb=2048, tags=[],
+                                            security=security)
+    validate_parameters(config, SAGEMAKER.operation_model("CreateEndpointConfig").input_shape)
+    assert "DataCaptureConfig" not in config and "KmsKeyId" not in config
+    assert config["ProductionVariants"] == [{"VariantName": "AllTraffic", "ModelName": plan.model_name,
+                                             "InitialVariantWeight": 1.0,
+                                             "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]
+    assert deploy.is_serverless_config(config) and not deploy.is_serverless_config(
+        deploy.endpoint_config_request(DEPLOY_PLAN, capture_uri="s3://c", sampling_percentage=100,
+                                       instance_type="ml.m5.large", serverless_memory_mb=None, tags=[]))
 
 
 def test_spot_training_waits_at_least_the_runtime_and_checkpoints_under_the_run():

@@ -90,6 +90,32 @@ def test_size_limit_is_checked_before_reading():
         validate_csv(never(), 11, config, "s3://b/k")
 
 
+def test_the_published_limit_is_what_validate_input_can_check_and_one_byte_more_is_refused():
+    """The default (and churn's) max_bytes is the ceiling sized in autoloop.config; a file of
+    exactly that size passes the size check, one byte more gets DatasetTooLarge, unread."""
+    from autoloop.config import MAX_VALIDATED_BYTES
+    from autoloop.validation import check_size
+
+    assert CONFIG.max_bytes == MAX_VALIDATED_BYTES == 1024**3
+    check_size(MAX_VALIDATED_BYTES, CONFIG, "s3://b/k")
+
+    def never():
+        raise AssertionError("the body must not be read")
+        yield b""
+
+    with pytest.raises(errors.DatasetTooLarge) as caught:
+        validate_csv(never(), MAX_VALIDATED_BYTES + 1, CONFIG, "s3://b/incoming/churn/big.csv")
+    message = str(caught.value)
+    assert "1,073,741,825 bytes" in message and "limit for model churn is 1,073,741,824" in message
+    assert "Split the file" in message and "\n" not in message
+
+
+def test_a_model_config_cannot_raise_max_bytes_beyond_what_validate_input_can_check():
+    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    with pytest.raises(errors.InvalidModelConfig, match="max_bytes"):
+        parse_model_config(json.dumps({**raw, "max_bytes": 2 * 1024**3}), "churn.json")
+
+
 def test_errors_are_json_serialisable_messages():
     with pytest.raises(errors.SchemaMismatch) as caught:
         run(HEADER + ",x\n")
