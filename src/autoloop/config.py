@@ -160,6 +160,11 @@ class LaunchSettings(MonitoringKnobs, SecurityKnobs):
         return SpotTraining(self.use_spot_training, self.spot_max_wait_seconds)
 
 
+class StartDeploySettings(Settings):
+    state_machine_arn: str
+    model_package_group_prefix: str
+
+
 class PlanSettings(Settings):
     stack_name: str
     model_package_group_prefix: str
