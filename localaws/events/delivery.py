@@ -41,8 +41,9 @@ At-least-once delivery (:func:`at_least_once`, off by default): EventBridge prom
 exactly-once nor order, and SageMaker documents that it may send more than one event per state
 change. With the setting on, a seeded share of the matching deliveries is *duplicated* (the
 same event, same ``id``, delivered again after a random number of later deliveries) and a
-share is *delayed* (held back behind later deliveries, so consumers see a newer event first).
-A held delivery never waits more than ``max_hold_seconds``: a background thread releases it
+share is *delayed* (held back behind later deliveries, so consumers see a newer event first),
+the two drawn independently. "Later deliveries" are matching events of any rule arriving
+after it. A held delivery never waits more than ``max_hold_seconds``: a background thread releases it
 if no later event comes, and :func:`drain` releases every held one first. :func:`held_stats`
 counts what was duplicated and delayed.
 
@@ -212,23 +213,24 @@ def release_held() -> int:
 
 
 def _choose(rule: Any, original: dict[str, Any], event: dict[str, Any],
-            transform_input: bool) -> tuple[bool, _Held | None]:
-    """(deliver now?, what to hold) for one matching delivery."""
+            transform_input: bool) -> tuple[bool, list[_Held]]:
+    """(deliver now?, what to hold) for one matching delivery. Delaying and duplicating are
+    drawn independently: a delivery can be both (then neither copy goes out now)."""
     setting = _setting
     if setting is None or (setting.match is not None and not setting.match(event)):
-        return True, None
+        return True, []
+    held: list[_Held] = []
     with _held_cond:
-        if setting.rng.random() < setting.delay:
-            kind = "delayed"
-        elif setting.rng.random() < setting.duplicate:
-            kind = "duplicate"
-        else:
-            return True, None
-        later = setting.rng.randint(1, setting.max_later)
-        _stats["duplicated" if kind == "duplicate" else "delayed"] += 1
-    deadline = _time.monotonic() + setting.max_hold_seconds
-    held = _Held(rule, copy.deepcopy(original), event, transform_input, later, deadline, kind)
-    return kind == "duplicate", held
+        delayed = setting.rng.random() < setting.delay
+        duplicated = setting.rng.random() < setting.duplicate
+        for kind, chosen in (("delayed", delayed), ("duplicate", duplicated)):
+            if not chosen:
+                continue
+            _stats["duplicated" if kind == "duplicate" else "delayed"] += 1
+            deadline = _time.monotonic() + setting.max_hold_seconds
+            held.append(_Held(rule, copy.deepcopy(original), event, transform_input,
+                              setting.rng.randint(1, setting.max_later), deadline, kind))
+    return not delayed, held
 
 
 def _hold(item: _Held) -> None:
@@ -347,8 +349,8 @@ def _send_to_targets(self: Any, original_event: dict[str, Any], transform_input:
     if now:
         _deliver(self, original_event, transform_input, public=event)
     _one_later_delivery()
-    if held is not None:
-        _hold(held)
+    for item in held:
+        _hold(item)
 
 
 def _service(arn: str) -> str:
