@@ -185,6 +185,12 @@ class ThreadEnviron(MutableMapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._env()[key]
 
+    def get(self, key: str, default: Any = None) -> Any:  # os.getenv's path: no KeyError round trip
+        return self._env().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._env()
+
     def __setitem__(self, key: str, value: str) -> None:
         if not isinstance(key, str) or not isinstance(value, str):
             raise TypeError(f"str expected, not {type(key if not isinstance(key, str) else value).__name__}")

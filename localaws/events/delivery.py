@@ -125,9 +125,14 @@ def deliveries() -> list[dict[str, Any]]:
 
 
 def reset() -> None:
-    """Forget recorded deliveries and failures; turn :func:`at_least_once` off (its held
-    deliveries are released first)."""
-    at_least_once(None)
+    """Forget recorded deliveries and failures; turn :func:`at_least_once` off, dropping what
+    it holds (the state they were for is being reset)."""
+    global _setting
+    with _held_cond:
+        _setting = None
+        _held.clear()
+        for key in _stats:
+            _stats[key] = 0
     with _failures_lock:
         _failures.clear()
         _delivered.clear()
