@@ -427,15 +427,21 @@ _routers: dict[str, _Router] = {}
 
 
 _routing_lock = threading.Lock()
-_routing: dict[str, Any] = {"users": 0, "saved": {}}
+_routing: dict[str, Any] = {"users": 0, "saved": {}, "environ": None}
 
 
 @contextmanager
 def _routed_output() -> Iterator[None]:
     """Install the routers as sys.stdout/sys.stderr while any invocation runs (the first one
-    in installs them, the last one out puts the streams back)."""
+    in installs them, the last one out puts the streams back). The same for :data:`environ`
+    in place of ``os.environ``, when :func:`install` has not put it there for good
+    (:func:`invoke_here` without the patches)."""
     with _routing_lock:
         if _routing["users"] == 0:
+            if os.environ is not environ:
+                environ.base = os.environ
+                _routing["environ"] = os.environ
+                setattr(os, "environ", environ)  # noqa: B010 (on purpose: see ThreadEnviron)
             saved: dict[str, Any] = {}
             for name in ("stdout", "stderr"):
                 router = _routers.get(name)
@@ -458,6 +464,9 @@ def _routed_output() -> Iterator[None]:
                     if getattr(sys, name) is _routers[name]:
                         setattr(sys, name, previous)
                 _routing["saved"] = {}
+                if _routing["environ"] is not None and os.environ is environ and not PATCHES.active():
+                    setattr(os, "environ", _routing["environ"])  # noqa: B010
+                _routing["environ"] = None
 
 
 def _log_file(function_name: str) -> io.TextIOWrapper:
