@@ -77,8 +77,8 @@ Limitations:
 - The timeout is soft. Python cannot kill a thread: the runaway handler thread gets an
   asynchronous ``SandboxTimedout`` exception, which is raised only when it next runs Python
   bytecode (not inside a blocking C call such as one long ``time.sleep`` or a socket
-  read). Until then it keeps running in the background, after the environment has been
-  restored and the lock released.
+  read). Until then it keeps running in the background (with its own environment still),
+  after its invocation has returned ``Sandbox.Timedout``.
 - Output is routed per thread: what the handler's own thread prints (``print``,
   ``logging``, Powertools Logger) goes to the function's log; output of threads the
   handler starts itself goes to the console.
