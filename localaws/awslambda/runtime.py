@@ -27,8 +27,8 @@ What :func:`install` patches (idempotent):
     during its invocations, so two functions' ``helpers.py`` do not collide;
   * keeps the loaded handler warm (module-level code runs once, as in a warm sandbox)
     until the code, handler, environment or endpoint changes, or :func:`reset` is called;
-  * applies the function's Environment variables to ``os.environ`` for the duration of
-    the call, plus the runtime's own (``AWS_LAMBDA_FUNCTION_NAME``,
+  * gives the invocation its own environment: the function's Environment variables over
+    this process's, plus the runtime's own (``AWS_LAMBDA_FUNCTION_NAME``,
     ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, ``AWS_REGION``, ...),
     ``POWERTOOLS_TRACE_DISABLED=true`` (no X-Ray daemon locally) and
     ``POWERTOOLS_METRICS_DISABLED=true`` unless the function's environment or this process's
@@ -60,26 +60,39 @@ What :func:`install` patches (idempotent):
   file and :func:`async_failures`). :func:`drain` waits for that queue.
   ``localaws.events.delivery`` delivers to Lambda targets through this path.
 
-Concurrency: invocations are serialised by one process-wide lock, because the function
-environment is applied to the shared ``os.environ``; that is the simplest correct choice.
-A handler that synchronously invokes another function in the same process (in-process
-``mock_aws`` mode) runs the nested invocation on its own thread without taking the lock
-again, so that works; in server mode the nested request arrives on another thread and
-waits for the lock (it gives up after :data:`LOCK_WAIT_SECONDS` with
-``Local.InvocationLockTimeout``). Use ``InvocationType=Event`` between functions.
+Concurrency: invocations run concurrently, as on AWS (each on its own handler thread; there
+is no process-wide lock, and a handler may invoke another function synchronously). Each
+needs its own environment, while handlers, boto3 and Powertools read ``os.environ``: so
+:func:`install` puts :class:`ThreadEnviron` in place of ``os.environ``, a mapping that on a
+handler thread resolves to that invocation's own dict (a copy of the process environment
+with the function's variables over it) and on every other thread to the real environment.
+Two functions with different values for one variable, invoked at once, each read their own;
+what a handler writes stays in its invocation. Asynchronous (``Event``) invocations run on
+a pool of up to :data:`ASYNC_CONCURRENCY` worker threads (:func:`set_async_concurrency`).
+Functions whose code folders hold modules of the same top-level name (other than the
+handler module, which is loaded under a unique name) cannot share ``sys.modules``: their
+invocations wait for each other; invocations of one function, or of functions with only
+their handler module, never wait.
 
 Limitations:
 - The timeout is soft. Python cannot kill a thread: the runaway handler thread gets an
   asynchronous ``SandboxTimedout`` exception, which is raised only when it next runs Python
   bytecode (not inside a blocking C call such as one long ``time.sleep`` or a socket
-  read). Until then it keeps running in the background, after the environment has been
-  restored and the lock released.
+  read). Until then it keeps running in the background (with its own environment still),
+  after its invocation has returned ``Sandbox.Timedout``.
 - Output is routed per thread: what the handler's own thread prints (``print``,
   ``logging``, Powertools Logger) goes to the function's log; output of threads the
   handler starts itself goes to the console.
 - Image functions (``PackageType=Image``) and non-Python runtimes are not run.
 - Memory size is reported, not enforced; there is no concurrency limit and no cold start
-  per concurrent request (one warm sandbox per function).
+  per concurrent request (one warm sandbox per function): concurrent invocations of a
+  function share its module globals, as they would not on AWS, so handler code that keeps
+  per-request state in globals must not rely on that locally either. Layer modules (the
+  ``autoloop`` package, Powertools' Logger and Metrics singletons) are shared by every
+  function in the process, so the keys a Logger appends for one invocation can show in the
+  lines of another that runs at the same time.
+- The environment is per thread: threads a handler starts itself, and subprocesses it runs
+  without ``env=``, see the process environment, not the function's.
 """
 
 from __future__ import annotations
@@ -104,7 +117,7 @@ import traceback
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,8 +130,10 @@ from localaws.patching import Patches
 
 LOG = logging.getLogger(__name__)
 
-#: How long an invocation waits for the process-wide invocation lock before giving up.
+#: How long an invocation waits for another function that shares a module name with it.
 LOCK_WAIT_SECONDS = 900.0
+#: Worker threads that run asynchronous (``Event``) invocations at once.
+ASYNC_CONCURRENCY = 8
 #: Time allowed for module-level code (Lambda's init phase) in addition to ``Timeout``.
 INIT_TIMEOUT_SECONDS = 10.0
 #: Bytes of log output returned with ``LogType=Tail`` (as on AWS).
@@ -128,7 +143,6 @@ _BUFFER_LIMIT = 256 * 1024
 PATCHES = Patches("lambda_runtime")
 _fault_hook: Callable[[str, Any, Any], None] | None = None
 
-_invoke_lock = threading.Lock()
 _state_lock = threading.Lock()
 _counts: Counter[str] = Counter()
 _warm: dict[str, _Loaded] = {}
@@ -138,6 +152,79 @@ _routes: dict[int, _Capture] = {}
 _log_files: dict[Path, io.TextIOWrapper] = {}
 _log_files_lock = threading.Lock()
 
+
+# --------------------------------------------------------------------------- environment per invocation
+
+
+class ThreadEnviron(MutableMapping[str, str]):
+    """Stands in for ``os.environ`` while the runtime is installed: on a thread running an
+    invocation (:meth:`bind`) it is that invocation's own dict, elsewhere the process's real
+    ``os.environ`` (reads and writes pass through, ``putenv`` included)."""
+
+    def __init__(self, base: MutableMapping[str, str]) -> None:
+        self.base = base
+        self._local = threading.local()
+
+    def _env(self) -> MutableMapping[str, str]:
+        env: dict[str, str] | None = getattr(self._local, "env", None)
+        return self.base if env is None else env
+
+    @contextmanager
+    def bind(self, values: dict[str, str]) -> Iterator[dict[str, str]]:
+        """This thread's environment is the process's with ``values`` over it, until exit."""
+        env = {**self.base, **values}
+        saved = getattr(self._local, "env", None)
+        self._local.env = env
+        try:
+            yield env
+        finally:
+            self._local.env = saved
+
+    def bound(self) -> bool:
+        return getattr(self._local, "env", None) is not None
+
+    def __getitem__(self, key: str) -> str:
+        return self._env()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # os.getenv's path: no KeyError round trip
+        return self._env().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._env()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"str expected, not {type(key if not isinstance(key, str) else value).__name__}")
+        self._env()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._env()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._env()))
+
+    def __len__(self) -> int:
+        return len(self._env())
+
+    def __repr__(self) -> str:
+        return f"environ({dict(self._env())!r})"
+
+    def copy(self) -> dict[str, str]:
+        return dict(self._env())
+
+    def __or__(self, other: Any) -> dict[str, str]:
+        return {**self._env(), **dict(other)}
+
+    def __ror__(self, other: Any) -> dict[str, str]:
+        return {**dict(other), **self._env()}
+
+    def __ior__(self, other: Any) -> ThreadEnviron:  # type: ignore[misc,override]
+        self.update(other)
+        return self
+
+
+_base_environ: MutableMapping[str, str] = os.environ
+environ = ThreadEnviron(_base_environ)
 
 # --------------------------------------------------------------------------- public API
 
@@ -152,6 +239,9 @@ def _patch(patches: Patches) -> None:
 
     patches.set(LambdaFunction, "_invoke_lambda", _invoke_lambda)
     patches.set(LambdaFunction, "invoke", _invoke)
+    if os.environ is not environ:
+        environ.base = os.environ  # whatever is there now (a test may have replaced it)
+        patches.set(os, "environ", environ)
 
 
 #: undo :func:`install` (moto goes back to Docker)
@@ -337,25 +427,47 @@ class _Router(io.TextIOBase):
 _routers: dict[str, _Router] = {}
 
 
+_routing_lock = threading.Lock()
+_routing: dict[str, Any] = {"users": 0, "saved": {}, "environ": None}
+
+
 @contextmanager
 def _routed_output() -> Iterator[None]:
-    """Install the routers as sys.stdout/sys.stderr (the lock holder does this)."""
-    saved: dict[str, Any] = {}
-    for name in ("stdout", "stderr"):
-        router = _routers.get(name)
-        if router is None:
-            router = _routers[name] = _Router(name)
-        current = getattr(sys, name)
-        if current is not router:
-            router.fallback = current
-            saved[name] = current
-            setattr(sys, name, router)
+    """Install the routers as sys.stdout/sys.stderr while any invocation runs (the first one
+    in installs them, the last one out puts the streams back). The same for :data:`environ`
+    in place of ``os.environ``, when :func:`install` has not put it there for good
+    (:func:`invoke_here` without the patches)."""
+    with _routing_lock:
+        if _routing["users"] == 0:
+            if os.environ is not environ:
+                environ.base = os.environ
+                _routing["environ"] = os.environ
+                setattr(os, "environ", environ)  # noqa: B010 (on purpose: see ThreadEnviron)
+            saved: dict[str, Any] = {}
+            for name in ("stdout", "stderr"):
+                router = _routers.get(name)
+                if router is None:
+                    router = _routers[name] = _Router(name)
+                current = getattr(sys, name)
+                if current is not router:
+                    router.fallback = current
+                    saved[name] = current
+                    setattr(sys, name, router)
+            _routing["saved"] = saved
+        _routing["users"] += 1
     try:
         yield
     finally:
-        for name, previous in saved.items():
-            if getattr(sys, name) is _routers[name]:
-                setattr(sys, name, previous)
+        with _routing_lock:
+            _routing["users"] -= 1
+            if _routing["users"] == 0:
+                for name, previous in _routing["saved"].items():
+                    if getattr(sys, name) is _routers[name]:
+                        setattr(sys, name, previous)
+                _routing["saved"] = {}
+                if _routing["environ"] is not None and os.environ is environ and not PATCHES.active():
+                    setattr(os, "environ", _routing["environ"])  # noqa: B010
+                _routing["environ"] = None
 
 
 def _log_file(function_name: str) -> io.TextIOWrapper:
@@ -425,10 +537,11 @@ def _add_layers(fn: Any) -> None:
             continue
         for candidate in (folder / "python", folder):
             path = str(candidate)
-            if candidate.is_dir() and path not in _layer_paths:
-                _layer_paths.add(path)
-                sys.path.append(path)
-                break
+            with _state_lock:
+                if candidate.is_dir() and path not in _layer_paths:
+                    _layer_paths.add(path)
+                    sys.path.append(path)
+                    break
 
 
 def _top_names(code_dir: Path | None) -> frozenset[str]:
@@ -456,36 +569,68 @@ def _is_under(module: ModuleType, prefix: str) -> bool:
         return False
 
 
+# module-name sharing between concurrent invocations (see _module_scope)
+_names_cond = threading.Condition()
+_name_owner: dict[str, str] = {}  # top-level module name -> code folder whose invocations hold it
+_folder_users: dict[str, int] = {}  # code folder -> invocations running from it
+_folder_displaced: dict[str, dict[str, ModuleType]] = {}
+
+
 @contextmanager
-def _module_scope(code_dir: Path | None, shadow: frozenset[str], private: dict[str, ModuleType]):  # type: ignore[no-untyped-def]
-    """Code folder first on sys.path; the function's own modules in sys.modules, modules
-    of the same name from elsewhere moved aside; all swapped back afterwards."""
+def _module_scope(code_dir: Path | None, shadow: frozenset[str], private: dict[str, ModuleType],  # type: ignore[no-untyped-def]
+                  exclusive: frozenset[str] = frozenset()):
+    """Code folder on sys.path; the function's own modules in sys.modules, modules of the
+    same name from elsewhere moved aside; all swapped back when the folder's last running
+    invocation ends. ``exclusive`` (the folder's module names other than the handler's):
+    first wait until no invocation from another folder holds one of them."""
     if code_dir is None:
         yield
         return
-    prefix = str(code_dir) + os.sep
-    displaced: dict[str, ModuleType] = {}
-    for name in list(sys.modules):
-        if name.split(".")[0] in shadow:
-            module = sys.modules.get(name)
-            if module is not None and not _is_under(module, prefix):
-                displaced[name] = sys.modules.pop(name)
-    sys.modules.update(private)
-    sys.path.insert(0, str(code_dir))
+    folder = str(code_dir)
+    prefix = folder + os.sep
+
+    def free() -> bool:
+        return all(_name_owner.get(name, folder) == folder for name in exclusive)
+
+    with _names_cond:
+        if not _names_cond.wait_for(free, LOCK_WAIT_SECONDS):
+            raise _LambdaFault("Local.InvocationLockTimeout",
+                               f"waited {LOCK_WAIT_SECONDS:.0f} s for another function that also has modules named "
+                               f"{', '.join(sorted(exclusive))} in its code")
+        for name in exclusive:
+            _name_owner[name] = folder
+        if _folder_users.get(folder, 0) == 0:
+            displaced: dict[str, ModuleType] = {}
+            for name in list(sys.modules):
+                if name.split(".")[0] in shadow:
+                    module = sys.modules.get(name)
+                    if module is not None and not _is_under(module, prefix):
+                        displaced[name] = sys.modules.pop(name)
+            _folder_displaced[folder] = displaced
+            sys.modules.update(private)
+            sys.path.insert(0, folder)
+        _folder_users[folder] = _folder_users.get(folder, 0) + 1
     try:
         yield
     finally:
-        try:
-            sys.path.remove(str(code_dir))
-        except ValueError:
-            pass
-        for name in list(sys.modules):
-            if name.split(".")[0] in shadow:
-                module = sys.modules.get(name)
-                if module is not None and _is_under(module, prefix):
-                    private[name] = sys.modules.pop(name)
-        for name, module in displaced.items():
-            sys.modules.setdefault(name, module)
+        with _names_cond:
+            _folder_users[folder] -= 1
+            if _folder_users[folder] == 0:
+                del _folder_users[folder]
+                try:
+                    sys.path.remove(folder)
+                except ValueError:
+                    pass
+                for name in list(sys.modules):
+                    if name.split(".")[0] in shadow:
+                        module = sys.modules.get(name)
+                        if module is not None and _is_under(module, prefix):
+                            private[name] = sys.modules.pop(name)
+                for name, module in _folder_displaced.pop(folder, {}).items():
+                    sys.modules.setdefault(name, module)
+                for name in [n for n, owner in _name_owner.items() if owner == folder]:
+                    del _name_owner[name]
+            _names_cond.notify_all()
 
 
 def _load_handler(fn: Any, code_dir: Path | None, private: dict[str, ModuleType]) -> Callable[..., Any]:
@@ -587,20 +732,6 @@ def _function_env(fn: Any, context: LambdaContext, code_dir: Path | None) -> dic
     return env
 
 
-@contextmanager
-def _applied_env(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 # --------------------------------------------------------------------------- invocation
 
 
@@ -639,19 +770,7 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """Replacement for ``LambdaFunction._invoke_lambda``: run the handler here."""
     with _state_lock:
         _counts[self.function_name] += 1
-    nested = threading.get_ident() in _routes  # called from a running handler, in-process
-    if not nested and not _invoke_lock.acquire(timeout=LOCK_WAIT_SECONDS):
-        payload = {
-            "errorType": "Local.InvocationLockTimeout",
-            "errorMessage": f"waited {LOCK_WAIT_SECONDS:.0f} s for the local Lambda lock "
-            "(a handler invoking another function synchronously in server mode?)",
-        }
-        return json.dumps(payload), True, ""
-    try:
-        return _run(self, _normalise_event(event))
-    finally:
-        if not nested:
-            _invoke_lock.release()
+    return _run(self, _normalise_event(event))
 
 
 def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
@@ -682,7 +801,7 @@ def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
         code_dir = _extract(code, "lambda", getattr(fn, "code_digest", None)) if code else None
         _add_layers(fn)
         env = _function_env(fn, context, code_dir)
-        with _applied_env(env), _routed_output():
+        with _routed_output():
             result = _run_on_thread(fn, event, context, code_dir, env, capture)
     except _LambdaFault as fault:
         result = {"error": fault}
@@ -734,12 +853,16 @@ def _run_on_thread(
         nonlocal loaded
         _routes[threading.get_ident()] = capture
         try:
-            with _module_scope(code_dir, shadow, private):
+            with environ.bind(env), _module_scope(code_dir, shadow, private, shadow - _handler_names(fn, code_dir)):
                 if loaded is None:
-                    handler = _load_handler(fn, code_dir, private)
-                    loaded = _Loaded(handler, code_dir, shadow, private)
-                    with _state_lock:
-                        _warm[key] = loaded
+                    with _cold_start_lock(key):  # concurrent cold starts of one function load it once
+                        with _state_lock:
+                            loaded = _warm.get(key)
+                        if loaded is None:
+                            handler = _load_handler(fn, code_dir, private)
+                            loaded = _Loaded(handler, code_dir, shadow, private)
+                            with _state_lock:
+                                _warm[key] = loaded
                 context._start_clock()
                 initialised.set()
                 hook = _fault_hook
@@ -772,6 +895,22 @@ def _run_on_thread(
     finished.wait(0.2)
     message = f"RequestId: {context.aws_request_id} Error: Task timed out after {context.timeout_seconds:.2f} seconds"
     return {"error": _LambdaFault("Sandbox.Timedout", message)}
+
+
+_cold_locks: dict[str, threading.Lock] = {}
+
+
+def _cold_start_lock(key: str) -> threading.Lock:
+    with _state_lock:
+        return _cold_locks.setdefault(key, threading.Lock())
+
+
+def _handler_names(fn: Any, code_dir: Path | None) -> frozenset[str]:
+    """The handler's own top-level module, which is loaded under a unique name (not shared)."""
+    module = str(fn.handler or "").rsplit(".", 1)[0]
+    if code_dir is None or "." in module or "/" in module:
+        return frozenset()
+    return frozenset({module})
 
 
 def _save_cloudwatch(fn: Any, stream: str, output: str) -> None:
@@ -818,21 +957,28 @@ _async_failures: list[dict[str, Any]] = []
 
 
 class _AsyncInvoker:
-    """A single background worker for asynchronous invocations, with a bounded drain."""
+    """A pool of up to :data:`ASYNC_CONCURRENCY` worker threads for asynchronous invocations,
+    started on demand, with a bounded drain."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self._pending = 0
+        self._idle = 0
+        self._running = 0
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self.concurrency = ASYNC_CONCURRENCY
 
     def submit(self, fn: Any, body: Any) -> None:
         with self._cond:
             self._pending += 1
             self._queue.put((fn, body))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="lambda-async", daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if self._idle < self._queue.qsize() and len(self._threads) < self.concurrency:
+                thread = threading.Thread(target=self._work, name=f"lambda-async-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                self._idle += 1  # counted idle until it takes its first item
+                thread.start()
 
     def drain(self, timeout: float) -> bool:
         with self._cond:
@@ -855,6 +1001,11 @@ class _AsyncInvoker:
     def _work(self) -> None:
         while True:
             fn, body = self._queue.get()
+            with self._cond:
+                self._idle -= 1
+                # a lowered concurrency applies to workers started before it, too
+                self._cond.wait_for(lambda: self._running < self.concurrency)
+                self._running += 1
             try:
                 _deliver_async(fn, body)
             except Exception:
@@ -862,7 +1013,20 @@ class _AsyncInvoker:
             finally:
                 with self._cond:
                     self._pending -= 1
+                    self._running -= 1
+                    self._idle += 1
                     self._cond.notify_all()
+
+
+def set_async_concurrency(workers: int) -> int:
+    """How many asynchronous invocations run at once (1: one at a time).
+    Returns the previous value."""
+    if workers < 1:
+        raise ValueError(f"set_async_concurrency: {workers!r} workers; give at least 1")
+    with _async._cond:
+        previous, _async.concurrency = _async.concurrency, workers
+        _async._cond.notify_all()
+    return previous
 
 
 _async = _AsyncInvoker()

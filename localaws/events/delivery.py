@@ -37,6 +37,16 @@ recorded in :func:`failures`; it never fails the event's producer.
 moto's S3 also emits "Object Tags Added" on every PutObject (tags or not), so a rule meant
 for new objects should match ``detail-type`` "Object Created", as it should on AWS anyway.
 
+At-least-once delivery (:func:`at_least_once`, off by default): EventBridge promises neither
+exactly-once nor order, and SageMaker documents that it may send more than one event per state
+change. With the setting on, a seeded share of the matching deliveries is *duplicated* (the
+same event, same ``id``, delivered again after a random number of later deliveries) and a
+share is *delayed* (held back behind later deliveries, so consumers see a newer event first),
+the two drawn independently. "Later deliveries" are matching events of any rule arriving
+after it. A held delivery never waits more than ``max_hold_seconds``: a background thread releases it
+if no later event comes, and :func:`drain` releases every held one first. :func:`held_stats`
+counts what was duplicated and delayed.
+
 Limitations: no DLQ, no retry policy per target, no ``RoleArn`` checks; moto's S3
 notification sends to the rules of every bus, not only the default one; the ``time`` field
 is rendered at second resolution.
@@ -47,10 +57,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import random
 import re
 import threading
 import time as _time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +102,9 @@ installed = PATCHES.active
 
 def drain(timeout: float = 30.0) -> bool:
     """Wait (at most ``timeout`` seconds) until asynchronous deliveries (Lambda targets) have
-    run. Returns False if some are still pending."""
+    run. Deliveries held back by :func:`at_least_once` are released first. Returns False if
+    some are still pending."""
+    release_held()
     try:
         from localaws.awslambda import runtime as lambda_runtime
     except ImportError:  # pragma: no cover - same package
@@ -110,9 +125,168 @@ def deliveries() -> list[dict[str, Any]]:
 
 
 def reset() -> None:
+    """Forget recorded deliveries and failures; turn :func:`at_least_once` off, dropping what
+    it holds (the state they were for is being reset)."""
+    global _setting
+    with _held_cond:
+        _setting = None
+        _held.clear()
+        for key in _stats:
+            _stats[key] = 0
     with _failures_lock:
         _failures.clear()
         _delivered.clear()
+
+
+# --------------------------------------------------------------------------- at-least-once
+
+
+@dataclass
+class AtLeastOnce:
+    """How deliveries are duplicated and reordered (see :func:`at_least_once`)."""
+
+    duplicate: float  # share of matching deliveries delivered twice
+    delay: float  # share of matching deliveries held back behind later ones
+    seed: int
+    match: Callable[[dict[str, Any]], bool] | None = None
+    max_later: int = 3  # a held delivery goes after 1..max_later later deliveries
+    max_hold_seconds: float = 2.0  # ... or after this long, whichever comes first
+    rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("duplicate", "delay"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"at_least_once: {name}={value!r} is a share; give a number from 0 to 1")
+        if self.max_later < 1 or self.max_hold_seconds <= 0:
+            raise ValueError("at_least_once: max_later must be at least 1 and max_hold_seconds above 0")
+        self.rng = random.Random(self.seed)
+
+
+@dataclass
+class _Held:
+    rule: Any
+    original: dict[str, Any]  # as moto passed it (for moto's own targets)
+    event: dict[str, Any]  # as our targets see it (the copy keeps the first delivery's id)
+    transform_input: bool
+    later: int  # deliveries still to go before this one
+    deadline: float  # time.monotonic()
+    kind: str  # duplicate | delayed
+
+
+_setting: AtLeastOnce | None = None
+_held: list[_Held] = []
+_held_cond = threading.Condition()
+_stats: dict[str, int] = {"duplicated": 0, "delayed": 0, "released": 0}
+_flusher: threading.Thread | None = None
+
+
+def at_least_once(duplicate: float | None = 0.0, *, delay: float = 0.0, seed: int = 0,
+                  match: Callable[[dict[str, Any]], bool] | None = None, max_later: int = 3,
+                  max_hold_seconds: float = 2.0) -> AtLeastOnce | None:
+    """Deliver a ``duplicate`` share of matching events twice and hold a ``delay`` share back
+    behind later events, seeded by ``seed`` (same seed, same choices for the same sequence of
+    events). ``match(event)`` picks the events it applies to (default: all). ``None`` turns
+    it off, releasing what is held. Returns the setting in force."""
+    global _setting
+    setting = None if duplicate is None else AtLeastOnce(duplicate, delay, seed, match, max_later, max_hold_seconds)
+    if setting is not None and setting.duplicate == 0.0 and setting.delay == 0.0:
+        setting = None
+    release_held()
+    with _held_cond:
+        _setting = setting
+        for key in _stats:
+            _stats[key] = 0
+    return setting
+
+
+def held_stats() -> dict[str, int]:
+    """Deliveries duplicated and delayed since :func:`at_least_once` was last set, how many
+    held ones have gone out, and how many are held now."""
+    with _held_cond:
+        return {**_stats, "held": len(_held)}
+
+
+def release_held() -> int:
+    """Deliver every held delivery now (oldest first). Returns how many."""
+    with _held_cond:
+        due = list(_held)
+        _held.clear()
+    for item in due:
+        _deliver_held(item)
+    return len(due)
+
+
+def _choose(rule: Any, original: dict[str, Any], event: dict[str, Any],
+            transform_input: bool) -> tuple[bool, list[_Held]]:
+    """(deliver now?, what to hold) for one matching delivery. Delaying and duplicating are
+    drawn independently: a delivery can be both (then neither copy goes out now)."""
+    setting = _setting
+    if setting is None or (setting.match is not None and not setting.match(event)):
+        return True, []
+    held: list[_Held] = []
+    with _held_cond:
+        delayed = setting.rng.random() < setting.delay
+        duplicated = setting.rng.random() < setting.duplicate
+        for kind, chosen in (("delayed", delayed), ("duplicate", duplicated)):
+            if not chosen:
+                continue
+            _stats["duplicated" if kind == "duplicate" else "delayed"] += 1
+            deadline = _time.monotonic() + setting.max_hold_seconds
+            held.append(_Held(rule, copy.deepcopy(original), event, transform_input,
+                              setting.rng.randint(1, setting.max_later), deadline, kind))
+    return not delayed, held
+
+
+def _hold(item: _Held) -> None:
+    global _flusher
+    with _held_cond:
+        _held.append(item)
+        if _flusher is None or not _flusher.is_alive():
+            _flusher = threading.Thread(target=_flush_expired, name="eventbridge-held", daemon=True)
+            _flusher.start()
+        _held_cond.notify_all()
+
+
+def _one_later_delivery() -> None:
+    """A delivery went out: held ones whose turn it is go next."""
+    with _held_cond:
+        due = []
+        for item in list(_held):
+            item.later -= 1
+            if item.later <= 0:
+                _held.remove(item)
+                due.append(item)
+    for item in due:
+        _deliver_held(item)
+
+
+def _flush_expired() -> None:
+    while True:
+        with _held_cond:
+            if not _held:
+                _held_cond.wait(5.0)
+                if not _held:
+                    continue
+            now = _time.monotonic()
+            due = [item for item in _held if item.deadline <= now]
+            for item in due:
+                _held.remove(item)
+            if not due:
+                _held_cond.wait(max(0.01, min(item.deadline for item in _held) - now))
+                continue
+        for item in due:
+            _deliver_held(item)
+
+
+def _deliver_held(item: _Held) -> None:
+    with _held_cond:
+        _stats["released"] += 1
+    try:
+        _deliver(item.rule, item.original, item.transform_input, public=item.event,
+                 duplicate=item.kind == "duplicate")
+    except Exception as exc:  # never let a held delivery kill the flusher
+        _record(item.rule, {"Arn": "(held delivery)"}, exc)
 
 
 def fire_schedule(
@@ -175,7 +349,13 @@ def _send_to_targets(self: Any, original_event: dict[str, Any], transform_input:
         return  # schedule-only: fires from fire_schedule, never on ordinary events
     if not self.event_pattern.matches_event(original_event):
         return
-    _deliver(self, original_event, transform_input)
+    event = _public_event(original_event)
+    now, held = _choose(self, original_event, event, transform_input)
+    if now:
+        _deliver(self, original_event, transform_input, public=event)
+    _one_later_delivery()
+    for item in held:
+        _hold(item)
 
 
 def _service(arn: str) -> str:
@@ -183,7 +363,10 @@ def _service(arn: str) -> str:
     return parts[2] if len(parts) > 2 else ""
 
 
-def _deliver(rule: Any, original_event: dict[str, Any], transform_input: bool) -> int:
+def _deliver(rule: Any, original_event: dict[str, Any], transform_input: bool, *,
+             public: dict[str, Any] | None = None, duplicate: bool = False) -> int:
+    """Deliver to the rule's targets. ``public``: the event as targets see it, if already made
+    (a held delivery keeps its id); ``duplicate``: it is a copy (recorded as such)."""
     native = [t for t in rule.targets if _service(t.get("Arn", "")) not in _OURS]
     ours = [t for t in rule.targets if _service(t.get("Arn", "")) in _OURS]
     delivered = 0
@@ -202,7 +385,7 @@ def _deliver(rule: Any, original_event: dict[str, Any], transform_input: bool) -
             _record(rule, {"Arn": ",".join(t.get("Arn", "") for t in native)}, exc)
     if not ours:
         return delivered
-    event = _public_event(original_event)
+    event = public if public is not None else _public_event(original_event)
     for target in ours:
         try:
             payload = _target_input(target, event, rule)
@@ -223,7 +406,8 @@ def _deliver(rule: Any, original_event: dict[str, Any], transform_input: bool) -
                 client("sns").publish(TopicArn=target["Arn"], Message=message)
             delivered += 1
             with _failures_lock:
-                _delivered.append({"rule": rule.arn, "target": target["Arn"], "kind": kind, "id": event.get("id")})
+                _delivered.append({"rule": rule.arn, "target": target["Arn"], "kind": kind, "id": event.get("id"),
+                                   "duplicate": duplicate})
         except Exception as exc:
             _record(rule, target, exc)
     return delivered

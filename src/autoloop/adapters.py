@@ -9,6 +9,7 @@ reason; ``botocore.exceptions`` (about 10 ms) is imported here for the ``except`
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,9 @@ from autoloop.errors import AutoloopError, AwsCallFailed, AwsThrottled, Transien
 
 _CONFIG: dict[str, Any] = {"retries": {"max_attempts": 4, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 30}
 _clients: dict[str, Any] = {}
+# boto3 clients are thread-safe once made, but making them (boto3's default session) is not:
+# concurrent invocations of handlers in one process (the local Lambda runtime) make them here.
+_clients_lock = threading.Lock()
 
 THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
@@ -29,12 +33,16 @@ TRANSIENT_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavail
 
 
 def client(service: str) -> Any:
-    if service not in _clients:
-        import boto3
-        from botocore.config import Config
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    with _clients_lock:
+        if service not in _clients:
+            import boto3
+            from botocore.config import Config
 
-        _clients[service] = boto3.client(service, config=Config(**_CONFIG))  # type: ignore[call-overload]
-    return _clients[service]
+            _clients[service] = boto3.client(service, config=Config(**_CONFIG))  # type: ignore[call-overload]
+        return _clients[service]
 
 
 def set_client(service: str, value: Any) -> None:

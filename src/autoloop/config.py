@@ -209,6 +209,11 @@ class LaunchSettings(MonitoringKnobs, SecurityKnobs):
         return SpotTraining(self.use_spot_training, self.spot_max_wait_seconds)
 
 
+class StartDeploySettings(Settings):
+    state_machine_arn: str
+    model_package_group_prefix: str
+
+
 class PlanSettings(SecurityKnobs):
     stack_name: str
     model_package_group_prefix: str

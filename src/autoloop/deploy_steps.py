@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -9,8 +12,9 @@ from botocore.exceptions import ClientError
 
 from autoloop import tasks
 from autoloop.adapters import aws_call, client, error_code
-from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings
+from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings, StartDeploySettings
 from autoloop.deploy import (
+    PackageEvent,
     deployment_config,
     endpoint_config_request,
     is_serverless_config,
@@ -21,14 +25,53 @@ from autoloop.deploy import (
     stale_versions,
 )
 from autoloop.errors import EndpointBusy, InvalidEvent
+from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.lifecycle import teardown_started
 from autoloop.monitoring import schedule_name, schedule_request
-from autoloop.naming import RUN_ID_KEY
+from autoloop.naming import RUN_ID_KEY, execution_arn
 from autoloop.observability import logger, metrics
 from autoloop.registry import latest_approved_package
 from autoloop.state import DeployPlan as Plan
 from autoloop.state import DeployState, EndpointRequest, parse
 from autoloop.tasks import BUSY
+
+MAX_EXECUTION_NAME = 80  # Step Functions' limit
+
+
+def deployment_name(package: PackageEvent, changed_at: Any) -> str:
+    """The DeployPipeline execution of one approval state change, named by its identity:
+    ``<model>-v<version>-<approved|rejected>-<10 hex>``, the hex over the package ARN, the status
+    and the change's ``LastModifiedTime``. Every copy of the change's event (EventBridge's
+    at-least-once delivery, SageMaker's duplicate events) names the same execution; approving
+    the same package again after a rejection is a new change, so a new execution."""
+    digest = hashlib.sha256(json.dumps([package.arn, package.status, str(changed_at or "")]).encode()).hexdigest()
+    suffix = f"-v{package.version}-{package.status.lower()}-{digest[:10]}"
+    model = re.sub(r"[^A-Za-z0-9_-]", "-", package.model)[: MAX_EXECUTION_NAME - len(suffix)]
+    return model + suffix
+
+
+def start_deployment(event: Any, settings: StartDeploySettings) -> dict[str, Any]:
+    """"SageMaker Model Package State Change" (Approved or Rejected) -> one DeployPipeline
+    execution per state change. A duplicate event gets ExecutionAlreadyExists, which is a
+    success: the change is already being (or was) deployed. The execution's input is the event."""
+    package = parse_package_event(event, settings.model_package_group_prefix)
+    changed_at = parse_event(ModelPackageStateChange, event).detail.last_modified
+    name = deployment_name(package, changed_at)
+    sfn = client("stepfunctions")
+    with aws_call("starting the DeployPipeline"):
+        try:
+            response = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=name,
+                                           input=json.dumps(event))
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            status = sfn.describe_execution(executionArn=execution_arn(settings.state_machine_arn, name))["status"]
+            logger.info("duplicate approval event: the deployment exists", extra={"execution": name, "status": status})
+            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+            return {"started": False, "duplicate": True, "execution_name": name, "status": status}
+    logger.info("deployment started", extra={"execution": name, "package": package.arn, "status": package.status})
+    metrics.add_metric(name="DeploymentsStarted", unit=MetricUnit.Count, value=1)
+    return {"started": True, "execution_name": name, "execution_arn": response["executionArn"]}
 
 
 def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:
@@ -101,16 +144,30 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
                                   serverless_memory_mb=p.serverless_memory_mb or None, tags=tags,
                                   security=settings.security()),
     )
+    existing = tasks.describe_endpoint(p.endpoint_name)
+    if existing is not None and existing["EndpointStatus"] == "InService" \
+            and existing.get("EndpointConfigName") == p.config_name:
+        # Already serving the target (a duplicate approval's execution, or a retried task after
+        # the update went through): no second deployment, and no event will come for this task.
+        result = tasks.endpoint_result(existing, p.config_name)
+        task = None
+        if request.task_token:
+            waiters = tasks.EndpointWaiters(settings.task_token_table, p.endpoint_name)
+            waiters.claim(waiters.attribute(request.task_token))  # parked by an earlier attempt of this task
+            task = tasks.send_endpoint_outcome(request.task_token, p.endpoint_name, result)
+        metrics.add_metric(name="DeploymentsAlreadyServing", unit=MetricUnit.Count, value=1)
+        logger.info("already serving", extra={"endpoint": p.endpoint_name, "config": p.config_name, "task": task})
+        return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": "none", "task": task}
+    if existing is not None and existing["EndpointStatus"] in BUSY:
+        raise EndpointBusy(f"endpoint {p.endpoint_name} is {existing['EndpointStatus']}.")
     if request.task_token:
+        # Parked before the request, so the state-change event it causes always finds the task.
         tasks.park_endpoint_task(settings.task_token_table, p.endpoint_name, request.task_token, request.execution,
                                  p.config_name)
-    existing = tasks.describe_endpoint(p.endpoint_name)
     with aws_call(f"deploying {p.config_name} to endpoint {p.endpoint_name}"):
         if existing is None:
             sagemaker.create_endpoint(EndpointName=p.endpoint_name, EndpointConfigName=p.config_name, Tags=tags)
             action = "create"
-        elif existing["EndpointStatus"] in BUSY:
-            raise EndpointBusy(f"endpoint {p.endpoint_name} is {existing['EndpointStatus']}.")
         else:
             sagemaker.update_endpoint(
                 EndpointName=p.endpoint_name, EndpointConfigName=p.config_name,

@@ -201,6 +201,8 @@ class ModelPackageDetail(_Detail):
     arn: str = Field(alias="ModelPackageArn")
     version: Any = Field(default=None, alias="ModelPackageVersion")
     status: str = Field(alias="ModelApprovalStatus")
+    # Names one state change: SageMaker's duplicate events of a change carry the same time.
+    last_modified: Any = Field(default=None, alias="LastModifiedTime")
 
 
 class ModelPackageStateChange(_Event):

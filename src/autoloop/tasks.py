@@ -14,8 +14,10 @@ The training, deploy and batch steps all use this module; it imports none of the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -48,6 +50,9 @@ ENDPOINT_TOKEN_PREFIX = "endpoint:"
 STALE_TOKEN_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 MAX_CAUSE = 32768  # SendTaskFailure's limit
 #: Endpoint statuses in which it is changing: no new deployment starts, and a wait goes on.
+#: Seconds of clock difference between Lambda and SageMaker tolerated when telling a late event
+#: (from before a deployment began) from one about the deployment.
+CLOCK_SLACK_SECONDS = 1.0
 BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"})
 
 
@@ -217,35 +222,173 @@ def endpoint_result(description: dict[str, Any], desired_config: str) -> dict[st
     raise DeploymentFailed(f"endpoint {description['EndpointName']} is {status}: {reason}")
 
 
+class EndpointWaiters:
+    """Deploy tasks waiting on one endpoint, all of them: item ``endpoint:<name>``.
+
+    Each waiting task is one attribute of the item, named after its token
+    (``task_<16 hex of sha256(token)>``), holding ``{token, execution_arn, config, parked_at}``;
+    ``waiting`` (N) counts them. More than one task can wait at once (a duplicate approval's
+    execution, a deployment whose wait timed out and was reconciled): parking never overwrites
+    another task's token, and each is completed, failed or dropped on its own. A task is
+    claimed by removing its attribute on condition that it is there, so of two deliveries of
+    the same event only one completes it. The item goes when its last task does.
+    """
+
+    def __init__(self, table: str, endpoint: str, ttl_seconds: int = 7 * 24 * 3600) -> None:
+        self.table = table
+        self.endpoint = endpoint
+        self.key = {"job_name": {"S": ENDPOINT_TOKEN_PREFIX + endpoint}}
+        self.ttl_seconds = ttl_seconds
+
+    @staticmethod
+    def attribute(token: str) -> str:
+        return "task_" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+    def park(self, token: str, execution: str, desired_config: str, parked_at: float | None = None) -> str:
+        """Add a waiting task (a retried park of the same token changes nothing)."""
+        name = self.attribute(token)
+        entry = {"token": {"S": token}, "execution_arn": {"S": execution}, "config": {"S": desired_config},
+                 "parked_at": {"N": repr(time.time() if parked_at is None else parked_at)}}
+        with aws_call(f"saving the deploy task token for {self.endpoint}"):
+            try:
+                client("dynamodb").update_item(
+                    TableName=self.table, Key=self.key,
+                    UpdateExpression="SET #task = :entry, expires_at = :expires ADD waiting :one",
+                    ConditionExpression="attribute_not_exists(#task)",
+                    ExpressionAttributeNames={"#task": name},
+                    ExpressionAttributeValues={":entry": {"M": entry}, ":one": {"N": "1"},
+                                               ":expires": {"N": str(int(time.time()) + self.ttl_seconds)}},
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+        return name
+
+    def waiting(self) -> dict[str, dict[str, str]]:
+        """Attribute name -> entry, for every task waiting on the endpoint."""
+        with aws_call(f"reading the deploy tasks waiting on {self.endpoint}"):
+            item = client("dynamodb").get_item(TableName=self.table, Key=self.key, ConsistentRead=True).get("Item")
+        found: dict[str, dict[str, str]] = {}
+        for name, value in (item or {}).items():
+            if name.startswith("task_") and "M" in value:
+                found[name] = {k: str(v.get("S", v.get("N", ""))) for k, v in value["M"].items()}
+        if item and "token" in item:  # parked before tasks became attributes: one task, the item itself
+            found["token"] = {"token": item["token"]["S"], "execution_arn": item.get("execution_arn", {}).get("S", ""),
+                              "config": item.get("step", {}).get("S", ""), "parked_at": "0"}
+        return found
+
+    def claim(self, name: str) -> bool:
+        """Remove one waiting task; False if another delivery took it first. The item goes
+        with its last task."""
+        dynamodb = client("dynamodb")
+        with aws_call(f"claiming a deploy task of {self.endpoint}"):
+            if name == "token":
+                try:
+                    dynamodb.delete_item(TableName=self.table, Key=self.key, ConditionExpression="attribute_exists(#t)",
+                                         ExpressionAttributeNames={"#t": "token"})
+                    return True
+                except ClientError as exc:
+                    if error_code(exc) == "ConditionalCheckFailedException":
+                        return False
+                    raise
+            try:
+                dynamodb.update_item(
+                    TableName=self.table, Key=self.key, UpdateExpression="REMOVE #task ADD waiting :minus_one",
+                    ConditionExpression="attribute_exists(#task)", ExpressionAttributeNames={"#task": name},
+                    ExpressionAttributeValues={":minus_one": {"N": "-1"}},
+                )
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            try:
+                dynamodb.delete_item(TableName=self.table, Key=self.key, ConditionExpression="waiting <= :zero",
+                                     ExpressionAttributeValues={":zero": {"N": "0"}})
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":  # another task still waits
+                    raise
+        return True
+
+    def restore(self, name: str, entry: dict[str, str]) -> None:
+        """Put a claimed task back (its completion hit a retryable AWS error)."""
+        self.park(entry["token"], entry.get("execution_arn", ""), entry.get("config", ""),
+                  float(entry.get("parked_at") or 0) or None)
+
+
 def park_endpoint_task(table: str, endpoint: str, token: str, execution: str, desired_config: str) -> None:
-    """The deploy task waits under ``endpoint:<name>``; the config it waits for rides along."""
-    TokenStore(table).put(ENDPOINT_TOKEN_PREFIX + endpoint, token, execution, desired_config)
+    """The deploy task waits under ``endpoint:<name>`` beside any other waiting task."""
+    EndpointWaiters(table, endpoint).park(token, execution, desired_config)
+
+
+def _changed_since(description: dict[str, Any], parked_at: float) -> bool:
+    """Whether the endpoint changed after the task was parked (an older event, delivered
+    late, describes the endpoint from before this deployment started)."""
+    modified = description.get("LastModifiedTime")
+    if modified is None or not parked_at:
+        return True
+    stamp = modified.timestamp() if isinstance(modified, datetime) else float(modified)
+    return stamp >= parked_at - CLOCK_SLACK_SECONDS
+
+
+def send_endpoint_outcome(token: str, endpoint: str, outcome: dict[str, Any] | Exception) -> str:
+    """SendTaskSuccess with the result, or SendTaskFailure with the named error. A stale token
+    (the task timed out and its reconcile took over, or the execution ended) is dropped:
+    returns ``"completed"``, ``"failed"`` or ``"already-closed"``."""
+    sfn = client("stepfunctions")
+    with aws_call(f"completing the deployment task of {endpoint}"):
+        try:
+            if isinstance(outcome, Exception):
+                sfn.send_task_failure(taskToken=token, error=type(outcome).__name__, cause=str(outcome)[:MAX_CAUSE])
+                return "failed"
+            sfn.send_task_success(taskToken=token, output=json.dumps(outcome))
+            return "completed"
+        except ClientError as exc:
+            if error_code(exc) not in STALE_TOKEN_CODES:
+                raise
+            logger.info("deploy task already closed", extra={"endpoint": endpoint, "code": error_code(exc)})
+            metrics.add_metric(name="StaleTokensDropped", unit=MetricUnit.Count, value=1)
+            return "already-closed"
 
 
 def handle_endpoint_event(change: EndpointStateChange, table: str) -> dict[str, Any]:
-    """"SageMaker Endpoint State Change" -> complete the waiting deploy task, if any."""
+    """"SageMaker Endpoint State Change" -> complete every deploy task waiting on the endpoint
+    that the endpoint's present state decides: InService on the task's config succeeds it,
+    a rollback or a failure fails it, a change in progress leaves it waiting."""
     name = change.detail.endpoint_name
-    store = TokenStore(table)
-    entry = store.pop(ENDPOINT_TOKEN_PREFIX + name)
-    if entry is None:
+    waiters = EndpointWaiters(table, name)
+    waiting = waiters.waiting()
+    if not waiting:
         return {"endpoint_name": name, "ignored": "no deployment is waiting for this endpoint"}
     description = describe_endpoint(name)
-    sfn = client("stepfunctions")
-    with aws_call(f"completing the deployment task of {name}"):
+    tasks: dict[str, str] = {}
+    for attribute, entry in waiting.items():
+        desired = entry.get("config", "")
+        outcome: dict[str, Any] | Exception
         try:
             if description is None:
                 raise DeploymentFailed(f"endpoint {name} no longer exists.")
-            result = endpoint_result(description, entry.get("step", ""))
-            sfn.send_task_success(taskToken=entry["token"], output=json.dumps(result))
-            return {**result, "task": "completed"}
+            outcome = endpoint_result(description, desired)
         except EndpointStillUpdating:
-            store.put(ENDPOINT_TOKEN_PREFIX + name, entry["token"], entry.get("execution_arn", ""),
-                      entry.get("step", ""))
-            return {"endpoint_name": name, "ignored": "the endpoint is still changing"}
+            tasks[desired] = "waiting"
+            continue
         except (DeploymentFailed, DeploymentRolledBack) as failure:
-            sfn.send_task_failure(taskToken=entry["token"], error=type(failure).__name__,
-                                  cause=str(failure)[:MAX_CAUSE])
-            return {"endpoint_name": name, "task": "failed", "error": type(failure).__name__}
+            if description is not None and not _changed_since(description, float(entry.get("parked_at") or 0)):
+                tasks[desired] = "waiting"  # a late event from before this deployment began
+                continue
+            outcome = failure
+        if not waiters.claim(attribute):
+            continue  # another delivery of this event took it
+        try:
+            tasks[desired] = send_endpoint_outcome(entry["token"], name, outcome)
+        except (AwsThrottled, TransientAwsError):
+            waiters.restore(attribute, entry)  # the retried delivery completes it
+            raise
+    result: dict[str, Any] = {"endpoint_name": name, "tasks": tasks}
+    if not tasks:
+        result["ignored"] = "another delivery of this event completed the waiting tasks"
+    elif set(tasks.values()) == {"waiting"}:
+        result["ignored"] = "the endpoint is still changing"
+    return result
 
 
 def reconcile_endpoint(endpoint: str, desired_config: str) -> dict[str, Any]:

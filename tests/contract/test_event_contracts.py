@@ -50,8 +50,8 @@ CONSUMED = {
     "sagemaker_processing_job_completed": ("JobCallbackFunction", parse_job_state_change),
     "sagemaker_processing_job_failed": ("JobCallbackFunction", parse_job_state_change),
     "sagemaker_endpoint_in_service": ("JobCallbackFunction", lambda e: e["detail"]["EndpointName"]),
-    "sagemaker_model_package_approved": ("DeployPipeline", lambda e: parse_package_event(e, STACK)),
-    "sagemaker_model_package_rejected": ("DeployPipeline", lambda e: parse_package_event(e, STACK)),
+    "sagemaker_model_package_approved": ("StartDeploymentFunction", lambda e: parse_package_event(e, STACK)),
+    "sagemaker_model_package_rejected": ("StartDeploymentFunction", lambda e: parse_package_event(e, STACK)),
     "sagemaker_monitoring_job_completed": ("DriftHandlerFunction", parse_monitoring_job_event),
     "cloudwatch_alarm_drift": ("DriftHandlerFunction", parse_alarm_event),
     "sagemaker_transform_job_completed": ("JobCallbackFunction", parse_job_state_change),
@@ -63,8 +63,8 @@ FILTERED = {
     "s3_object_created_outside_incoming": "StartPipelineFunction",
     "sagemaker_training_job_in_progress": "JobCallbackFunction",
     "sagemaker_endpoint_updating": "JobCallbackFunction",
-    "sagemaker_model_package_other_group": "DeployPipeline",
-    "sagemaker_model_package_pending": "DeployPipeline",
+    "sagemaker_model_package_other_group": "StartDeploymentFunction",
+    "sagemaker_model_package_pending": "StartDeploymentFunction",
     "sagemaker_transform_job_in_progress": "JobCallbackFunction",
 }
 NOT_EVENTS = {"pipeline_input", "constraint_violations_sample", "batch_transform_manual", "batch_transform_scheduled"}

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 CAP = 2
 # A queued run retries every 200 s (2 s at the e2e time scale): with 48 runs queued, the default
-# 60 s would make the local Lambda runtime, which runs one invocation at a time, the bottleneck.
+# 60 s would make the retries of queued runs (each a Lambda invocation) the bottleneck.
 BURST = 50
 COPIES = 100
 

@@ -84,7 +84,11 @@ def test_deploy_creates_model_config_with_capture_and_endpoint(deployed, planner
     token = boto3.client("dynamodb").get_item(
         TableName=deployed.resources["TaskTokenTable"], Key={"job_name": {"S": f"endpoint:{plan['endpoint_name']}"}}
     )["Item"]
-    assert token["token"]["S"] == "tok" and token["step"]["S"] == plan["config_name"]
+    from autoloop.tasks import EndpointWaiters
+
+    waiting = token[EndpointWaiters.attribute("tok")]["M"]
+    assert waiting["token"]["S"] == "tok" and waiting["config"]["S"] == plan["config_name"]
+    assert token["waiting"]["N"] == "1"
     # Deploying the same plan again (a retried task) creates nothing twice.
     deployed.use_env("PlanDeploymentFunction")
     assert planner(package_event(plan["package_arn"]), lambda_context)["action"] == "none"

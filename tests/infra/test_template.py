@@ -54,6 +54,7 @@ FUNCTION_SETTINGS = {
     "JobCallbackFunction": settings_module.CallbackSettings,
     "QualityGateFunction": settings_module.GateSettings,
     "RegisterModelFunction": settings_module.RegisterSettings,
+    "StartDeploymentFunction": settings_module.StartDeploySettings,
     "PlanDeploymentFunction": settings_module.PlanSettings,
     "DeployEndpointFunction": settings_module.EndpointSettings,
     "ScheduleMonitoringFunction": settings_module.MonitorScheduleSettings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 import types
@@ -181,7 +182,9 @@ _ABSENT = object()
 
 
 def _owners() -> Iterator[Any]:
-    """moto's and botocore's modules and the classes defined in them."""
+    """moto's and botocore's modules and the classes defined in them, and ``os`` (the Lambda
+    runtime puts its per-invocation mapping in place of ``os.environ``)."""
+    yield os
     for name, module in list(sys.modules.items()):
         if module is None or not name.startswith(("moto.", "botocore.")):
             continue
