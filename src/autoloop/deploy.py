@@ -203,7 +203,20 @@ def deployment_config(alarms: Sequence[str], bake_seconds: int, termination_wait
     }
 
 
+#: The part of an endpoint's name that every :func:`versioned_name` of it keeps (versions of up
+#: to 7 digits): what a listing searches for; :func:`is_version_of` then tells which are its own.
+VERSIONS_SEARCH_LENGTH = MAX_NAME - len("-v9999999-abcdef")
+
+
+def is_version_of(name: str, endpoint: str) -> bool:
+    """Whether ``name`` is a :func:`versioned_name` of ``endpoint``: exactly the endpoint's name
+    cut as versioned_name cuts it, then the suffix. Another model's endpoint whose name starts
+    with this one's (``<stack>-churn2`` beside ``<stack>-churn``) is not."""
+    match = _VERSIONED.search(name)
+    return bool(match) and name[: match.start()] == endpoint[: MAX_NAME - (len(name) - match.start())]
+
+
 def stale_versions(names: Sequence[str], endpoint: str, keep: str) -> list[str]:
     """This endpoint's versioned models or configs other than ``keep``."""
-    return sorted(n for n in names if n != keep and n.startswith(f"{endpoint[: MAX_NAME - 12]}") and version_of(n))
+    return sorted(n for n in names if n != keep and is_version_of(n, endpoint))
 

@@ -14,6 +14,7 @@ from autoloop import tasks
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings, StartDeploySettings
 from autoloop.deploy import (
+    VERSIONS_SEARCH_LENGTH,
     PackageEvent,
     deployment_config,
     endpoint_config_request,
@@ -194,12 +195,14 @@ def cleanup_endpoint(payload: Any) -> dict[str, Any]:
     sagemaker = client("sagemaker")
     deleted: dict[str, list[str]] = {"configs": [], "models": []}
     with aws_call(f"cleaning up old versions of {p.endpoint_name}"):
-        configs = [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs(
-            NameContains=p.endpoint_name, MaxResults=100)["EndpointConfigs"]]
+        search = p.endpoint_name[:VERSIONS_SEARCH_LENGTH]  # a long endpoint name is cut in its versions
+        configs = [c["EndpointConfigName"] for page in sagemaker.get_paginator("list_endpoint_configs").paginate(
+            NameContains=search) for c in page["EndpointConfigs"]]
         for name in stale_versions(configs, p.endpoint_name, keep):
             sagemaker.delete_endpoint_config(EndpointConfigName=name)
             deleted["configs"].append(name)
-        models = [m["ModelName"] for m in sagemaker.list_models(NameContains=p.endpoint_name, MaxResults=100)["Models"]]
+        models = [m["ModelName"] for page in sagemaker.get_paginator("list_models").paginate(NameContains=search)
+                  for m in page["Models"]]
         for name in stale_versions(models, p.endpoint_name, keep):
             sagemaker.delete_model(ModelName=name)
             deleted["models"].append(name)

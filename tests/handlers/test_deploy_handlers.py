@@ -112,11 +112,20 @@ def test_cleanup_keeps_only_the_serving_version(deployed, planner, lambda_contex
                                                             instance_type="ml.m5.large", serverless_memory_mb=None,
                                                             tags=[]))
         plans.append(plan)
+    # Another model's endpoint whose name starts with this one's: its versions are not ours.
+    neighbour = {**plans[0], "endpoint_name": f"{STACK}-churn2",
+                 "model_name": f"{STACK}-churn2-v1-abcdef", "config_name": f"{STACK}-churn2-v1-abcdef"}
+    n = DeployPlan.model_validate(neighbour)
+    sm.create_model(**model_request(n, deployed.outputs["SageMakerExecutionRoleArn"], []))
+    sm.create_endpoint_config(**endpoint_config_request(n, capture_uri="s3://b/c", sampling_percentage=100,
+                                                        instance_type="ml.m5.large", serverless_memory_mb=None,
+                                                        tags=[]))
     result = load_handler("cleanup_endpoint").handler({"plan": plans[-1]}, lambda_context)
     assert sorted(result["configs"]) == sorted(p["config_name"] for p in plans[:2])
     left = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
-    assert left == [plans[-1]["config_name"]]
-    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [plans[-1]["model_name"]]
+    assert sorted(left) == sorted([plans[-1]["config_name"], neighbour["config_name"]])
+    assert sorted(m["ModelName"] for m in sm.list_models()["Models"]) == sorted(
+        [plans[-1]["model_name"], neighbour["model_name"]])
 
 
 def test_endpoint_result_names_rollback_and_failure():

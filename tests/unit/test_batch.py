@@ -236,3 +236,18 @@ def test_a_transform_job_result_has_the_shape_of_every_job_result():
                                       "TransformOutput": {"S3OutputPath": "s3://a/out"}, "FailureReason": "why"})
     assert result == {"job_name": "j", "kind": "transform", "status": "Failed", "outputs": {"output": "s3://a/out"},
                       "model_artifacts": None, "failure_reason": "why"}
+
+
+def test_versions_are_told_apart_from_a_neighbours_and_found_when_cut():
+    arn = "arn:aws:sagemaker:us-east-1:1:model-package/g/7"
+    short, neighbour = "autoloop-dev-churn", "autoloop-dev-churn2"
+    assert deploy.is_version_of(deploy.versioned_name(short, arn, 7), short)
+    assert not deploy.is_version_of(deploy.versioned_name(neighbour, arn, 7), short)
+    long = "s" * 38 + "-" + "m" * 24  # the longest endpoint name: 63 characters
+    for version in (1, 999, 1234567):
+        name = deploy.versioned_name(long, arn, version)
+        assert len(name) <= 63 and deploy.is_version_of(name, long)
+        assert long[: deploy.VERSIONS_SEARCH_LENGTH] in name  # what the cleanup's listing searches for
+    other = long[:40] + "x" + long[41:]  # another model, same length: differs within the part kept
+    assert deploy.stale_versions([deploy.versioned_name(long, arn, 2)], other, keep="") == []
+
