@@ -213,7 +213,9 @@ def is_version_of(name: str, endpoint: str) -> bool:
     cut as versioned_name cuts it, then the suffix. Another model's endpoint whose name starts
     with this one's (``<stack>-churn2`` beside ``<stack>-churn``) is not."""
     match = _VERSIONED.search(name)
-    return bool(match) and name[: match.start()] == endpoint[: MAX_NAME - (len(name) - match.start())]
+    if match is None:
+        return False
+    return name[: match.start()] == endpoint[: MAX_NAME - (len(name) - match.start())]
 
 
 def stale_versions(names: Sequence[str], endpoint: str, keep: str) -> list[str]:
