@@ -39,19 +39,35 @@ browser:
 	else echo "note: chromium not found and not root: the report's browser test will be skipped" \
 		"(install it with: sudo apt-get install -y chromium)"; fi
 
-# checkov (the template's security scan) pins packages that conflict with pytest and
-# aws-sam-cli, so it gets a venv of its own inside .venv.
-CHECKOV_VERSION := 3.3.30
-$(VENV)/checkov/.installed:
+# A tool that pins packages the project's venv cannot hold gets a venv of its own inside .venv:
+# $(call tool_venv,<name>,<pip requirement>,<what it is, for the progress line>).
+define tool_venv
+$(VENV)/$(1)/.installed:
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (see 'make setup')" >&2; exit 1; fi
-	@echo "==> installing checkov $(CHECKOV_VERSION) into $(VENV)/checkov (about a minute the first time)"
+	@echo "==> installing $(3) into $(VENV)/$(1)"
 	@mkdir -p $(VENV)
-	@test -x $(VENV)/checkov/bin/python || $(PYTHON312) -m venv $(VENV)/checkov
-	@$(VENV)/checkov/bin/python -m pip install --quiet --upgrade pip
-	@$(VENV)/checkov/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
-	@touch $@
+	@test -x $(VENV)/$(1)/bin/python || $(PYTHON312) -m venv $(VENV)/$(1)
+	@$(VENV)/$(1)/bin/python -m pip install --quiet --upgrade pip
+	@$(VENV)/$(1)/bin/python -m pip install --quiet '$(2)'
+	@touch $$@
 
-checkov: $(VENV)/checkov/.installed
+$(1): $(VENV)/$(1)/.installed
+endef
+
+# checkov (the template's security scan) pins packages that conflict with pytest and aws-sam-cli.
+CHECKOV_VERSION := 3.3.30
+$(eval $(call tool_venv,checkov,checkov==$(CHECKOV_VERSION),checkov $(CHECKOV_VERSION) (about a minute the first time)))
+
+# The SageMaker SDK v3 as a user installs it (the `sagemaker` meta-package: about 1 GB with
+# mlflow and pyarrow, and its own boto3/botocore), for tests/sdk, which run it against
+# `autoloop local serve`; about 85 s the first time.
+SDK3_VERSION := 3.27.0
+$(eval $(call tool_venv,sdk3,sagemaker==$(SDK3_VERSION),the SageMaker SDK $(SDK3_VERSION) (about a minute and a half the first time)))
+
+# The AWS CLI (v1) for the tests that drive `autoloop local serve` with it. awscli v1 pins
+# botocore exactly, which would fight the project's boto3.
+AWSCLI_VERSION := 1.45.11
+$(eval $(call tool_venv,awscli,awscli==$(AWSCLI_VERSION),the AWS CLI $(AWSCLI_VERSION)))
 
 # asl-validator (npm) checks every state machine definition after substitution
 # (tests/infra/test_asl.py). Installed under .venv/node; without npm the test is skipped.
@@ -64,35 +80,6 @@ $(VENV)/node/.installed:
 	else echo "note: npm not found: the asl-validator test will be skipped (install nodejs and npm)"; fi
 
 asl-validator: $(VENV)/node/.installed
-
-# The SageMaker SDK v3 as a user installs it (the `sagemaker` meta-package: about 1 GB with
-# mlflow and pyarrow, and its own boto3/botocore), for tests/sdk, which run it against
-# `autoloop local serve`. A venv of its own inside .venv, like checkov's; about 85 s the first time.
-SDK3_VERSION := 3.27.0
-$(VENV)/sdk3/.installed:
-	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (see 'make setup')" >&2; exit 1; fi
-	@echo "==> installing the SageMaker SDK $(SDK3_VERSION) into $(VENV)/sdk3 (about a minute and a half the first time)"
-	@mkdir -p $(VENV)
-	@test -x $(VENV)/sdk3/bin/python || $(PYTHON312) -m venv $(VENV)/sdk3
-	@$(VENV)/sdk3/bin/python -m pip install --quiet --upgrade pip
-	@$(VENV)/sdk3/bin/python -m pip install --quiet 'sagemaker==$(SDK3_VERSION)'
-	@touch $@
-
-sdk3: $(VENV)/sdk3/.installed
-
-# The AWS CLI (v1) for the tests that drive `autoloop local serve` with it. awscli v1 pins
-# botocore exactly, which would fight the project's boto3, so it too gets a venv of its own.
-AWSCLI_VERSION := 1.45.11
-$(VENV)/awscli/.installed:
-	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (see 'make setup')" >&2; exit 1; fi
-	@echo "==> installing the AWS CLI $(AWSCLI_VERSION) into $(VENV)/awscli"
-	@mkdir -p $(VENV)
-	@test -x $(VENV)/awscli/bin/python || $(PYTHON312) -m venv $(VENV)/awscli
-	@$(VENV)/awscli/bin/python -m pip install --quiet --upgrade pip
-	@$(VENV)/awscli/bin/python -m pip install --quiet 'awscli==$(AWSCLI_VERSION)'
-	@touch $@
-
-awscli: $(VENV)/awscli/.installed
 
 # The six installs run side by side (each is idempotent and quiet once done); then the
 # suite runs in 3 pytest-xdist workers, one test file each at a time (module fixtures such

@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from autoloop.errors import AutoloopError, AwsCallFailed, AwsThrottled, TransientAwsError
+from autoloop.naming import execution_arn
 
 _CONFIG: dict[str, Any] = {"retries": {"max_attempts": 4, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 30}
 _clients: dict[str, Any] = {}
@@ -102,3 +103,19 @@ def object_exists(bucket: str, key: str) -> bool:
         with aws_call(f"checking s3://{bucket}/{key}"):
             raise
     return True
+
+
+def start_execution_once(state_machine_arn: str, name: str, payload: str, what: str) -> str | None:
+    """Start the execution ``name`` of a state machine. None when it started; otherwise the
+    status of the execution that already has that name: the same work, started by an earlier
+    copy of the event or an earlier attempt (Step Functions keeps names for 90 days)."""
+    sfn = client("stepfunctions")
+    with aws_call(what):
+        try:
+            sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
+            return None
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            return str(sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))["status"])
+

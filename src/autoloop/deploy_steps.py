@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import tasks
+from autoloop import adapters, tasks
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings, StartDeploySettings
 from autoloop.deploy import (
@@ -58,21 +58,15 @@ def start_deployment(event: Any, settings: StartDeploySettings) -> dict[str, Any
     package = parse_package_event(event, settings.model_package_group_prefix)
     changed_at = parse_event(ModelPackageStateChange, event).detail.last_modified
     name = deployment_name(package, changed_at)
-    sfn = client("stepfunctions")
-    with aws_call("starting the DeployPipeline"):
-        try:
-            response = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=name,
-                                           input=json.dumps(event))
-        except ClientError as exc:
-            if error_code(exc) != "ExecutionAlreadyExists":
-                raise
-            status = sfn.describe_execution(executionArn=execution_arn(settings.state_machine_arn, name))["status"]
-            logger.info("duplicate approval event: the deployment exists", extra={"execution": name, "status": status})
-            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
-            return {"started": False, "duplicate": True, "execution_name": name, "status": status}
+    status = adapters.start_execution_once(settings.state_machine_arn, name, json.dumps(event),
+                                           "starting the DeployPipeline")
+    if status is not None:
+        logger.info("duplicate approval event: the deployment exists", extra={"execution": name, "status": status})
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+        return {"started": False, "duplicate": True, "execution_name": name, "status": status}
     logger.info("deployment started", extra={"execution": name, "package": package.arn, "status": package.status})
     metrics.add_metric(name="DeploymentsStarted", unit=MetricUnit.Count, value=1)
-    return {"started": True, "execution_name": name, "execution_arn": response["executionArn"]}
+    return {"started": True, "execution_name": name, "execution_arn": execution_arn(settings.state_machine_arn, name)}
 
 
 def plan_deployment(event: Any, settings: PlanSettings) -> dict[str, Any]:

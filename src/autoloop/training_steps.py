@@ -94,20 +94,14 @@ def start_pipeline(event: Any, settings: StartSettings) -> dict[str, Any]:
     rid = run_id(model, bucket, obj.key, version)
     source = {"bucket": bucket, "key": obj.key, "version_id": obj.version_id, "etag": obj.etag, "size": obj.size}
     payload = json.dumps({"run_id": rid, "model": model, "source": source, "trigger": {"type": "s3"}})
-    sfn = client("stepfunctions")
-    with aws_call("starting the TrainingPipeline"):
-        try:
-            response = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=rid, input=payload)
-        except ClientError as exc:
-            if error_code(exc) != "ExecutionAlreadyExists":
-                raise
-            status = sfn.describe_execution(executionArn=execution_arn(settings.state_machine_arn, rid))["status"]
-            logger.info("duplicate event: the run exists", extra={"run_id": rid, "status": status})
-            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
-            return {"started": False, "duplicate": True, "run_id": rid, "status": status}
+    status = adapters.start_execution_once(settings.state_machine_arn, rid, payload, "starting the TrainingPipeline")
+    if status is not None:
+        logger.info("duplicate event: the run exists", extra={"run_id": rid, "status": status})
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+        return {"started": False, "duplicate": True, "run_id": rid, "status": status}
     logger.info("pipeline started", extra={"run_id": rid, "model": model})
     metrics.add_metric(name="PipelinesStarted", unit=MetricUnit.Count, value=1)
-    return {"started": True, "run_id": rid, "execution_arn": response["executionArn"]}
+    return {"started": True, "run_id": rid, "execution_arn": execution_arn(settings.state_machine_arn, rid)}
 
 
 # ----------------------------------------------------------------------------- validate
