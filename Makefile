@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov asl-validator sdk3 awscli demo test test-fast lint build bench bench-quick clean
+.PHONY: setup browser checkov asl-validator sdk2 sdk3 awscli demo test test-fast lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -58,6 +58,10 @@ endef
 CHECKOV_VERSION := 3.3.30
 $(eval $(call tool_venv,checkov,checkov==$(CHECKOV_VERSION),checkov $(CHECKOV_VERSION) (about a minute the first time)))
 
+# The SageMaker SDK v2 as a user installs it (about 300 MB, 30 s), for tests/sdk.
+SDK2_VERSION := 2.257.7
+$(eval $(call tool_venv,sdk2,sagemaker==$(SDK2_VERSION),the SageMaker SDK $(SDK2_VERSION)))
+
 # The SageMaker SDK v3 as a user installs it (the `sagemaker` meta-package: about 1 GB with
 # mlflow and pyarrow, and its own boto3/botocore), for tests/sdk, which run it against
 # `autoloop local serve`; about 85 s the first time.
@@ -81,12 +85,12 @@ $(VENV)/node/.installed:
 
 asl-validator: $(VENV)/node/.installed
 
-# The six installs run side by side (each is idempotent and quiet once done); then the
+# The seven installs run side by side (each is idempotent and quiet once done); then the
 # suite runs in 3 pytest-xdist workers, one test file each at a time (module fixtures such
 # as a booted local AWS stay in one process). Much of an end-to-end test is waiting, so 3
 # workers beat 2 on a 2-core machine. `.venv/bin/pytest -n 0 tests/...` runs a subset serially.
 test:
-	@$(MAKE) --no-print-directory -j6 setup browser checkov asl-validator sdk3 awscli
+	@$(MAKE) --no-print-directory -j7 setup browser checkov asl-validator sdk2 sdk3 awscli
 	@$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The fast tier (about a minute and a half on 2 cores): the domain, the handlers and the

@@ -66,6 +66,8 @@ EXTENSIONS: tuple[Extension, ...] = (
               "moto's CloudFormation re-parses the same template body with pure-Python PyYAML on every boot", True),
     Extension("sagemaker_models", "localaws.sagemaker.models",
               "moto's DescribeModel returns an empty VpcConfig, which AWS omits and SDK v3's shapes reject", True),
+    Extension("sagemaker_search", "localaws.sagemaker.search",
+              "moto's Search refuses nested property names (ModelArtifacts.S3ModelArtifacts), which SDK v2 uses", True),
     Extension("sagemaker_jobs", "localaws.sagemaker.jobs.runner",
               "moto's processing, training and transform jobs are records that run nothing", False),
     Extension("sagemaker_registry", "localaws.sagemaker.registry",

@@ -85,8 +85,8 @@ def test_every_extension_is_installed():
     names = server.install_extensions()
     assert names == ["unsupported_api", "lambda_runtime", "eventbridge", "sfn_time", "sfn_callbacks", "sfn_mock",
                      "cloudwatch_logs", "s3_policy", "iam_simulator", "cfn_types", "cfn_template_cache",
-                     "sagemaker_models", "sagemaker_jobs", "sagemaker_registry", "sagemaker_endpoints",
-                     "model_monitor"]
+                     "sagemaker_models", "sagemaker_search", "sagemaker_jobs", "sagemaker_registry",
+                     "sagemaker_endpoints", "model_monitor"]
     assert lambda_runtime.installed() and eventbridge.installed()
     assert sagemaker_jobs.installed() and sfn_mock.installed()
     assert unsupported.installed() and shipping.installed()
