@@ -15,19 +15,20 @@ from localaws.sagemaker import search
 
 @pytest.fixture
 def sm() -> Iterator[Any]:
-    with mock_aws():
-        search.install()
-        try:
-            client = boto3.client("sagemaker", region_name="us-east-1")
-            for name in ("job-a", "job-b"):
-                client.create_training_job(
-                    TrainingJobName=name, RoleArn="arn:aws:iam::123456789012:role/r",
-                    AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
-                    OutputDataConfig={"S3OutputPath": f"s3://b/{name}"}, StoppingCondition={"MaxRuntimeInSeconds": 60},
-                    ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1})
-            yield client
-        finally:
-            search.uninstall()
+    """Plain moto records (the job runner of earlier modules switched off), with the search
+    extension (for_handler_tests keeps it on)."""
+    from localaws.extensions import for_handler_tests
+
+    with for_handler_tests(), mock_aws():
+        assert search.installed()
+        client = boto3.client("sagemaker", region_name="us-east-1")
+        for name in ("job-a", "job-b"):
+            client.create_training_job(
+                TrainingJobName=name, RoleArn="arn:aws:iam::123456789012:role/r",
+                AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
+                OutputDataConfig={"S3OutputPath": f"s3://b/{name}"}, StoppingCondition={"MaxRuntimeInSeconds": 60},
+                ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1})
+        yield client
 
 
 def names(result: dict[str, Any]) -> list[str]:
