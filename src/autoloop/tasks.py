@@ -49,10 +49,10 @@ CREATE_JOB = {"processing": "create_processing_job", "training": "create_trainin
 ENDPOINT_TOKEN_PREFIX = "endpoint:"
 STALE_TOKEN_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 MAX_CAUSE = 32768  # SendTaskFailure's limit
-#: Endpoint statuses in which it is changing: no new deployment starts, and a wait goes on.
 #: Seconds of clock difference between Lambda and SageMaker tolerated when telling a late event
 #: (from before a deployment began) from one about the deployment.
 CLOCK_SLACK_SECONDS = 1.0
+#: Endpoint statuses in which it is changing: no new deployment starts, and a wait goes on.
 BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"})
 
 
