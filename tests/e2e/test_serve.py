@@ -31,7 +31,7 @@ from autoloop_cli import datagen
 from tests.conftest import ROOT
 from tests.support import wait_until
 
-SCALE = 0.001
+SCALE = 0.005  # the hourly monitoring schedule fires every 18 s: a few jobs, not one every 3.6 s
 MODEL_GROUP = "autoloop-local-churn"
 ENDPOINT = "autoloop-local-churn"
 SCHEDULE = f"{ENDPOINT}-dq"
@@ -105,7 +105,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(60)
+                process.wait(180)  # its clean stop (endpoint workers, jobs) on a loaded machine
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
