@@ -14,6 +14,7 @@ import os
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,28 @@ def run_execution() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def wait_execution() -> Callable[..., dict[str, Any]]:
     return wait_for_execution
+
+
+@contextmanager
+def sagemaker_in_process(home: Path, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The in-process local AWS with ``bucket``, one worker a variant and endpoint waits at 0.01;
+    endpoints and jobs are stopped before moto's state goes."""
+    from localaws.sagemaker.endpoints import service as sagemaker_endpoints
+    from localaws.sagemaker.jobs import runner as sagemaker_jobs
+
+    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(home))
+    monkeypatch.setenv(sagemaker_endpoints.ENV_TIME_SCALE, "0.01")
+    sagemaker_endpoints.configure(workers_per_variant=1)
+    try:
+        with server.in_process():
+            s3 = client("s3")
+            s3.create_bucket(Bucket=bucket)
+            try:
+                yield {"s3": s3, "sm": client("sagemaker"), "rt": client("sagemaker-runtime"),
+                       "cw": client("cloudwatch"), "home": home}
+            finally:
+                sagemaker_endpoints.stop_all()
+                sagemaker_jobs.stop_all_jobs(timeout=15)
+    finally:
+        sagemaker_endpoints.configure(workers_per_variant=None)
+

@@ -22,12 +22,11 @@ from typing import Any
 
 import pytest
 
-from localaws import server
-from localaws.clients import client
 from localaws.sagemaker import optml
 from localaws.sagemaker.endpoints import service as sagemaker_endpoints
 from localaws.sagemaker.jobs import runner as sagemaker_jobs
 from localaws.sagemaker.sandbox import JobFailure
+from tests.localaws.conftest import sagemaker_in_process
 
 BUCKET = "optml-tests"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -62,21 +61,8 @@ with open("/opt/ml/processing/output/info.json", "w") as fh:
 
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(sagemaker_endpoints.ENV_TIME_SCALE, "0.01")
-    sagemaker_endpoints.configure(workers_per_variant=1)
-    try:
-        with server.in_process():
-            s3 = client("s3")
-            s3.create_bucket(Bucket=BUCKET)
-            try:
-                yield {"s3": s3, "sm": client("sagemaker"), "rt": client("sagemaker-runtime"),
-                       "home": tmp_path / "home"}
-            finally:
-                sagemaker_endpoints.stop_all()
-                sagemaker_jobs.stop_all_jobs(timeout=15)
-    finally:
-        sagemaker_endpoints.configure(workers_per_variant=None)
+    with sagemaker_in_process(tmp_path / "home", BUCKET, monkeypatch) as found:
+        yield found
 
 
 def put(s3: Any, key: str, body: str | bytes) -> str:

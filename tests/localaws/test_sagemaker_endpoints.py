@@ -33,6 +33,7 @@ from localaws.clients import client
 from localaws.sagemaker.endpoints import service as sagemaker_endpoints
 from localaws.sagemaker.endpoints.plan import traffic_plan
 from localaws.sagemaker.endpoints.runtime import event_status
+from tests.localaws.conftest import sagemaker_in_process
 
 BUCKET = "endpoint-tests"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -58,26 +59,8 @@ DIES_ON_NEGATIVE = TINY_INFERENCE + (
 
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """In-process local AWS with a bucket; endpoints stopped before moto's state goes."""
-    monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(sagemaker_endpoints.ENV_TIME_SCALE, "0.01")
-    sagemaker_endpoints.configure(workers_per_variant=1)
-    try:
-        with server.in_process():
-            s3 = client("s3")
-            s3.create_bucket(Bucket=BUCKET)
-            try:
-                yield {
-                    "s3": s3,
-                    "sm": client("sagemaker"),
-                    "rt": client("sagemaker-runtime"),
-                    "cw": client("cloudwatch"),
-                    "home": tmp_path / "home",
-                }
-            finally:
-                sagemaker_endpoints.stop_all()
-    finally:
-        sagemaker_endpoints.configure(workers_per_variant=None)
+    with sagemaker_in_process(tmp_path / "home", BUCKET, monkeypatch) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
