@@ -152,11 +152,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _published_models(bucket: str) -> list[str]:
     from autoloop.adapters import client
-    from autoloop.jobs import config_key
+    from autoloop.jobs import CONFIG_PREFIX
 
-    prefix = config_key("x").rsplit("/", 1)[0] + "/"
-    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sorted(o["Key"][len(prefix):].removesuffix(".json") for page in pages for o in page.get("Contents", []))
+    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CONFIG_PREFIX)
+    return sorted(o["Key"][len(CONFIG_PREFIX):].removesuffix(".json") for page in pages
+                  for o in page.get("Contents", []))
 
 
 def cmd_put(args: argparse.Namespace) -> int:

@@ -31,8 +31,12 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"  # where SageMaker syncs CheckpointConfig
 PREPROCESS_OUTPUTS = ("train", "validation", "test", "baseline")
 
 
+#: Where the published model configs are, one ``<model>.json`` each.
+CONFIG_PREFIX = "config/models/"
+
+
 def config_key(model: str) -> str:
-    return f"config/models/{model}.json"
+    return f"{CONFIG_PREFIX}{model}.json"
 
 
 def code_key(name: str) -> str:
