@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -163,6 +163,8 @@ class ValidateSettings(Settings):
 
 
 class MonitoringKnobs(Settings):
+    #: Template parameter MonitoringBackend: Autoloop's own jobs, or SageMaker Model Monitor.
+    monitoring_backend: Literal["autoloop", "model-monitor"] = "autoloop"
     model_monitor_image_uri: str = ""
     monitoring_sample_size: int = Field(default=500, ge=50)
     monitoring_quantile: float = Field(default=0.99, gt=0.5, lt=1)
@@ -240,6 +242,28 @@ class MonitorScheduleSettings(MonitoringKnobs, SecurityKnobs):
     processing_instance_type: str = "ml.m5.large"
     job_max_runtime_seconds: int = Field(default=3600, ge=60)
     stack_name: str = ""
+    #: autoloop backend: the state machine each endpoint's Scheduler schedule starts, and the
+    #: role Scheduler assumes to start it.
+    monitoring_pipeline_arn: str = ""
+    scheduler_role_arn: str = ""
+
+    @model_validator(mode="after")
+    def _scheduler_known(self) -> MonitorScheduleSettings:
+        if self.monitoring_backend == "autoloop" and not (self.monitoring_pipeline_arn and self.scheduler_role_arn):
+            raise ValueError("the autoloop monitoring backend needs MONITORING_PIPELINE_ARN and SCHEDULER_ROLE_ARN")
+        return self
+
+
+class MonitorPlanSettings(Settings):
+    """The MonitoringPipeline's plan (autoloop backend)."""
+
+    artifacts_bucket: str
+    data_bucket: str
+    model_package_group_prefix: str
+    metric_threshold: float
+    monitoring_window_hours: int = Field(default=24, ge=1, le=24 * 14)
+    #: A drop of the model's metric below the champion's registered value by more than this is a violation.
+    quality_margin: float = Field(default=0.05, ge=0)
 
 
 class DriftSettings(Settings):

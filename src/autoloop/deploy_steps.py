@@ -28,7 +28,7 @@ from autoloop.deploy import (
 from autoloop.errors import EndpointBusy, InvalidEvent
 from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.lifecycle import teardown_started
-from autoloop.monitoring import schedule_name, schedule_request
+from autoloop.monitoring import schedule_name, schedule_request, scheduler_request
 from autoloop.naming import RUN_ID_KEY, execution_arn
 from autoloop.observability import logger, metrics
 from autoloop.registry import latest_approved_package
@@ -205,8 +205,11 @@ def cleanup_endpoint(payload: Any) -> dict[str, Any]:
 
 
 def schedule_monitoring(payload: Any, settings: MonitorScheduleSettings) -> dict[str, Any]:
-    """Create or update the data-quality schedule with the calibrated constraints."""
+    """Create or update the endpoint's monitoring schedule: a Scheduler schedule that starts the
+    MonitoringPipeline (autoloop backend), or a Model Monitor schedule with the calibrated constraints."""
     state = parse(DeployState, payload, "deployment state")
+    if settings.monitoring_backend == "autoloop":
+        return _schedule_own_monitoring(state, settings)
     endpoint = state.plan.endpoint_name
     statistics = state.job("baseline").outputs["monitoring_output"].rstrip("/") + "/statistics.json"
     constraints = state.job("calibrate").outputs["calibrated"].rstrip("/") + "/constraints.json"
@@ -236,3 +239,35 @@ def schedule_monitoring(payload: Any, settings: MonitorScheduleSettings) -> dict
     logger.info("monitoring scheduled", extra={"schedule": name, "constraints": constraints})
     return {"schedule_name": name, "constraints_uri": constraints, "statistics_uri": statistics,
             "updated": exists}
+
+
+def _schedule_own_monitoring(state: DeployState, settings: MonitorScheduleSettings) -> dict[str, Any]:
+    baseline = state.job("baseline").outputs["monitoring_output"].rstrip("/")
+    request = scheduler_request(
+        endpoint=state.plan.endpoint_name, model=state.plan.model, target_arn=settings.monitoring_pipeline_arn,
+        role_arn=settings.scheduler_role_arn, statistics_uri=f"{baseline}/statistics.json",
+        constraints_uri=f"{baseline}/constraints.json", kms_key_arn=settings.kms_key_arn,
+    )
+    scheduler = client("scheduler")
+    name = request["Name"]
+    with aws_call(f"scheduling monitoring {name}"):
+        try:
+            scheduler.get_schedule(Name=name, GroupName=request["GroupName"])
+            exists = True
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            exists = False
+        if exists:
+            scheduler.update_schedule(**request)
+        else:
+            try:
+                scheduler.create_schedule(**request)
+            except ClientError as exc:  # a concurrent deploy created it first: make it ours
+                if error_code(exc) != "ConflictException":
+                    raise
+                scheduler.update_schedule(**request)
+                exists = True
+    logger.info("monitoring scheduled", extra={"schedule": name, "baseline": baseline})
+    return {"schedule_name": name, "backend": "autoloop", "constraints_uri": f"{baseline}/constraints.json",
+            "statistics_uri": f"{baseline}/statistics.json", "updated": exists}

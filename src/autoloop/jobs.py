@@ -21,7 +21,7 @@ from autoloop.naming import RUN_ID_KEY, job_name, run_prefix
 JobKind = Literal["processing", "training", "transform"]
 STEP_KIND: dict[str, JobKind] = {
     "preprocess": "processing", "train": "training", "evaluate": "processing",
-    "baseline": "processing", "calibrate": "processing",
+    "baseline": "processing", "calibrate": "processing", "monitor": "processing",
 }
 CODE_PREFIX = "code/ml/"
 SOURCEDIR = "sourcedir.tar.gz"

@@ -9,6 +9,8 @@ import unicodedata
 from autoloop.errors import InvalidEvent
 
 INCOMING_PREFIX = "incoming/"
+#: Ground-truth labels for captured requests, in the data bucket: ``groundtruth/<model>/yyyy/mm/dd/hh/*.jsonl``.
+GROUND_TRUTH_PREFIX = "groundtruth/"
 MAX_JOB_NAME = 63  # SageMaker job names
 MAX_SAGEMAKER_NAME = 63  # every SageMaker resource name: jobs, models, configs, endpoints, schedules, groups
 MAX_EXECUTION_NAME = 80  # Step Functions execution names
@@ -18,7 +20,7 @@ MAX_MODEL_NAME = 24  # _MODEL_RE
 MAX_STACK_NAME = MAX_SAGEMAKER_NAME - 1 - MAX_MODEL_NAME
 MAX_S3_URI = 1024  # a SageMaker job's S3Uri (an input object's s3://bucket/key)
 MAX_TAG_VALUE = 256  # a SageMaker tag value or CustomerMetadataProperties value
-JOB_STEPS = ("preprocess", "train", "evaluate", "baseline", "calibrate")
+JOB_STEPS = ("preprocess", "train", "evaluate", "baseline", "calibrate", "monitor")
 BATCH_STEPS = ("prepare", "transform", "monitor")
 #: The tag (on jobs, models, endpoints) and model package metadata key that names a run.
 RUN_ID_KEY = "autoloop:run-id"

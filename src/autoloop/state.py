@@ -73,7 +73,7 @@ class PipelineState(_Model):
         return self.dataset
 
 
-Step = Literal["preprocess", "train", "evaluate", "baseline", "calibrate"]
+Step = Literal["preprocess", "train", "evaluate", "baseline", "calibrate", "monitor"]
 
 
 class DeployPlan(_Model):

@@ -39,13 +39,15 @@ from autoloop.jobs import (
     preprocess_request,
     training_request,
 )
-from autoloop.monitoring import baseline_request, calibrate_request
+from autoloop.monitoring import MONITOR_SCRIPT, baseline_request, calibrate_request, check_request, own_baseline_request
+from autoloop.monitoring_steps import MonitoringPlan, check_inputs
 from autoloop.naming import MAX_S3_URI, execution_arn, job_name, model_from_key, run_id, run_prefix
 from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
 
-SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py", "calibrate": "calibrate.py"}
+SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py", "calibrate": "calibrate.py",
+           "monitor": MONITOR_SCRIPT}
 
 
 # ----------------------------------------------------------------------------- start
@@ -155,7 +157,10 @@ def _freeze_validated_input(state: PipelineState, artifacts_bucket: str, version
 def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) -> tuple[str, JobKind, dict[str, Any]]:
     """(run id, kind, request) of a pipeline step's job."""
     kind = STEP_KIND[step]
-    if step in {"baseline", "calibrate"}:
+    if step == "monitor":
+        monitoring = parse(MonitoringPlan, raw_state.get("plan"), "monitoring plan")
+        run, model = monitoring.run_id, monitoring.model
+    elif step in {"baseline", "calibrate"}:
         deploy = parse(DeployState, raw_state, "deployment state")
         run, model = deploy.run_id, deploy.plan.model
     else:
@@ -168,10 +173,14 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
         max_runtime_seconds=settings.job_max_runtime_seconds, stack_name=settings.stack_name,
         security=settings.security(), spot=settings.spot(),
     )
-    script = SCRIPTS.get(step)
+    script = MONITOR_SCRIPT if step == "baseline" and settings.monitoring_backend == "autoloop" else SCRIPTS.get(step)
     if script and not adapters.object_exists(settings.artifacts_bucket, code_key(script)):
         raise MlCodeMissing(f"s3://{settings.artifacts_bucket}/{code_key(script)} does not exist.")
+    if step == "monitor":
+        return run, kind, check_request(ctx, check_inputs(monitoring), settings.monitoring())
     baseline_uri = ctx.uri("preprocess", "baseline")
+    if step == "baseline" and settings.monitoring_backend == "autoloop":
+        return run, kind, own_baseline_request(ctx, baseline_uri)
     if step == "baseline":
         if not settings.model_monitor_image_uri:
             raise ConfigError("MODEL_MONITOR_IMAGE_URI is not set.")

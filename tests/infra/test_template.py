@@ -179,11 +179,16 @@ def test_resource_star_only_where_aws_allows_nothing_narrower(record_property):
     assert not unused, f"WILDCARD_RESOURCE_ALLOWED lists actions no statement has: {unused}"
 
 
-def test_pass_role_is_limited_to_sagemaker():
+def test_pass_role_is_limited_to_one_service_and_its_role():
+    """SageMaker's execution role goes only to SageMaker; the monitoring schedules' role only to Scheduler."""
     passes = [s for s in iam_audit.statements() if "iam:PassRole" in s.actions]
     assert passes
+    expected = {"SageMakerExecutionRole": "sagemaker.amazonaws.com",
+                "MonitoringSchedulerRole": "scheduler.amazonaws.com"}
     for statement in passes:
-        assert statement.condition["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com", statement
+        role = statement.resources[0]["Fn::GetAtt"][0] if isinstance(statement.resources[0], dict) else None
+        assert role in expected, statement
+        assert statement.condition["StringEquals"]["iam:PassedToService"] == expected[role], statement
 
 
 def test_every_function_has_its_own_log_group_with_retention():
