@@ -275,6 +275,10 @@ class DriftSettings(Settings):
     drift_state_table: str
     drift_cooldown_seconds: int = Field(default=86400, ge=0)
     drift_min_severity: float = Field(default=1.0, ge=0)
+    #: autoloop backend: a retrain needs this many freshly labelled captured rows.
+    min_labelled_rows: int = Field(default=200, ge=1)
+    #: The latest upload joins the labelled rows in a retrain when it is at most this old.
+    retrain_window_days: int = Field(default=90, ge=0)
 
 
 class CallbackSettings(Settings):

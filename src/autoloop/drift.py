@@ -46,9 +46,13 @@ from autoloop.monitoring import MONITOR_OUTPUT
 # -- constraint_violations.json ----------------------------------------------------------
 
 BASELINE_DRIFT_CHECK = "baseline_drift_check"
-#: Every check type the built-in data-quality container reports (Model Monitor docs).
+#: Autoloop's own monitoring job: the model's metric over the window's labelled requests fell
+#: below its threshold, or below the champion's registered value by more than the margin.
+MODEL_QUALITY_CHECK = "model_quality_check"
+#: Every check type the built-in data-quality container reports (Model Monitor docs), and ours.
 CHECK_TYPES = frozenset(
     {
+        MODEL_QUALITY_CHECK,
         "baseline_drift_check",
         "data_type_check",
         "completeness_check",
@@ -252,6 +256,8 @@ def _pair(a: float, b: float) -> tuple[str, str]:
 
 
 def _short(v: Violation) -> str:
+    if v.check == MODEL_QUALITY_CHECK:
+        return f"{v.feature} {v.value:.4f} (quality)" if v.value is not None else f"{v.feature} (quality)"
     if v.distance is not None and v.threshold is not None:
         distance, threshold = _pair(v.distance, v.threshold)
         return f"{v.feature} distance {distance} > {threshold}"
@@ -268,6 +274,39 @@ def _ordered(violations: Iterable[Violation]) -> list[Violation]:
     return sorted(violations, key=lambda v: (-v.severity, v.feature, v.check))
 
 
+@dataclass(frozen=True)
+class FreshLabels:
+    """What a retrain on fresh labels would have: the window's labelled captured rows, when the
+    newest label file arrived, and when the champion was registered (None: no champion)."""
+
+    labelled_rows: int
+    latest_label_at: datetime | None
+    champion_created_at: datetime | None
+    min_rows: int
+    prefix: str  # where labels go, for the notification
+
+    def missing(self, features: str) -> str | None:
+        """Why a retrain cannot heal anything now, or None if it can."""
+        since = f" since {self.champion_created_at:%Y-%m-%d %H:%M} UTC" if self.champion_created_at else ""
+        if self.latest_label_at is None or (
+                self.champion_created_at is not None and self.latest_label_at <= self.champion_created_at):
+            return f"{features}, no new labelled data{since}; upload labels to {self.prefix}"
+        if self.labelled_rows < self.min_rows:
+            return (f"{features}, only {self.labelled_rows} labelled captured rows (at least {self.min_rows} needed); "
+                    f"upload labels to {self.prefix}")
+        return None
+
+
+def quality_violation(quality: Mapping[str, Any] | None) -> Violation | None:
+    """The ``quality`` part of ``monitoring_report.json`` as a violation, if it is one."""
+    if not quality or quality.get("violated") is not True:
+        return None
+    metric = str(quality.get("metric") or "metric")
+    value = _number(quality.get("value"))
+    reason = quality.get("reason") or f"{metric} {value} is below what the model must reach"
+    return Violation(metric, MODEL_QUALITY_CHECK, str(reason), None, None, value)
+
+
 def decide(
     violations: Sequence[Violation],
     policy: DriftPolicy,
@@ -275,14 +314,17 @@ def decide(
     now: datetime,
     last_retrain_at: datetime | None,
     retrain_in_flight: bool,
+    labels: FreshLabels | None = None,
 ) -> Decision:
     """Whether to start a retrain, and why, in that order of reasons:
 
     1. too few violations count under ``policy`` -> no;
-    2. a retrain is already running -> no (its model answers the drift; a second run on the
+    2. with ``labels`` (the autoloop backend retrains on fresh labels): nothing labelled since
+       the champion, or too few labelled rows -> no, and the reason says where labels go;
+    3. a retrain is already running -> no (its model answers the drift; a second run on the
        same data would only race it);
-    3. the last retrain started less than ``cooldown_seconds`` before ``now`` -> no;
-    4. otherwise -> yes.
+    4. the last retrain started less than ``cooldown_seconds`` before ``now`` -> no;
+    5. otherwise -> yes.
 
     The caller owns the history: it passes when the last retrain started (None: never) and
     must record ``now`` as the new ``last_retrain_at`` when the answer is yes, which is what
@@ -304,6 +346,11 @@ def decide(
             f"{_plural(len(counted), 'violation')} counts, the policy needs {policy.min_violations}: "
             + ", ".join(_short(v) for v in counted)
         )
+    if labels is not None:
+        kind = "quality drop on" if any(v.check == MODEL_QUALITY_CHECK for v in counted) else "drift on"
+        missing = labels.missing(f"{kind} {', '.join(dict.fromkeys(v.feature for v in counted))}")
+        if missing:
+            return no(missing)
     if retrain_in_flight:
         return no("a retrain is already running")
     if last_retrain_at is not None:
@@ -320,6 +367,8 @@ def decide(
 
 
 def _detail(v: Violation) -> str:
+    if v.check == MODEL_QUALITY_CHECK:
+        return f"model quality: {v.description}"
     if v.distance is not None and v.threshold is not None:
         return f"{v.check} distance {v.distance:.4g} > threshold {v.threshold:.4g} (severity {v.severity:.2f})"
     if v.value is not None:

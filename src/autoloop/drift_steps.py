@@ -9,27 +9,34 @@ policy decides, so a flapping alarm and a report for the same drift give one ret
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters
+from autoloop import adapters, retrain_data
 from autoloop.adapters import aws_call, client, error_code
-from autoloop.config import DriftSettings
+from autoloop.config import DriftSettings, load_model_config
 from autoloop.drift import (
+    REPORT_FILE,
+    Decision,
     DriftPolicy,
+    FreshLabels,
     alarm_drift,
     decide,
     is_monitoring,
     monitoring_run,
     parse_violations,
+    quality_violation,
     summary,
 )
 from autoloop.errors import AutoloopError, InvalidEvent, InvalidViolationsReport
 from autoloop.events import AlarmStateChange, ProcessingJobDetail, ProcessingJobStateChange, parse_one_of
-from autoloop.naming import INCOMING_PREFIX, run_id
+from autoloop.monitoring import MONITORING_REPORT
+from autoloop.monitoring_steps import MonitoringPlan, MonitoringState
+from autoloop.naming import INCOMING_PREFIX, retrain_key, run_id
 from autoloop.observability import logger, metrics
 
 
@@ -128,6 +135,8 @@ def _latest_training_object(bucket: str, model: str) -> dict[str, Any] | None:
 
 def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
+    if isinstance(event, dict) and "monitoring" in event:
+        return judge_monitoring_run(event["monitoring"], settings, now)
     change = parse_one_of(event, (AlarmStateChange, ProcessingJobStateChange), "the drift handler")
     schedule: str | None
     if isinstance(change, AlarmStateChange):
@@ -179,16 +188,45 @@ def _start_retrain(settings: DriftSettings, model: str, report_uri: str, schedul
     if latest is None:
         logger.warning("no training data to retrain on", extra={"model": model})
         return None
-    version = latest.get("VersionId") or latest["ETag"]
-    # One run per drift report: a duplicate event for the same report starts nothing new.
-    rid = run_id(model, settings.data_bucket, latest["Key"], f"{version}|drift|{report_uri}")
-    payload = {
-        "run_id": rid, "model": model,
-        "source": {"bucket": settings.data_bucket, "key": latest["Key"], "version_id": latest.get("VersionId"),
-                   "etag": latest["ETag"], "size": latest["Size"]},
-        "trigger": {"type": "drift", "detail": {"report": report_uri, "schedule": schedule,
-                                                "severity": round(severity, 4), "features": features}},
-    }
+    source = {"bucket": settings.data_bucket, "key": latest["Key"], "version_id": latest.get("VersionId"),
+              "etag": latest["ETag"], "size": latest["Size"]}
+    return _start_training(settings, model, source, report_uri, {
+        "type": "drift", "detail": {"report": report_uri, "schedule": schedule, "severity": round(severity, 4),
+                                    "features": features}})
+
+
+def _retrain_on_fresh_labels(settings: DriftSettings, model: str, plan: MonitoringPlan, report: dict[str, Any],
+                             decision: Decision, quality: bool) -> str:
+    """Write the retrain's dataset once (the window's labelled captured rows, after the latest upload
+    when that is recent enough) and start the TrainingPipeline on it."""
+    folder = plan.report_uri.rstrip("/")
+    dataset = retrain_data.build_retrain_dataset(
+        data_bucket=settings.data_bucket, model=model, labelled_uris=[f"{folder}/labelled/labelled.csv"],
+        latest_upload=_latest_training_object(settings.data_bucket, model),
+        columns=list(load_model_config(settings.artifacts_bucket, model).columns),
+        key=retrain_key(model, plan.run_id),
+        window_start=datetime.now(UTC) - timedelta(days=settings.retrain_window_days),
+        metadata={"autoloop-report": folder[:1024]},
+    )
+    detail = {"report": folder, "features": [v.feature for v in decision.counted],
+              "severity": round(decision.severity, 4) if math.isfinite(decision.severity) else None,
+              "labelled_rows": dataset["labelled_rows"], "upload_included": dataset["upload_rows_included"],
+              "window": [plan.window_start, plan.window_end]}
+    if plan.champion_metric is not None:
+        detail["champion"] = {"arn": plan.champion_arn, plan.metric: plan.champion_metric}
+    if report.get("quality"):
+        detail["quality"] = {k: report["quality"].get(k) for k in ("metric", "value", "threshold", "labelled_rows")}
+    source = {k: dataset[k] for k in ("bucket", "key", "version_id", "etag", "size")}
+    return _start_training(settings, model, source, folder, {"type": "quality" if quality else "drift",
+                                                              "detail": detail})
+
+
+def _start_training(settings: DriftSettings, model: str, source: dict[str, Any], report_uri: str,
+                    trigger: dict[str, Any]) -> str:
+    version = source.get("version_id") or source["etag"]
+    # One run per report: a duplicate event for the same report starts nothing new.
+    rid = run_id(model, settings.data_bucket, source["key"], f"{version}|{trigger['type']}|{report_uri}")
+    payload = {"run_id": rid, "model": model, "source": source, "trigger": trigger}
     with aws_call("starting the retrain"):
         try:
             client("stepfunctions").start_execution(
@@ -200,13 +238,13 @@ def _start_retrain(settings: DriftSettings, model: str, report_uri: str, schedul
 
 
 def _notify(settings: DriftSettings, endpoint: str, report_uri: str, text: str, reason: str,
-            started: str | None) -> None:
-    action = f"Retraining: run {started}." if started else f"No retrain: {reason}."
+            started: str | None, what: str = "drift", by: str = "Model Monitor") -> None:
+    action = f"Retraining: run {started} ({reason})." if started else f"No retrain: {reason}."
     with aws_call("notifying drift"):
         client("sns").publish(
             TopicArn=settings.notify_topic_arn,
-            Subject="Autoloop: drift detected",
-            Message=f"Model Monitor found drift on {endpoint}.\n{text}\n{action}\nReport: {report_uri}",
+            Subject=f"Autoloop: {what} detected",
+            Message=f"{by} found {what} on {endpoint}.\n{text}\n{action}\nReport: {report_uri}",
         )
 
 
@@ -223,3 +261,64 @@ def _notify_failure(settings: DriftSettings, endpoint: str, report_uri: str, exc
             )
     except AutoloopError as notify_error:
         logger.warning("could not notify the failed drift check", extra={"error": str(notify_error)})
+
+
+# ----------------------------------------------------------------------------- autoloop backend
+def _report(uri: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(_read_report(uri))
+    except json.JSONDecodeError as exc:
+        raise InvalidViolationsReport(f"{uri} is not valid JSON (truncated?): {exc.msg}.") from exc
+    if not isinstance(doc, dict) or doc.get("version") != 1:
+        raise InvalidViolationsReport(f"{uri} is not a version 1 monitoring report.")
+    return doc
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def judge_monitoring_run(payload: Any, settings: DriftSettings, now: datetime) -> dict[str, Any]:
+    """The MonitoringPipeline's last step: read the run's report, decide, notify, maybe retrain
+    on the window's freshly labelled rows."""
+    try:
+        state = MonitoringState.model_validate(payload)
+    except ValueError as exc:
+        raise InvalidEvent(f"malformed monitoring state: {exc}") from exc
+    plan = state.plan
+    logger.set_correlation_id(plan.run_id)
+    model = _model_of(plan.endpoint, settings.stack_name)
+    folder = plan.report_uri.rstrip("/")
+    try:
+        report = _report(f"{folder}/{MONITORING_REPORT}")
+        violations = [] if report.get("empty_window") else parse_violations(
+            _read_report(f"{folder}/{REPORT_FILE}"), f"{folder}/{REPORT_FILE}")
+    except AutoloopError as exc:
+        _notify_failure(settings, plan.endpoint, folder, exc)
+        raise
+    quality = quality_violation(report.get("quality"))
+    signals = [*violations, *([quality] if quality else [])]
+    labels = FreshLabels(
+        labelled_rows=int(report.get("labelled_rows") or 0), latest_label_at=_moment(plan.latest_label_at),
+        champion_created_at=_moment(plan.champion_created_at), min_rows=settings.min_labelled_rows,
+        prefix=plan.ground_truth_prefix,
+    )
+    policy = DriftPolicy(min_severity=settings.drift_min_severity, cooldown_seconds=settings.drift_cooldown_seconds)
+    decision = decide(
+        signals, policy, now=now, last_retrain_at=_last_retrain(settings.drift_state_table, model),
+        retrain_in_flight=_retrain_in_flight(settings.state_machine_arn, model), labels=labels,
+    )
+    if decision.retrain and not _claim_retrain(settings.drift_state_table, model, now, policy.cooldown_seconds):
+        decision = decide(signals, policy, now=now, last_retrain_at=now, retrain_in_flight=False, labels=labels)
+    started = None
+    if decision.retrain:
+        started = _retrain_on_fresh_labels(settings, model, plan, report, decision, quality is not None)
+    if signals:
+        _notify(settings, plan.endpoint, folder, summary(signals), decision.reason, started,
+                what="a quality drop" if quality else "drift", by="Autoloop's monitoring")
+    metrics.add_metric(name="DriftRetrains" if started else "DriftReportsWithoutRetrain",
+                       unit=MetricUnit.Count, value=1 if signals else 0)
+    logger.info("monitoring decision", extra={"model": model, "retrain": decision.retrain, "reason": decision.reason})
+    return {"model": model, "report": folder, "violations": len(violations), "quality_violation": quality is not None,
+            "labelled_rows": labels.labelled_rows, "retrain": decision.retrain, "reason": decision.reason,
+            "run_id": started}

@@ -46,7 +46,7 @@ MONITOR_SCRIPT = "monitor.py"
 #: Scheduler schedule names: at most 64 characters of [0-9a-zA-Z-_.].
 MAX_SCHEDULE_NAME = 64
 SCHEDULE_GROUP = "default"
-REPORT_FILE = "monitoring_report.json"
+MONITORING_REPORT = "monitoring_report.json"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from autoloop.errors import InvalidEvent
 from autoloop.monitoring import CheckInputs, monitoring_run_id, report_uri
 from autoloop.naming import GROUND_TRUTH_PREFIX
 from autoloop.observability import logger
+from autoloop.state import JobResult
 
 #: Scheduler's placeholder, left as is when the state machine is started by hand.
 _DUE_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
@@ -79,6 +80,15 @@ class MonitoringPlan(BaseModel):
     champion_arn: str | None = None
     champion_metric: float | None = None
     champion_created_at: str | None = None
+
+
+class MonitoringState(BaseModel):
+    """The MonitoringPipeline's state after its job: the plan and the job's result."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    plan: MonitoringPlan
+    jobs: dict[str, JobResult] = Field(default_factory=dict)
 
 
 def check_inputs(plan: MonitoringPlan) -> CheckInputs:

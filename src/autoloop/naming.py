@@ -11,6 +11,13 @@ from autoloop.errors import InvalidEvent
 INCOMING_PREFIX = "incoming/"
 #: Ground-truth labels for captured requests, in the data bucket: ``groundtruth/<model>/yyyy/mm/dd/hh/*.jsonl``.
 GROUND_TRUTH_PREFIX = "groundtruth/"
+#: Datasets Autoloop writes for retrains on fresh labels, in the data bucket (never uploads).
+RETRAIN_PREFIX = "retrain/"
+
+
+def retrain_key(model: str, run: str) -> str:
+    """The retrain dataset made from one monitoring run (written once)."""
+    return f"{RETRAIN_PREFIX}{model}/{run}.csv"
 MAX_JOB_NAME = 63  # SageMaker job names
 MAX_SAGEMAKER_NAME = 63  # every SageMaker resource name: jobs, models, configs, endpoints, schedules, groups
 MAX_EXECUTION_NAME = 80  # Step Functions execution names

@@ -27,7 +27,7 @@ class Source(_Model):
 
 
 class Trigger(_Model):
-    type: Literal["s3", "drift", "manual"] = "s3"
+    type: Literal["s3", "drift", "quality", "manual"] = "s3"
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

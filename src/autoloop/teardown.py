@@ -65,6 +65,7 @@ from autoloop.adapters import client, error_code
 from autoloop.config import Settings
 from autoloop.errors import AutoloopError, InvalidEvent
 from autoloop.lifecycle import mark_teardown
+from autoloop.monitoring import SCHEDULE_GROUP
 from autoloop.observability import logger
 
 STACK_TAG = "autoloop:stack"
@@ -83,6 +84,7 @@ class TeardownSettings(Settings):
     task_token_table: str
     #: Comma-separated ARNs of the stack's state machines (their running executions are stopped).
     state_machine_arns: str = ""
+    monitoring_backend: str = "autoloop"
 
     @property
     def machines(self) -> list[str]:
@@ -341,7 +343,29 @@ def _delete_endpoints(names: set[str], deadline: Deadline, report: Report) -> li
     return remaining
 
 
-def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: str = "") -> Report:
+def _delete_scheduler_schedules(stack: str, deadline: Deadline, report: Report) -> None:
+    """The autoloop backend's EventBridge Scheduler schedules (``<stack>-<model>-monitor``), first,
+    so no monitoring run starts while the endpoints go."""
+    scheduler = client("scheduler")
+    try:
+        rows = _paged(scheduler.list_schedules, "Schedules", NamePrefix=f"{stack}-", GroupName=SCHEDULE_GROUP)
+    except ClientError as exc:
+        report.failures.append(_problem("listing monitoring schedules", exc))
+        return
+    for row in rows:
+        name = str(row["Name"])
+        if not name.startswith(f"{stack}-"):
+            continue
+        problem = _delete_with_retry(f"deleting schedule {name}",
+                                     partial(scheduler.delete_schedule, Name=name, GroupName=SCHEDULE_GROUP), deadline)
+        if problem:
+            report.failures.append(problem)
+        else:
+            report.add("monitoring_schedules", name)
+
+
+def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: str = "",
+             monitoring_backend: str = "autoloop") -> Report:
     """Stop and delete what the stack's pipelines created (see the module docstring)."""
     if not stack:
         raise InvalidEvent("no stack name: nothing can be attributed to the stack.")
@@ -356,10 +380,13 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
 
     ours = _owned_endpoints(stack, report)
 
+    if monitoring_backend == "autoloop":
+        _delete_scheduler_schedules(stack, deadline, report)
     schedules: list[str] = []
     try:
-        for row in _paged(sagemaker.list_monitoring_schedules, "MonitoringScheduleSummaries",
-                          NameContains=f"{stack}-"):
+        rows = [] if monitoring_backend == "autoloop" else _paged(
+            sagemaker.list_monitoring_schedules, "MonitoringScheduleSummaries", NameContains=f"{stack}-")
+        for row in rows:
             name = str(row["MonitoringScheduleName"])
             if name.startswith(f"{stack}-") and row.get("EndpointName") in ours:
                 schedules.append(name)
@@ -490,7 +517,8 @@ def handle(event: Any, load_settings: Callable[[], TeardownSettings], remaining_
         elif kind == "Delete":
             budget = remaining_seconds() - RESPONSE_MARGIN_SECONDS
             report = teardown(settings.stack_name, settings.machines, Deadline(budget),
-                              marker_table=settings.task_token_table)
+                              marker_table=settings.task_token_table,
+                              monitoring_backend=settings.monitoring_backend)
             result = report.summary()
             if report.failures:
                 status = "FAILED"
