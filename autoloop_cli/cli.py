@@ -89,6 +89,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from localaws.cloudformation import stack
     from localaws.scheduler.clock import ScheduleClock
 
+    pairs = [p.split("=", 1) for p in args.parameter or []]
+    parameters = {pair[0]: pair[1] for pair in pairs if len(pair) == 2 and pair[0]}
+    if len(parameters) != len(pairs):
+        return _fail("--parameter takes KEY=VALUE, a template parameter and its value "
+                     "(for example --parameter MonitoringBackend=model-monitor)")
     if not args.time_scale > 0:
         return _fail(f"--time-scale must be a number > 0, got {args.time_scale} "
                      "(e.g. 0.01 runs an hour of waits and schedules in 36 s)")
@@ -120,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     clock: ScheduleClock | None = None
     try:
         with console.stage(f"Deploying template.yaml into the local AWS at {local.endpoint_url}"):
-            deployed = stack.deploy(Path(args.template), stack_name=args.stack_name)
+            deployed = stack.deploy(Path(args.template), stack_name=args.stack_name, parameters=parameters)
             publish.publish(client("s3"), deployed.outputs["ArtifactsBucketName"])
         clock = ScheduleClock(args.time_scale, on_fire=lambda f: say(serve_console.schedule_line(
             f.kind, f.name, f.scheduled_time, f.result, f.error))).start()
@@ -356,6 +361,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--time-scale", type=float, default=1.0, metavar="FACTOR", help=TIME_SCALE_HELP)
     serve.add_argument("--template", default="template.yaml")
     serve.add_argument("--stack-name", default="autoloop-local")
+    serve.add_argument("--parameter", action="append", metavar="KEY=VALUE",
+                       help="a template parameter override (repeatable), as sam deploy's --parameter-overrides")
     serve.set_defaults(func=cmd_serve)
 
     put = local.add_parser("put", help="upload a file to the data bucket of the running local AWS")

@@ -1,14 +1,16 @@
 """The local lifecycle demo: boot template.yaml, then run the whole loop as a user would.
 
 upload -> TrainingPipeline -> registered (Approved in dev) -> DeployPipeline: endpoint,
-data capture, Model Monitor baseline, calibrated thresholds, schedule -> normal and
-drifted traffic -> a monitoring run finds the drift -> the drift handler notifies and
-retrains -> the gate against the champion -> blue/green update while traffic flows ->
-the monthly batch transform, fired by its schedule.
+data capture, monitoring baseline, an hourly Scheduler schedule -> normal traffic, then
+customers whose features and churn behaviour have changed -> a monitoring run finds the
+drift but no labels yet: notified, no retrain -> ground truth arrives -> the next run finds
+the drift and the quality drop on the labelled requests -> retrain on those fresh labels ->
+the gate scores challenger and champion on the same holdout -> blue/green update while
+traffic flows -> the monthly batch transform, fired by its schedule.
 
 Everything goes through the local AWS as a real client would: boto3 against the local
 endpoint. The only local-only calls are the ones that stand in for time passing: flushing
-data capture and running the hourly monitoring schedule now.
+data capture and firing the hourly monitoring schedule now.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,9 @@ MODEL = "churn"
 # Real template parameters, short enough for a demo: the bake and termination waits of
 # the blue/green update, and the expected monitoring window (calibrates the thresholds).
 DEMO_PARAMETERS = {"BlueGreenBakeSeconds": "3", "TerminationWaitSeconds": "1", "MonitoringSampleSize": "400"}
+#: Requests sent after the first deploy: customers like the training data, then customers whose
+#: features and whose relationship to churn have both moved (datagen's drift 1).
+NORMAL_ROWS, DRIFTED_ROWS = 300, 1000
 
 
 @dataclass
@@ -141,50 +146,76 @@ class Traffic:
         self._thread.join(10)
 
 
-def invoke_batch(endpoint: str, rows: list[str], concurrency: int = 8) -> list[float]:
+def invoke_batch(endpoint: str, rows: list[str], concurrency: int = 8,
+                 inference_ids: list[str] | None = None) -> list[float]:
     """One single-row request per row, from ``concurrency`` callers at once (as an endpoint's
-    clients would); the predictions come back in the rows' order."""
+    clients would); the predictions come back in the rows' order. With ``inference_ids``, each
+    request carries its id (captured with it, so ground truth can be joined later)."""
     runtime = clients.client("sagemaker-runtime")  # boto3 clients are safe to share between threads
+    ids = inference_ids or [None] * len(rows)
 
-    def predict(row: str) -> float:
+    def predict(pair: tuple[str, str | None]) -> float:
+        row, inference_id = pair
+        extra = {"InferenceId": inference_id} if inference_id else {}
         body = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv",
-                                       Body=row.encode())["Body"]
+                                       Body=row.encode(), **extra)["Body"]
         return float(body.read().decode().strip())
 
     with ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(predict, rows))
+        return list(pool.map(predict, zip(rows, ids, strict=True)))
+
+
+@dataclass
+class Requests:
+    """Generated customers sent to the endpoint: their feature rows, their inference ids, and the
+    labels that arrive later as ground truth."""
+
+    rows: list[str]
+    ids: list[str]
+    labels: list[int]
+    predictions: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, n: int, seed: int, drift: float, prefix: str) -> Requests:
+        from autoloop_cli import datagen
+
+        frame = datagen.generate(n, seed=seed, drift=drift)
+        labels = [int(v) for v in frame["churned"]]
+        rows = frame.drop(columns=["churned"]).to_csv(index=False, header=False).strip().split("\n")
+        return cls(rows, [f"{prefix}-{seed}-{i}" for i in range(n)], labels)
+
+    @property
+    def mean_prediction(self) -> float:
+        return sum(self.predictions) / max(1, len(self.predictions))
+
+    @property
+    def positive_rate(self) -> float:
+        return sum(self.labels) / max(1, len(self.labels))
+
+
+def datagen_positive_rate(rows: int = 2000, seed: int = 7) -> float:
+    from autoloop_cli import datagen
+
+    return float(datagen.generate(rows, seed=seed)["churned"].mean())
+
+
+def upload_ground_truth(bucket: str, batches: list[Requests]) -> list[str]:
+    """The labels of the requests, as a labelling team would deliver them: Model Monitor's
+    ground-truth JSONL under ``groundtruth/<model>/yyyy/mm/dd/hh/`` (the hour they arrive)."""
+    from autoloop_cli import datagen
+
+    files = datagen.ground_truth_files(
+        MODEL, [(i, label) for batch in batches for i, label in zip(batch.ids, batch.labels, strict=True)],
+        datetime.now(UTC))
+    s3 = clients.client("s3")
+    for key, body in files.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return list(files)
 
 
 def _read_json(uri: str) -> Any:
     bucket, key = uri[5:].split("/", 1)
     return json.loads(clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def drift_table(constraints_uri: str, endpoint: str, schedule: str) -> list[dict[str, Any]]:
-    """Each feature's measured distance against the default 0.1 and its calibrated threshold.
-
-    The distances are Model Monitor's ``feature_baseline_drift_<feature>`` CloudWatch metrics
-    (every feature has one, violated or not), as a user would read them.
-    """
-    constraints = _read_json(constraints_uri)
-    default = constraints.get("monitoring_config", {}).get("distribution_constraints", {}).get(
-        "comparison_threshold", 0.1)
-    calibrated = {}
-    for feature in constraints.get("features", []):
-        overrides = feature.get("monitoringConfigOverrides") or feature.get("monitoring_config_overrides") or {}
-        calibrated[feature["name"]] = overrides.get("comparison_threshold", default)
-    cloudwatch, now = clients.client("cloudwatch"), datetime.now(UTC)
-    distances: dict[str, float] = {}
-    for feature in calibrated:
-        points = cloudwatch.get_metric_statistics(
-            Namespace="aws/sagemaker/Endpoints/data-metrics", MetricName=f"feature_baseline_drift_{feature}",
-            Dimensions=[{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}],
-            StartTime=now - timedelta(days=1), EndTime=now + timedelta(hours=1), Period=60, Statistics=["Maximum"],
-        )["Datapoints"]
-        if points:
-            distances[feature] = max(points, key=lambda p: p["Timestamp"])["Maximum"]
-    return [{"feature": f, "distance": distances.get(f), "default": default, "calibrated": t}
-            for f, t in calibrated.items()]
 
 
 # ----------------------------------------------------------------------------- the demo
@@ -203,7 +234,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     from localaws.cloudformation import stack
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
-    console = console or Console(stages=10 if loop else 5)
+    console = console or Console(stages=12 if loop else 5)
     result = DemoResult()
     started = time.perf_counter()
     local = server.start()
@@ -247,10 +278,10 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
 def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_training: set[str],
           known_deploy: set[str], timeout: float) -> None:
     from localaws.sagemaker.endpoints import service as sagemaker_endpoints
-    from localaws.sagemaker.monitor import service as model_monitor
 
     endpoint = f"{STACK}-{MODEL}"
     training_sm, deploy_sm = outputs["TrainingPipelineArn"], outputs["DeployPipelineArn"]
+    monitoring_sm = outputs["MonitoringPipelineArn"]
     with console.stage("DeployPipeline (started by the Model Package State Change: Approved)"):
         arn = wait_for_new_execution(deploy_sm, known_deploy, 30, "DeployPipeline")
         known_deploy.add(arn)
@@ -258,27 +289,43 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
         result.runs.append(deploy)
         if deploy.status != "SUCCEEDED":
             return
-    with console.stage(f"Traffic to {endpoint}: 300 normal rows, then 500 drifted rows"):
-        normal = invoke_batch(endpoint, _rows(300, seed=101, drift=0.0))
-        drifted = invoke_batch(endpoint, _rows(500, seed=102, drift=1.0))
-        console.say(f"      mean churn probability: normal {sum(normal) / len(normal):.3f}, "
-                    f"drifted {sum(drifted) / len(drifted):.3f}")
+    schedule = deploy.output["monitoring"]["schedule_name"]
+    with console.stage(f"Traffic to {endpoint}: {NORMAL_ROWS} normal rows, then {DRIFTED_ROWS} drifted rows "
+                       "(each request with an InferenceId)"):
+        normal = Requests.of(NORMAL_ROWS, seed=101, drift=0.0, prefix="normal")
+        drifted = Requests.of(DRIFTED_ROWS, seed=102, drift=1.0, prefix="drifted")
+        for batch in (normal, drifted):
+            batch.predictions = invoke_batch(endpoint, batch.rows, inference_ids=batch.ids)
+        console.say(f"      mean churn probability: normal {normal.mean_prediction:.3f}, "
+                    f"drifted {drifted.mean_prediction:.3f}; churn rate among the drifted customers "
+                    f"{drifted.positive_rate:.3f} (the model was trained where it was "
+                    f"{datagen_positive_rate():.3f})")
         sagemaker_endpoints.flush_capture()
-    with console.stage("Model Monitor run (the hourly schedule, run now) -> drift handler -> retrain"):
-        schedule = deploy.output["monitoring"]["schedule_name"]
-        job = model_monitor.run_monitoring_now(schedule)
-        console.say(f"      monitoring job {job}")
-        arn = wait_for_new_execution(training_sm, known_training, 60, "drift-triggered TrainingPipeline")
+    with console.stage(f"Monitoring run (the hourly schedule {schedule}, fired now): no labels yet"):
+        first = _monitoring_run(monitoring_sm, schedule, console, timeout)
+        result.runs.append(first)
+        decision = first.output.get("decision") or {}
+        console.say(f"      decision: {decision.get('reason')}")
+    with console.stage(f"Ground truth arrives for the {NORMAL_ROWS + DRIFTED_ROWS:,} requests "
+                       f"(s3://{outputs['DataBucketName']}/groundtruth/{MODEL}/...)"):
+        keys = upload_ground_truth(outputs["DataBucketName"], [normal, drifted])
+        console.say(f"      {len(keys)} file(s) in Model Monitor's ground-truth format")
+    with console.stage("Monitoring run again: drift and a quality drop, with labels -> retrain on them"):
+        second = _monitoring_run(monitoring_sm, schedule, console, timeout)
+        result.runs.append(second)
+        decision = second.output.get("decision") or {}
+        console.say(f"      decision: {decision.get('reason')}")
+        result.drift = monitoring_summary(second.output)
+        if not decision.get("retrain"):
+            return
+        arn = wait_for_new_execution(training_sm, known_training, 60, "quality-triggered TrainingPipeline")
         known_training.add(arn)
-        report = _latest_report(schedule)
-        result.drift = {"report": report, "schedule": schedule,
-                        "table": drift_table(deploy.output["monitoring"]["constraints_uri"], endpoint, schedule)}
-        retrain = follow("TrainingPipeline (drift)", arn, console, timeout)
+        retrain = follow("TrainingPipeline (fresh labels)", arn, console, timeout)
         result.runs.append(retrain)
-        if retrain.status != "SUCCEEDED":
+        if retrain.status != "SUCCEEDED" or retrain.path[-1] != "Succeeded":
             return
     with console.stage("DeployPipeline: blue/green update while traffic flows"):
-        with Traffic(endpoint, _rows(200, seed=103, drift=0.0)) as traffic:
+        with Traffic(endpoint, _rows(200, seed=103, drift=1.0)) as traffic:
             arn = wait_for_new_execution(deploy_sm, known_deploy, 30, "DeployPipeline (update)")
             known_deploy.add(arn)
             result.runs.append(follow("DeployPipeline (update)", arn, console, timeout))
@@ -291,13 +338,26 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
     result.runs.append(batch_demo.run_month(outputs, console=console, timeout=timeout))  # type: ignore[arg-type]
 
 
-def _latest_report(schedule: str) -> str:
-    sagemaker = clients.client("sagemaker")
-    runs = sagemaker.list_monitoring_executions(MonitoringScheduleName=schedule, SortBy="ScheduledTime",
-                                                SortOrder="Descending", MaxResults=1)["MonitoringExecutionSummaries"]
-    job = sagemaker.describe_processing_job(ProcessingJobName=runs[0]["ProcessingJobArn"].rsplit("/", 1)[-1])
-    return str(job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]).rstrip("/") + \
-        "/constraint_violations.json"
+def _monitoring_run(state_machine: str, schedule: str, console: Console, timeout: float) -> executions.RunSummary:
+    """Fire the endpoint's Scheduler schedule now (what its hourly clock does) and follow the run."""
+    from localaws.scheduler import schedules
+
+    fired = schedules.fire(schedule)
+    if not fired.execution_arn:
+        raise RuntimeError(f"schedule {schedule} started no MonitoringPipeline execution: {fired.result}")
+    return follow("MonitoringPipeline", fired.execution_arn, console, timeout)
+
+
+def monitoring_summary(output: dict[str, Any]) -> dict[str, Any]:
+    """The run's report as the demo shows it: each feature's distance and its calibrated threshold,
+    and the model's metric over the labelled requests."""
+    plan = output.get("plan") or {}
+    if not plan.get("report_uri"):
+        return {}
+    report = _read_json(plan["report_uri"].rstrip("/") + "/monitoring_report.json")
+    return {"report": plan["report_uri"], "rows": report.get("rows"), "features": report.get("features", []),
+            "quality": report.get("quality"), "ground_truth": report.get("ground_truth"),
+            "labelled_rows": report.get("labelled_rows")}
 
 
 def write_report(console: Console, result: DemoResult, out: Path | None = None) -> Path | None:
@@ -335,16 +395,17 @@ def summarise(console: Console, result: DemoResult) -> None:
         train = (first.get("jobs") or {}).get("train") or {}
         if train.get("model_artifacts"):
             say(f"  Model artifacts: {train['model_artifacts']}")
-    if result.drift.get("table"):
-        say(f"  Drift on the captured traffic (report {result.drift['report']}):")
-        say(f"    {'feature':<18} {'distance':>9} {'default':>8} {'calibrated':>11}")
-        for row in result.drift["table"]:
-            distance = row["distance"]
-            flag_default = "" if distance is None else ("FLAG" if distance > row["default"] else "ok")
-            flag_cal = "" if distance is None else ("FLAG" if distance > row["calibrated"] else "ok")
-            shown = "   (none)" if distance is None else f"{distance:9.4f}"
-            say(f"    {row['feature']:<18} {shown} {row['default']:>6.3f} {flag_default:<4}"
-                f" {row['calibrated']:>6.3f} {flag_cal}")
+    if result.drift.get("features"):
+        say(f"  Drift on the captured traffic ({result.drift['rows']} requests; report {result.drift['report']}):")
+        say(f"    {'feature':<18} {'distance':>9} {'threshold':>10} {'noise':>7}")
+        for row in result.drift["features"]:
+            flag = "FLAG" if row.get("violated") else "ok"
+            say(f"    {row['name']:<18} {row['distance']:9.4f} {row['threshold']:10.4f} {row['noise']:7.4f} {flag}")
+        quality = result.drift.get("quality") or {}
+        if quality:
+            say(f"  Model quality on {quality.get('labelled_rows')} labelled requests: {quality.get('metric')} "
+                f"{quality.get('value'):.4f} (champion {quality.get('champion')}, threshold {quality.get('threshold')})"
+                + (f": {quality.get('reason')}" if quality.get("violated") else ""))
     monthly = [r for r in result.runs if r.name.startswith("BatchTransform")]
     if monthly and monthly[0].output.get("report"):
         say("  Monthly batch: " + str(monthly[0].output["report"].get("message", "")).splitlines()[0])

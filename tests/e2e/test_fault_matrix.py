@@ -52,7 +52,9 @@ STACK = "autoloop-fm"
 MODEL = "churn"
 ROWS = 800
 PARAMS = {"JobWaitTimeoutSeconds": "6", "ReconcileIntervalSeconds": "1", "BlueGreenBakeSeconds": "2",
-          "TerminationWaitSeconds": "1", "MonitoringSampleSize": "400"}
+          "TerminationWaitSeconds": "1", "MonitoringSampleSize": "400",
+          # The drift faults inject Model Monitor's execution events: that backend's path.
+          "MonitoringBackend": "model-monitor"}
 FAILED = "Autoloop: run failed"
 MATRIX_JSON = ROOT / ".autoloop" / "artifacts" / "fault_matrix.json"
 

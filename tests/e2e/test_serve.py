@@ -90,7 +90,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("serve-home")
     console = home / "console.txt"
     with console.open("wb") as out:
-        process = subprocess.Popen(serve_command("--port", "0", "--time-scale", str(SCALE)), cwd=ROOT,
+        process = subprocess.Popen(serve_command("--port", "0", "--time-scale", str(SCALE),
+                                                 # this module checks the SDK's Model Monitor readers
+                                                 "--parameter", "MonitoringBackend=model-monitor"), cwd=ROOT,
                                    env=serve_env(home), stdout=out, stderr=subprocess.STDOUT)
     state_file = home / "server.json"
     try:
