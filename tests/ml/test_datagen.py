@@ -72,6 +72,18 @@ def test_same_seed_same_rows_other_seed_other_rows() -> None:
     pd.testing.assert_frame_equal(datagen.generate(2 * block + 5, seed=7).head(block), datagen.generate(block, seed=7))
 
 
+def test_reference_data_is_byte_for_byte_what_it_was(tmp_path: Path) -> None:
+    """Drift changes only drifted data: ``drift=0`` files (the demo's first upload, the tests'
+    fixtures) keep the exact bytes they had before concept drift was added."""
+    import hashlib
+
+    path = tmp_path / "reference.csv"
+    datagen.write_csv(path, 2000, seed=0, drift=0.0)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "5e4de4be810f3ed00ae82663314f463c3f351a2a886c2ebdaf3743d60e4ab058"
+    )
+
+
 def test_two_seeds_give_the_same_distribution(reference: pd.DataFrame) -> None:
     other = datagen.generate(20_000, seed=2)
     for col in NUMERIC:
@@ -142,6 +154,46 @@ def test_label_is_learnable_but_not_trivial() -> None:
     auc = roc_auc_score(test["churned"], model.predict_proba(test[features])[:, 1])
     assert 0.78 < auc < 0.92, auc
     assert 0.2 < train["churned"].mean() < 0.45
+
+
+def quartile_gap(df: pd.DataFrame, column: str) -> float:
+    """Churn rate of the top quarter of ``column`` minus that of the bottom quarter."""
+    low, high = df[column].quantile([0.25, 0.75])
+    return float(df.loc[df[column] >= high, "churned"].mean() - df.loc[df[column] <= low, "churned"].mean())
+
+
+def test_concept_drift_turns_heavy_usage_and_age_into_churn(reference: pd.DataFrame) -> None:
+    """In the reference, heavy data users and older customers churn a little less; with drift they
+    churn more, increasingly with the knob (the relationship itself changes, not only the features)."""
+    half = datagen.generate(20_000, seed=1, drift=0.5)
+    drifted = datagen.generate(20_000, seed=1, drift=1.0)
+    assert quartile_gap(reference, "data_usage_gb") < -0.05
+    assert 0.2 < quartile_gap(half, "data_usage_gb") < quartile_gap(drifted, "data_usage_gb")
+    assert quartile_gap(drifted, "data_usage_gb") > 0.4
+    assert quartile_gap(reference, "age") < -0.02
+    assert 0.05 < quartile_gap(half, "age") < quartile_gap(drifted, "age")
+    assert 0.55 < drifted["churned"].mean() < 0.8
+
+
+def test_a_model_of_the_reference_loses_auc_on_drifted_rows() -> None:
+    """The demo's premise (measured fully, with ml/train.py's pipeline, by measure_concept_drift.py)."""
+    features = NUMERIC + CATEGORICAL
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+                ("c", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                 CATEGORICAL),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    )
+    model.fit(datagen.generate(2000, seed=0)[features], datagen.generate(2000, seed=0)["churned"])
+    scores = {}
+    for drift in (0.0, 1.0):
+        test = datagen.generate(5000, seed=11, drift=drift)
+        scores[drift] = roc_auc_score(test["churned"], model.predict_proba(test[features])[:, 1])
+    assert scores[0.0] - scores[1.0] >= 0.12, scores
 
 
 def test_write_csv_matches_generate_whatever_the_chunking(tmp_path: Path) -> None:
