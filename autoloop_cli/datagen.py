@@ -58,19 +58,28 @@ draws from ``numpy.random.default_rng(SeedSequence(seed, spawn_key=(i,)))``. The
 a given ``(rows, seed, drift)`` is therefore the same whatever ``chunk_rows`` is, and
 ``generate`` returns exactly the rows ``write_csv`` writes.
 
+Ground truth: :func:`ground_truth_files` turns labels and the inference ids of captured
+traffic into Model Monitor's ground-truth JSON Lines under ``groundtruth/<model>/yyyy/mm/dd/hh/``.
+
 CLI: ``python -m autoloop_cli.datagen --rows 2000 --seed 0 --drift 0.0 --out churn.csv``
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from autoloop.naming import ground_truth_key
 
 LABEL = "churned"
 NUMERIC_FEATURES = ("tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "age")
@@ -221,6 +230,70 @@ def write_csv(
         for frame in _frames(rows, seed, drift, chunk_rows):
             frame.to_csv(fh, header=False, index=False, lineterminator="\n")
     return target.stat().st_size
+
+
+def _label_text(value: object, inference_id: str) -> str:
+    """A label as Model Monitor's CSV-encoded ground truth: ``1``, ``0``, ``2.5``, ``yes``."""
+    if isinstance(value, bool | np.bool_):
+        return str(int(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"inference {inference_id!r} has no label ({value!r}); leave unlabelled rows out")
+        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, str) and value.strip() and "\n" not in value:
+        return value.strip()
+    raise ValueError(f"inference {inference_id!r} has label {value!r}; expected a number or a one-line text")
+
+
+def ground_truth_files(
+    model: str,
+    labels: Iterable[object],
+    inference_ids: Iterable[str],
+    when: datetime | Sequence[datetime],
+) -> dict[str, bytes]:
+    """Ground-truth JSON Lines for captured inferences, as ``{S3 key: bytes}`` (nothing is written).
+
+    One record per (label, inference id), in Model Monitor's merge format::
+
+        {"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "<id>"},
+         "eventVersion": "0"}
+
+    ``when`` is the time the labels are recorded (one for all, or one per record); records go to
+    the file of their UTC hour, ``groundtruth/<model>/yyyy/mm/dd/hh/labels-<12 hex>.jsonl``, named
+    by a digest of its content: the same labels give the same keys, other labels other keys. The
+    ids are the inference ids the requests carried (``InvokeEndpoint``'s ``InferenceId``), else
+    the captured records' event ids; each may be labelled once.
+    """
+    ids = [str(i) for i in inference_ids]
+    values = list(labels)
+    if len(values) != len(ids):
+        raise ValueError(f"{len(values)} labels for {len(ids)} inference ids; give one label per id")
+    times = [when] * len(ids) if isinstance(when, datetime) else list(when)
+    if len(times) != len(ids):
+        raise ValueError(f"{len(times)} times for {len(ids)} inference ids; give one time, or one per id")
+    seen: set[str] = set()
+    hours: dict[str, list[str]] = {}
+    for value, inference_id, at in zip(values, ids, times, strict=True):
+        if not inference_id.strip():
+            raise ValueError("an inference id is empty; ground truth is matched to captured data by id")
+        if inference_id in seen:
+            raise ValueError(f"inference {inference_id!r} is labelled twice; give each inference one label")
+        seen.add(inference_id)
+        if at.tzinfo is None:
+            raise ValueError(f"time {at!r} has no time zone; give aware datetimes (UTC)")
+        record = {"groundTruthData": {"data": _label_text(value, inference_id), "encoding": "CSV"},
+                  "eventMetadata": {"eventId": inference_id}, "eventVersion": "0"}
+        hours.setdefault(at.astimezone(UTC).strftime("%Y%m%d%H"), []).append(json.dumps(record) + "\n")
+    files: dict[str, bytes] = {}
+    for hour, lines in sorted(hours.items()):
+        body = "".join(lines).encode()
+        start = datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)
+        name = f"labels-{hashlib.sha256(body).hexdigest()[:12]}.jsonl"
+        files[ground_truth_key(model, start, name)] = body
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:

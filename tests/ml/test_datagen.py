@@ -261,3 +261,64 @@ def test_cli_writes_the_same_rows(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "drift" in bad.stderr
     assert not (tmp_path / "bad.csv").exists()
+
+
+# --- ground truth ---------------------------------------------------------------------------
+
+
+def test_ground_truth_files_are_model_monitor_records_in_utc_hour_folders() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    rows = datagen.generate(6, seed=3)
+    ids = [f"order-{i}" for i in range(6)]
+    t0 = datetime(2026, 11, 1, 3, 5, tzinfo=UTC)
+    times = [t0, t0, t0 + timedelta(minutes=50), t0 + timedelta(hours=1), t0, t0]
+    times[4] = times[4].astimezone(timezone(timedelta(hours=-5)))  # 22:05 the day before, in UTC-5: still 03 UTC
+    files = datagen.ground_truth_files("churn", rows["churned"], ids, times)
+
+    assert sorted(k.rsplit("/", 1)[0] for k in files) == ["groundtruth/churn/2026/11/01/03",
+                                                         "groundtruth/churn/2026/11/01/04"]
+    records = {k.rsplit("/", 1)[0]: [json.loads(line) for line in v.decode().splitlines()] for k, v in files.items()}
+    hour3, hour4 = records["groundtruth/churn/2026/11/01/03"], records["groundtruth/churn/2026/11/01/04"]
+    assert [r["eventMetadata"]["eventId"] for r in hour3] == ["order-0", "order-1", "order-2", "order-4", "order-5"]
+    assert [r["eventMetadata"]["eventId"] for r in hour4] == ["order-3"]
+    labels = dict(zip(ids, rows["churned"].astype(str), strict=True))
+    for record in hour3 + hour4:
+        assert set(record) == {"groundTruthData", "eventMetadata", "eventVersion"}
+        assert record["eventVersion"] == "0" and record["groundTruthData"]["encoding"] == "CSV"
+        assert record["groundTruthData"]["data"] == labels[record["eventMetadata"]["eventId"]]
+    for key, body in files.items():
+        assert key.endswith(".jsonl") and body.endswith(b"\n")
+    # pure and deterministic: the same labels, the same keys and bytes
+    assert datagen.ground_truth_files("churn", rows["churned"], ids, times) == files
+
+
+def test_ground_truth_labels_are_written_as_csv_text() -> None:
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 11, 1, 3, tzinfo=UTC)
+    [body] = datagen.ground_truth_files("churn", [1, 0.0, 2.5, True, np.int64(1), " yes "],
+                                        ["a", "b", "c", "d", "e", "f"], when).values()
+    data = [json.loads(line)["groundTruthData"]["data"] for line in body.decode().splitlines()]
+    assert data == ["1", "0", "2.5", "1", "1", "yes"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "ids", "match"),
+    [
+        ([1, 0], ["a"], "2 labels for 1 inference ids"),
+        ([1, 0], ["a", "a"], "labelled twice"),
+        ([1, float("nan")], ["a", "b"], "'b' has no label"),
+        ([1, None], ["a", "b"], "'b' has label None"),
+        ([1], [""], "inference id is empty"),
+    ],
+)
+def test_ground_truth_refuses_what_could_not_be_merged(labels, ids, match) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(ValueError, match=match):
+        datagen.ground_truth_files("churn", labels, ids, datetime(2026, 11, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="time zone"):
+        datagen.ground_truth_files("churn", [1], ["a"], datetime(2026, 11, 1))
+    with pytest.raises(ValueError, match="model"):
+        datagen.ground_truth_files("Churn!", [1], ["a"], datetime(2026, 11, 1, tzinfo=UTC))
