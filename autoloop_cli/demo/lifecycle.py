@@ -204,9 +204,8 @@ def upload_ground_truth(bucket: str, batches: list[Requests]) -> list[str]:
     ground-truth JSONL under ``groundtruth/<model>/yyyy/mm/dd/hh/`` (the hour they arrive)."""
     from autoloop_cli import datagen
 
-    files = datagen.ground_truth_files(
-        MODEL, [(i, label) for batch in batches for i, label in zip(batch.ids, batch.labels, strict=True)],
-        datetime.now(UTC))
+    files = datagen.ground_truth_files(MODEL, [label for b in batches for label in b.labels],
+                                       [i for b in batches for i in b.ids], datetime.now(UTC))
     s3 = clients.client("s3")
     for key, body in files.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body)

@@ -206,3 +206,34 @@ class BatchAttemptsExhausted(AutoloopError):
 
 class BatchOutputMissing(AutoloopError):
     hint = "The transform job reported success but wrote no output; read its logs, then run the month again."
+
+
+# -- retrain datasets (fresh labels) ---------------------------------------------------------
+class RetrainDataMismatch(AutoloopError):
+    """A part of a retrain dataset (the newest upload or a labelled file) is not in the model's
+    format. Nothing was written and nothing was retrained; no source object is changed."""
+
+    hint = (
+        "Nothing was written or retrained, and the file is left untouched. Every part of a retrain "
+        "dataset needs the model config's columns, label first, as its header line: re-export the file "
+        "named with that header (labelled files are written by the monitoring job from the captured "
+        "inputs and groundtruth/<model>/; uploads go under incoming/<model>/). If the model's columns "
+        "changed, upload a full dataset with the new columns under incoming/<model>/ instead."
+    )
+
+
+class NoRetrainData(AutoloopError):
+    """There is nothing to retrain on, or a source named for the dataset no longer exists."""
+
+    hint = (
+        "Nothing was written or retrained. Upload fresh training data under incoming/<model>/, or put "
+        "ground-truth labels for the captured traffic under groundtruth/<model>/yyyy/mm/dd/hh/ before "
+        "the next monitoring run."
+    )
+
+
+class RetrainDataTooLarge(AutoloopError):
+    hint = (
+        "Nothing was written or retrained. Labelled rows are read into the drift handler's memory; "
+        "train on a large labelled set by uploading it as a full dataset under incoming/<model>/ instead."
+    )

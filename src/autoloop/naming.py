@@ -5,19 +5,20 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 from autoloop.errors import InvalidEvent
 
 INCOMING_PREFIX = "incoming/"
-#: Ground-truth labels for captured requests, in the data bucket: ``groundtruth/<model>/yyyy/mm/dd/hh/*.jsonl``.
-GROUND_TRUTH_PREFIX = "groundtruth/"
-#: Datasets Autoloop writes for retrains on fresh labels, in the data bucket (never uploads).
+#: Where a drift retrain's dataset is written in the data bucket (``retrain/<model>/<report id>.csv``).
+#: The S3 rule that starts runs matches ``incoming/`` only, so nothing here starts a run by itself.
 RETRAIN_PREFIX = "retrain/"
-
-
-def retrain_key(model: str, run: str) -> str:
-    """The retrain dataset made from one monitoring run (written once)."""
-    return f"{RETRAIN_PREFIX}{model}/{run}.csv"
+#: Ground-truth labels of captured inferences (Model Monitor's merge format), in the data bucket:
+#: ``groundtruth/<model>/yyyy/mm/dd/hh/<file>.jsonl``.
+GROUND_TRUTH_PREFIX = "groundtruth/"
+#: A monitoring run's labelled rows (captured inputs merged with their ground truth), relative to
+#: the run's output: a CSV whose header is the model config's ``columns``, label first.
+LABELLED_KEY = "labelled/labelled.csv"
 MAX_JOB_NAME = 63  # SageMaker job names
 MAX_SAGEMAKER_NAME = 63  # every SageMaker resource name: jobs, models, configs, endpoints, schedules, groups
 MAX_EXECUTION_NAME = 80  # Step Functions execution names
@@ -35,6 +36,8 @@ RUN_ID_KEY = "autoloop:run-id"
 _MODEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _MONTH_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
+_REPORT_ID_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _RUN_ID_RE = re.compile(r"^(?P<model>[a-z0-9-]+)-(?P<digest>[0-9a-f]{10})(?:-r(?P<attempt>\d+))?$")
 
 
@@ -92,15 +95,59 @@ def description_text(text: str, limit: int = 1024) -> str:
     return _cut(parts, limit, "\u2026")
 
 
-def model_from_key(key: str) -> str | None:
-    """``incoming/<model>/<file>`` -> ``<model>``; None if the key is not in that form."""
-    if not key.startswith(INCOMING_PREFIX):
+def _model_under(prefix: str, key: str) -> str | None:
+    if not key.startswith(prefix):
         return None
-    parts = key[len(INCOMING_PREFIX) :].split("/")
+    parts = key[len(prefix) :].split("/")
     if len(parts) < 2 or not parts[-1]:
         return None
     model = parts[0]
     return model if _MODEL_RE.match(model) else None
+
+
+def model_from_key(key: str) -> str | None:
+    """``incoming/<model>/<file>`` -> ``<model>``; None if the key is not in that form."""
+    return _model_under(INCOMING_PREFIX, key)
+
+
+def training_source_model(key: str, *, drift: bool) -> str | None:
+    """The model whose training data ``key`` is, or None if a run may not train on it.
+
+    ``incoming/<model>/<file>`` always. ``retrain/<model>/<file>`` only for a run that the
+    drift handler started itself (``drift``): that folder holds the datasets it builds, and an
+    object that someone else puts there is not a reason to train.
+    """
+    return model_from_key(key) or (_model_under(RETRAIN_PREFIX, key) if drift else None)
+
+
+def retrain_key(model: str, report_id: str) -> str:
+    """``retrain/<model>/<report_id>.csv``: one retrain dataset per drift report, so a duplicate
+    event for the same report names the same object (which is written once)."""
+    if not _MODEL_RE.match(model):
+        raise ValueError(f"not a model name: {model!r}")
+    if not _REPORT_ID_RE.match(report_id):
+        raise ValueError(
+            f"report id {report_id!r} must be 1-128 letters, digits, '.', '_' or '-', starting and ending "
+            "with a letter or digit (report_digest(uri) makes one from a report's URI)"
+        )
+    return f"{RETRAIN_PREFIX}{model}/{report_id}.csv"
+
+
+def report_digest(report_uri: str) -> str:
+    """A report id for :func:`retrain_key`: 16 hex digits of the report's URI."""
+    return hashlib.sha256(report_uri.encode()).hexdigest()[:16]
+
+
+def ground_truth_key(model: str, when: datetime, name: str) -> str:
+    """``groundtruth/<model>/yyyy/mm/dd/hh/<name>``, the hour of ``when`` in UTC (the layout
+    Model Monitor reads ground truth from, the same as captured data's)."""
+    if not _MODEL_RE.match(model):
+        raise ValueError(f"not a model name: {model!r}")
+    if when.tzinfo is None:
+        raise ValueError(f"{when!r} has no time zone; give an aware datetime (UTC) so the hour folder is exact")
+    if not _FILE_NAME_RE.match(name):
+        raise ValueError(f"file name {name!r} must be letters, digits, '.', '_' or '-' (at most 200)")
+    return f"{GROUND_TRUTH_PREFIX}{model}/{when.astimezone(UTC):%Y/%m/%d/%H}/{name}"
 
 
 def is_valid_model_name(model: str) -> bool:

@@ -41,7 +41,16 @@ from autoloop.jobs import (
 )
 from autoloop.monitoring import MONITOR_SCRIPT, baseline_request, calibrate_request, check_request, own_baseline_request
 from autoloop.monitoring_steps import MonitoringPlan, check_inputs
-from autoloop.naming import MAX_S3_URI, execution_arn, job_name, model_from_key, run_id, run_prefix
+from autoloop.naming import (
+    MAX_S3_URI,
+    RETRAIN_PREFIX,
+    execution_arn,
+    job_name,
+    model_from_key,
+    run_id,
+    run_prefix,
+    training_source_model,
+)
 from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
@@ -110,8 +119,9 @@ def start_pipeline(event: Any, settings: StartSettings) -> dict[str, Any]:
 def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
     state = parse(PipelineState, payload, "pipeline input")
     logger.set_correlation_id(state.run_id)
-    config = load_model_config(settings.artifacts_bucket, state.model)
     src = state.source
+    _check_source_key(state)
+    config = load_model_config(settings.artifacts_bucket, state.model)
     version = {"VersionId": src.version_id} if src.version_id else {}
     with aws_call(f"reading {src.uri}"):
         try:
@@ -132,6 +142,28 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
         "threshold": config.threshold,
         "hyperparameters": config.hyperparameters,
     }
+
+
+def _check_source_key(state: PipelineState) -> None:
+    """A run trains on ``incoming/<model>/``; a drift retrain (started by the drift handler,
+    not by an S3 event) also on the dataset it built under ``retrain/<model>/``."""
+    drift = state.trigger.type == "drift"
+    model = training_source_model(state.source.key, drift=drift)
+    if model == state.model:
+        return
+    where = state.source.uri
+    if model is None and not drift and training_source_model(state.source.key, drift=True):
+        raise ObjectOutsideIncoming(
+            f"{where} is under {RETRAIN_PREFIX}, which only drift retrains read (this run's trigger is "
+            f"{state.trigger.type!r}).",
+        )
+    if model is None:
+        raise ObjectOutsideIncoming(
+            f"{where} is not under incoming/{state.model}/"
+            + (f" or {RETRAIN_PREFIX}{state.model}/." if drift else "."),
+        )
+    raise ObjectOutsideIncoming(f"{where} is training data of model {model!r}, not of this run's model "
+                                f"{state.model!r}.")
 
 
 def _freeze_validated_input(state: PipelineState, artifacts_bucket: str, version_id: str | None) -> str:

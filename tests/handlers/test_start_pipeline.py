@@ -70,6 +70,8 @@ def test_a_duplicate_of_a_failed_run_starts_nothing_but_a_reupload_does(deployed
     [
         (lambda e: e["detail"]["object"].__setitem__("key", "exports/x.csv"), "ObjectOutsideIncoming"),
         (lambda e: e["detail"]["object"].__setitem__("key", "incoming/x.csv"), "ObjectOutsideIncoming"),
+        # the drift handler's datasets: an upload there starts nothing (the S3 rule matches incoming/ only)
+        (lambda e: e["detail"]["object"].__setitem__("key", "retrain/churn/x.csv"), "ObjectOutsideIncoming"),
         (lambda e: e["detail"].pop("bucket"), "InvalidEvent"),
         (lambda e: e.__setitem__("detail-type", "Object Deleted"), "InvalidEvent"),
         (lambda e: e["detail"]["bucket"].__setitem__("name", "someone-elses-bucket"), "InvalidEvent"),

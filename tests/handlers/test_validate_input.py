@@ -87,3 +87,40 @@ def test_unknown_model_is_named(deployed, validate, lambda_context):
 def test_malformed_state_is_an_invalid_event(deployed, validate, lambda_context):
     with pytest.raises(errors.InvalidEvent, match="malformed pipeline input"):
         validate({"model": "churn"}, lambda_context)
+
+
+def test_a_drift_retrain_reads_its_dataset_under_retrain(deployed, validate, lambda_context):
+    """The drift handler starts the run on the dataset it built under retrain/<model>/."""
+    body = good_csv()
+    state = upload(deployed, body, key="retrain/churn/0123456789abcdef.csv")
+    state["trigger"] = {"type": "drift", "detail": {"report": "s3://x/constraint_violations.json"}}
+    result = validate(state, lambda_context)
+    assert result["rows"] == 400
+    copied = boto3.client("s3").get_object(Bucket=deployed.artifacts_bucket,
+                                           Key="runs/churn/churn-0123456789/input/0123456789abcdef.csv")
+    assert copied["Body"].read() == body
+
+
+@pytest.mark.parametrize(
+    ("key", "trigger", "match"),
+    [
+        ("retrain/churn/x.csv", "s3", "under retrain/, which only drift retrains read"),
+        ("retrain/churn/x.csv", "manual", "under retrain/, which only drift retrains read"),
+        ("exports/churn/x.csv", "s3", r"not under incoming/churn/\. Upload"),
+        ("exports/churn/x.csv", "drift", "not under incoming/churn/ or retrain/churn/"),
+        ("groundtruth/churn/2026/11/01/03/x.csv", "drift", "not under incoming/churn/ or retrain/churn/"),
+    ],
+)
+def test_a_run_reads_only_training_prefixes(deployed, validate, lambda_context, key, trigger, match):
+    state = upload(deployed, good_csv(), key=key)
+    state["trigger"] = {"type": trigger}
+    with pytest.raises(errors.ObjectOutsideIncoming, match=match):
+        validate(state, lambda_context)
+    assert boto3.client("s3").list_objects_v2(Bucket=deployed.artifacts_bucket, Prefix="runs/").get("KeyCount") == 0
+
+
+def test_a_run_reads_only_its_own_models_data(deployed, validate, lambda_context):
+    state = upload(deployed, good_csv(), key="incoming/other/x.csv")
+    state["model"] = "churn"
+    with pytest.raises(errors.ObjectOutsideIncoming, match="training data of model 'other', not of this run's model"):
+        validate(state, lambda_context)

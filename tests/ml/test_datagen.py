@@ -72,6 +72,18 @@ def test_same_seed_same_rows_other_seed_other_rows() -> None:
     pd.testing.assert_frame_equal(datagen.generate(2 * block + 5, seed=7).head(block), datagen.generate(block, seed=7))
 
 
+def test_reference_data_is_byte_for_byte_what_it_was(tmp_path: Path) -> None:
+    """Drift changes only drifted data: ``drift=0`` files (the demo's first upload, the tests'
+    fixtures) keep the exact bytes they had before concept drift was added."""
+    import hashlib
+
+    path = tmp_path / "reference.csv"
+    datagen.write_csv(path, 2000, seed=0, drift=0.0)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "5e4de4be810f3ed00ae82663314f463c3f351a2a886c2ebdaf3743d60e4ab058"
+    )
+
+
 def test_two_seeds_give_the_same_distribution(reference: pd.DataFrame) -> None:
     other = datagen.generate(20_000, seed=2)
     for col in NUMERIC:
@@ -144,6 +156,46 @@ def test_label_is_learnable_but_not_trivial() -> None:
     assert 0.2 < train["churned"].mean() < 0.45
 
 
+def quartile_gap(df: pd.DataFrame, column: str) -> float:
+    """Churn rate of the top quarter of ``column`` minus that of the bottom quarter."""
+    low, high = df[column].quantile([0.25, 0.75])
+    return float(df.loc[df[column] >= high, "churned"].mean() - df.loc[df[column] <= low, "churned"].mean())
+
+
+def test_concept_drift_turns_heavy_usage_and_age_into_churn(reference: pd.DataFrame) -> None:
+    """In the reference, heavy data users and older customers churn a little less; with drift they
+    churn more, increasingly with the knob (the relationship itself changes, not only the features)."""
+    half = datagen.generate(20_000, seed=1, drift=0.5)
+    drifted = datagen.generate(20_000, seed=1, drift=1.0)
+    assert quartile_gap(reference, "data_usage_gb") < -0.05
+    assert 0.2 < quartile_gap(half, "data_usage_gb") < quartile_gap(drifted, "data_usage_gb")
+    assert quartile_gap(drifted, "data_usage_gb") > 0.4
+    assert quartile_gap(reference, "age") < -0.02
+    assert 0.05 < quartile_gap(half, "age") < quartile_gap(drifted, "age")
+    assert 0.55 < drifted["churned"].mean() < 0.8
+
+
+def test_a_model_of_the_reference_loses_auc_on_drifted_rows() -> None:
+    """The demo's premise (measured fully, with ml/train.py's pipeline, by measure_concept_drift.py)."""
+    features = NUMERIC + CATEGORICAL
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+                ("c", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                 CATEGORICAL),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    )
+    model.fit(datagen.generate(2000, seed=0)[features], datagen.generate(2000, seed=0)["churned"])
+    scores = {}
+    for drift in (0.0, 1.0):
+        test = datagen.generate(5000, seed=11, drift=drift)
+        scores[drift] = roc_auc_score(test["churned"], model.predict_proba(test[features])[:, 1])
+    assert scores[0.0] - scores[1.0] >= 0.12, scores
+
+
 def test_write_csv_matches_generate_whatever_the_chunking(tmp_path: Path) -> None:
     small_chunks = tmp_path / "a.csv"
     one_chunk = tmp_path / "nested" / "b.csv"
@@ -209,3 +261,64 @@ def test_cli_writes_the_same_rows(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "drift" in bad.stderr
     assert not (tmp_path / "bad.csv").exists()
+
+
+# --- ground truth ---------------------------------------------------------------------------
+
+
+def test_ground_truth_files_are_model_monitor_records_in_utc_hour_folders() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    rows = datagen.generate(6, seed=3)
+    ids = [f"order-{i}" for i in range(6)]
+    t0 = datetime(2026, 11, 1, 3, 5, tzinfo=UTC)
+    times = [t0, t0, t0 + timedelta(minutes=50), t0 + timedelta(hours=1), t0, t0]
+    times[4] = times[4].astimezone(timezone(timedelta(hours=-5)))  # 22:05 the day before, in UTC-5: still 03 UTC
+    files = datagen.ground_truth_files("churn", rows["churned"], ids, times)
+
+    assert sorted(k.rsplit("/", 1)[0] for k in files) == ["groundtruth/churn/2026/11/01/03",
+                                                         "groundtruth/churn/2026/11/01/04"]
+    records = {k.rsplit("/", 1)[0]: [json.loads(line) for line in v.decode().splitlines()] for k, v in files.items()}
+    hour3, hour4 = records["groundtruth/churn/2026/11/01/03"], records["groundtruth/churn/2026/11/01/04"]
+    assert [r["eventMetadata"]["eventId"] for r in hour3] == ["order-0", "order-1", "order-2", "order-4", "order-5"]
+    assert [r["eventMetadata"]["eventId"] for r in hour4] == ["order-3"]
+    labels = dict(zip(ids, rows["churned"].astype(str), strict=True))
+    for record in hour3 + hour4:
+        assert set(record) == {"groundTruthData", "eventMetadata", "eventVersion"}
+        assert record["eventVersion"] == "0" and record["groundTruthData"]["encoding"] == "CSV"
+        assert record["groundTruthData"]["data"] == labels[record["eventMetadata"]["eventId"]]
+    for key, body in files.items():
+        assert key.endswith(".jsonl") and body.endswith(b"\n")
+    # pure and deterministic: the same labels, the same keys and bytes
+    assert datagen.ground_truth_files("churn", rows["churned"], ids, times) == files
+
+
+def test_ground_truth_labels_are_written_as_csv_text() -> None:
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 11, 1, 3, tzinfo=UTC)
+    [body] = datagen.ground_truth_files("churn", [1, 0.0, 2.5, True, np.int64(1), " yes "],
+                                        ["a", "b", "c", "d", "e", "f"], when).values()
+    data = [json.loads(line)["groundTruthData"]["data"] for line in body.decode().splitlines()]
+    assert data == ["1", "0", "2.5", "1", "1", "yes"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "ids", "match"),
+    [
+        ([1, 0], ["a"], "2 labels for 1 inference ids"),
+        ([1, 0], ["a", "a"], "labelled twice"),
+        ([1, float("nan")], ["a", "b"], "'b' has no label"),
+        ([1, None], ["a", "b"], "'b' has label None"),
+        ([1], [""], "inference id is empty"),
+    ],
+)
+def test_ground_truth_refuses_what_could_not_be_merged(labels, ids, match) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(ValueError, match=match):
+        datagen.ground_truth_files("churn", labels, ids, datetime(2026, 11, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="time zone"):
+        datagen.ground_truth_files("churn", [1], ["a"], datetime(2026, 11, 1))
+    with pytest.raises(ValueError, match="model"):
+        datagen.ground_truth_files("Churn!", [1], ["a"], datetime(2026, 11, 1, tzinfo=UTC))

@@ -60,3 +60,47 @@ def test_execution_arn_follows_the_state_machine_arn():
         "arn:aws:states:eu-west-1:123456789012:execution:stack-training-pipeline:churn-0123456789"
     with pytest.raises(ValueError, match="not a state machine ARN"):
         naming.execution_arn("arn:aws:sns:eu-west-1:123456789012:topic", "x")
+
+
+@pytest.mark.parametrize(
+    ("key", "drift", "model"),
+    [
+        ("incoming/churn/a.csv", False, "churn"),
+        ("incoming/churn/a.csv", True, "churn"),
+        ("retrain/churn/0123456789abcdef.csv", True, "churn"),
+        ("retrain/churn/0123456789abcdef.csv", False, None),  # only the drift handler's own runs
+        ("retrain/churn/", True, None),
+        ("retrain/Churn/a.csv", True, None),
+        ("groundtruth/churn/2026/11/01/03/a.jsonl", True, None),
+        ("exports/churn/a.csv", True, None),
+    ],
+)
+def test_training_source_model(key, drift, model):
+    assert naming.training_source_model(key, drift=drift) == model
+
+
+def test_retrain_key_is_one_object_per_report_under_the_retrain_prefix():
+    digest = naming.report_digest("s3://artifacts/monitoring/e/s/2026/11/01/03/constraint_violations.json")
+    assert re.fullmatch(r"[0-9a-f]{16}", digest)
+    key = naming.retrain_key("churn", digest)
+    assert key == f"retrain/churn/{digest}.csv"
+    assert naming.training_source_model(key, drift=True) == "churn"
+    assert naming.retrain_key("churn", "churn-dq-2026-11-01-03") == "retrain/churn/churn-dq-2026-11-01-03.csv"
+    for bad in ("", "../x", "a/b", "-x", "x" * 129, "a b"):
+        with pytest.raises(ValueError, match="report id"):
+            naming.retrain_key("churn", bad)
+    with pytest.raises(ValueError, match="model"):
+        naming.retrain_key("Churn", digest)
+
+
+def test_ground_truth_keys_use_the_utc_hour_folder():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    when = datetime(2026, 11, 1, 3, 59, 59, tzinfo=UTC)
+    assert naming.ground_truth_key("churn", when, "labels-1.jsonl") == "groundtruth/churn/2026/11/01/03/labels-1.jsonl"
+    cet = when.astimezone(timezone(timedelta(hours=1)))  # 04:59 in UTC+1 is still hour 03 in UTC
+    assert naming.ground_truth_key("churn", cet, "x.jsonl") == "groundtruth/churn/2026/11/01/03/x.jsonl"
+    with pytest.raises(ValueError, match="time zone"):
+        naming.ground_truth_key("churn", when.replace(tzinfo=None), "x.jsonl")
+    with pytest.raises(ValueError, match="file name"):
+        naming.ground_truth_key("churn", when, "a/b.jsonl")
