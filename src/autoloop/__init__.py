@@ -26,6 +26,7 @@ Model Registry and shared AWS machinery
     ``drift``           Model Monitor reports, drift events and the retrain policy (pure)
     ``tasks``           the task-token waits: launch a job for a task, complete the task from a
                         job or endpoint state change (the callback), reconcile after a timeout
+    ``retrain_data``    a drift retrain's dataset: the fresh upload plus the labelled rows, written once
 Pipelines (one per state machine or trigger)
     ``training_steps``, ``deploy_steps``, ``batch_steps``, ``drift_steps``, ``run_slots``,
     ``teardown``
@@ -40,6 +41,6 @@ __version__ = "0.1.0"
 MODULES = (
     "errors", "observability", "naming", "adapters", "lifecycle",
     "jobs", "monitoring", "state", "events", "gate", "config", "validation",
-    "registry", "deploy", "batch", "drift", "tasks",
+    "registry", "deploy", "batch", "drift", "tasks", "retrain_data",
 )
 PIPELINES = ("training_steps", "deploy_steps", "batch_steps", "drift_steps", "run_slots", "teardown")

@@ -166,7 +166,9 @@ def training_job(
     channels: dict[str, str],
     *,
     max_runtime: int = 60,
+    manifests: frozenset[str] = frozenset(),
 ) -> str:
+    """A script-mode training job; the channels named in ``manifests`` are ManifestFile inputs."""
     return str(
         sm.create_training_job(
             TrainingJobName=name,
@@ -178,7 +180,7 @@ def training_job(
                     "ChannelName": channel,
                     "DataSource": {
                         "S3DataSource": {
-                            "S3DataType": "S3Prefix",
+                            "S3DataType": "ManifestFile" if channel in manifests else "S3Prefix",
                             "S3Uri": uri,
                             "S3DataDistributionType": "FullyReplicated",
                         }
@@ -269,6 +271,77 @@ def test_processing_job_runs_the_script_and_uploads_outputs(aws: dict[str, Any])
     # moto's list reflects the real status too
     summaries = sm.list_processing_jobs(NameContains=name)["ProcessingJobSummaries"]
     assert [s["ProcessingJobStatus"] for s in summaries] == ["Completed"]
+
+
+def manifest_input(name: str, uri: str, local: str) -> dict[str, Any]:
+    item = s3_input(name, uri, local)
+    item["S3Input"]["S3DataType"] = "ManifestFile"
+    return item
+
+
+def test_processing_input_from_a_manifest_file_gets_exactly_the_listed_objects(aws: dict[str, Any]) -> None:
+    s3, sm = aws["s3"], aws["sm"]
+    code = put(s3, "code/manifest/job.py", PROCESSING_SCRIPT).rsplit("/", 1)[0]
+    put(s3, "labelled/run-1/labelled.csv", "x\n1\n2\n")
+    put(s3, "labelled/run-2/deep/labelled.csv", "x\n3\n")
+    put(s3, "labelled/run-3/labelled.csv", "x\n4\n5\n6\n")  # under the prefix, not listed: not downloaded
+    manifest = put(s3, "manifests/labelled.manifest", json.dumps(
+        [{"prefix": f"s3://{BUCKET}/labelled/"}, "run-1/labelled.csv", "run-2/deep/labelled.csv"]))
+    name = "proc-manifest"
+    processing_job(
+        sm, name, code,
+        args=["--input", "/opt/ml/processing/input/labelled", "--output", "/opt/ml/processing/out"],
+        inputs=[manifest_input("labelled", manifest, "/opt/ml/processing/input/labelled")],
+        outputs=[s3_output("result", f"s3://{BUCKET}/results/manifest", "/opt/ml/processing/out")],
+        environment={"MARKER": "/opt/ml/processing/marker"},
+    )
+    finished(name)
+
+    job = sm.describe_processing_job(ProcessingJobName=name)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    # each object lands at <LocalPath>/<relative key>
+    assert get(s3, "results/manifest/nested/names.txt") == b"run-1/labelled.csv\nrun-2/deep/labelled.csv"
+    assert get(s3, "results/manifest/summary.txt") == b"files=2 rows=5\n"
+
+
+def test_manifest_problems_fail_the_job_with_a_client_error(aws: dict[str, Any]) -> None:
+    s3, sm = aws["s3"], aws["sm"]
+    code = put(s3, "code/manifest-bad/job.py", "print('never runs')\n").rsplit("/", 1)[0]
+    put(s3, "labelled/run-1/labelled.csv", "x\n1\n")
+    prefix = {"prefix": f"s3://{BUCKET}/labelled/"}
+    cases = {
+        "missing-object": ([prefix, "run-1/labelled.csv", "run-9/labelled.csv"],
+                           f"s3://{BUCKET}/labelled/run-9/labelled.csv, listed in the manifest "
+                           f"s3://{BUCKET}/manifests/missing-object.manifest, does not exist."),
+        "not-json": ("[{'prefix': 's3://x/'}]", "is not JSON"),
+        "no-prefix": (["run-1/labelled.csv"], 'whose first element is {"prefix": "s3://bucket/prefix/"}'),
+        "bad-prefix": ([{"prefix": "labelled/"}, "run-1/labelled.csv"], "is not an s3://bucket/... URI"),
+        "no-objects": ([prefix], "lists no objects after its prefix"),
+        "escapes": ([prefix, "../../etc/passwd"], "entry 1 of the manifest"),
+        "a-folder": ([prefix, "run-1/"], "entry 1 of the manifest"),
+    }
+    for case, (manifest, _) in cases.items():
+        body = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        uri = put(s3, f"manifests/{case}.manifest", body)
+        processing_job(sm, f"proc-{case}", code,
+                       inputs=[manifest_input("labelled", uri, "/opt/ml/processing/input/labelled")])
+    processing_job(sm, "proc-no-manifest", code, inputs=[
+        manifest_input("labelled", f"s3://{BUCKET}/manifests/none.manifest", "/opt/ml/processing/input/labelled")])
+    augmented = manifest_input("labelled", f"s3://{BUCKET}/manifests/no-objects.manifest", "/opt/ml/processing/x")
+    augmented["S3Input"]["S3DataType"] = "AugmentedManifestFile"
+    processing_job(sm, "proc-augmented", code, inputs=[augmented])
+
+    expected = {case: match for case, (_, match) in cases.items()}
+    expected["no-manifest"] = f"could not read the manifest s3://{BUCKET}/manifests/none.manifest"
+    expected["augmented"] = "S3DataType AugmentedManifestFile is not supported in local mode"
+    for case, match in expected.items():
+        finished(f"proc-{case}")
+        job = sm.describe_processing_job(ProcessingJobName=f"proc-{case}")
+        assert job["ProcessingJobStatus"] == "Failed", case
+        assert job["FailureReason"].startswith("ClientError: input 'labelled': "), (case, job["FailureReason"])
+        assert match in job["FailureReason"], (case, job["FailureReason"])
+    sandbox = aws["home"] / "jobs" / "proc-escapes"
+    assert not (sandbox / "opt/ml/processing/input/etc").exists()
 
 
 FAILING_SCRIPT = """
@@ -455,6 +528,41 @@ def test_training_job_script_mode(aws: dict[str, Any]) -> None:
         assert tf.getnames() == ["metrics.json"]
     assert "trained" in logs.read_text()
     assert sagemaker_jobs.job_timings()["train-ok"]["compute_seconds"] > 0
+
+
+MANIFEST_TRAIN_SCRIPT = """
+import os, pathlib
+data = pathlib.Path(os.environ["SM_CHANNEL_TRAIN"])
+names = sorted(p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file())
+assert names == ["train.csv"], names
+assert (data / "train.csv").read_text() == "1,0.1\\n0,0.9\\n"
+(pathlib.Path(os.environ["SM_MODEL_DIR"]) / "model.txt").write_text("ok")
+"""
+
+
+def test_training_channel_from_a_manifest_file(aws: dict[str, Any]) -> None:
+    s3, sm = aws["s3"], aws["sm"]
+    submit = put(s3, "code/train-m/sourcedir.tar.gz", tar_gz({"train.py": MANIFEST_TRAIN_SCRIPT}))
+    put(s3, "data/m/train.csv", "1,0.1\n0,0.9\n")
+    put(s3, "data/m/train.csv.bak", "not listed\n")
+    put(s3, "data/validation/validation.csv", "1,0.2\n")
+    manifest = put(s3, "manifests/train.manifest", json.dumps([{"prefix": f"s3://{BUCKET}/data/m/"}, "train.csv"]))
+    hps = script_mode_hps(submit)
+    channels = {"train": manifest, "validation": f"s3://{BUCKET}/data/validation/"}
+    training_job(sm, "train-manifest", hps, channels, manifests=frozenset({"train"}))
+    missing = put(s3, "manifests/missing.manifest", json.dumps([{"prefix": f"s3://{BUCKET}/data/m/"}, "gone.csv"]))
+    training_job(sm, "train-manifest-missing", hps, {"train": missing}, manifests=frozenset({"train"}))
+    finished("train-manifest")
+    finished("train-manifest-missing")
+
+    job = sm.describe_training_job(TrainingJobName="train-manifest")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    data = aws["home"] / "jobs" / "train-manifest" / "opt/ml/input/data/train"
+    assert sorted(p.name for p in data.iterdir()) == ["train.csv"]
+    failed = sm.describe_training_job(TrainingJobName="train-manifest-missing")
+    assert failed["TrainingJobStatus"] == "Failed"
+    assert failed["FailureReason"] == (f"ClientError: channel 'train': s3://{BUCKET}/data/m/gone.csv, listed in the "
+                                       f"manifest {missing}, does not exist.")
 
 
 def test_training_failures(aws: dict[str, Any]) -> None:

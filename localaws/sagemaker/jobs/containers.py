@@ -10,15 +10,17 @@ by rewriting; see :mod:`localaws.sagemaker.optml`). Each job's ``PATH`` starts w
 ``python``/``python3`` for this interpreter (:func:`localaws.sagemaker.optml.tool_dir`), so
 shell drivers that call ``python3`` from ``PATH`` (SDK v3's ``sm_train.sh``) run it:
 
-Processing: each ``ProcessingInput`` (``S3Input``, ``S3Prefix``, ``File`` mode) is downloaded
-to its ``LocalPath``; ``AppSpecification.ContainerEntrypoint + ContainerArguments`` runs
+Processing: each ``ProcessingInput`` (``S3Input`` in ``File`` mode) is downloaded to its
+``LocalPath``: every object under an ``S3Prefix``, or every object a ``ManifestFile`` lists
+(see :func:`download_manifest`); ``AppSpecification.ContainerEntrypoint + ContainerArguments`` runs
 (a leading ``python``/``python3`` becomes this interpreter) with ``os.environ`` plus the
 job's ``Environment`` and ``SM_OUTPUT_DIR``; on exit 0 each ``ProcessingOutput``'s
 ``LocalPath`` is uploaded to its ``S3Uri``. ``/opt/ml/output/message`` becomes
 ``ExitMessage``; on failure ``/opt/ml/output/failure`` becomes ``FailureReason``.
 
 Training (script mode): JSON-decoded ``HyperParameters``; ``sagemaker_submit_directory``
-is extracted to ``/opt/ml/code``; channels go to ``/opt/ml/input/data/<channel>``;
+is extracted to ``/opt/ml/code``; channels (``S3Prefix`` or ``ManifestFile``) go to
+``/opt/ml/input/data/<channel>``;
 ``/opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json`` are written;
 the toolkit's ``SM_*`` variables are set and ``python <sagemaker_program> --key value ...``
 runs in ``/opt/ml/code``. On success ``/opt/ml/model`` becomes
@@ -33,7 +35,7 @@ image's optional ``after_run(job)`` hook runs after a successful run and upload,
 job is marked Completed (the platform work that image implies, e.g. publishing metrics).
 
 Not supported (the job fails with a ``ClientError`` saying so): Pipe/FastFile input modes
-other than File semantics, ManifestFile inputs, DatasetDefinition and Feature Store,
+other than File semantics, AugmentedManifestFile inputs, DatasetDefinition and Feature Store,
 processing images without an explicit ``ContainerEntrypoint`` (unless registered as local
 images), training without script mode or ``ContainerEntrypoint``, ``requirements.txt``
 installation, multi-instance jobs (one host, ``algo-1``), debugger and profiler.
@@ -55,6 +57,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from localaws.clients import client
 from localaws.sagemaker.jobs.job import work_root
@@ -191,6 +195,72 @@ def _run(job: Job, cmd: list[str], *, env: dict[str, str], cwd: Path) -> Process
     return result
 
 
+def _manifest_entries(body: bytes, manifest_uri: str, what: str) -> tuple[str, list[str]]:
+    """(prefix, relative keys) of a manifest, or a ``ClientError`` naming what is wrong with it."""
+    shape = ('a JSON array whose first element is {"prefix": "s3://bucket/prefix/"}, followed by '
+             "object keys relative to that prefix")
+    try:
+        entries = json.loads(body)
+    except ValueError as exc:
+        raise JobFailure(f"ClientError: {what}: the manifest {manifest_uri} is not JSON ({exc}); "
+                         f"it must be {shape}") from exc
+    if not (isinstance(entries, list) and entries and isinstance(entries[0], dict)
+            and isinstance(entries[0].get("prefix"), str)):
+        raise JobFailure(f"ClientError: {what}: the manifest {manifest_uri} must be {shape}")
+    prefix = entries[0]["prefix"]
+    if not prefix.startswith("s3://") or not prefix[len("s3://"):].split("/", 1)[0]:
+        raise JobFailure(f"ClientError: {what}: the prefix of the manifest {manifest_uri} ({prefix!r}) is not an "
+                         "s3://bucket/... URI")
+    relative = entries[1:]
+    if not relative:
+        raise JobFailure(f"ClientError: {what}: the manifest {manifest_uri} lists no objects after its prefix")
+    for index, key in enumerate(relative, start=1):
+        # The key is also a path below LocalPath: it may not leave it or name a folder.
+        if not isinstance(key, str) or any(part in ("", ".", "..") for part in key.split("/")):
+            raise JobFailure(
+                f"ClientError: {what}: entry {index} of the manifest {manifest_uri} ({key!r}) is not an object "
+                "key relative to the prefix (a non-empty path, with no '.', '..' or empty segments)"
+            )
+    return prefix, relative
+
+
+def download_manifest(s3: Any, manifest_uri: str, dest: Path, what: str = "input") -> int:
+    """Download the objects a manifest file lists into ``dest`` (``S3DataType: ManifestFile``).
+
+    The manifest (SageMaker's ``S3DataSource``/``ProcessingS3Input`` format) is a JSON array:
+    ``[{"prefix": "s3://bucket/some/prefix/"}, "relative/key-1", "relative/key-2", ...]``; each
+    object is ``<prefix><relative key>`` and lands at ``<dest>/<relative key>``. A manifest that
+    cannot be read or parsed, or an object it lists that does not exist, fails the job with a
+    ``ClientError`` reason, as on SageMaker. Returns the number of files written.
+    """
+    bucket, key = split_s3_uri(manifest_uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise JobFailure(f"ClientError: {what}: could not read the manifest {manifest_uri} ({code}); "
+                         "S3Uri of a ManifestFile input names the manifest object itself") from exc
+    prefix, relative = _manifest_entries(body, manifest_uri, what)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
+    for name in relative:
+        uri = prefix + name
+        obj_bucket, obj_key = split_s3_uri(uri)
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            s3.download_file(obj_bucket, obj_key, str(target))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            missing = code in ("404", "NoSuchKey", "NotFound")
+            raise JobFailure(
+                f"ClientError: {what}: {uri}, listed in the manifest {manifest_uri}, "
+                + ("does not exist." if missing else f"could not be downloaded ({code}: {exc}).")
+            ) from exc
+        written.add(name)
+    return len(written)
+
+
 def run_processing(job: Job) -> dict[str, Any]:
     sandbox = job.sandbox
     root = job.root
@@ -237,11 +307,17 @@ def run_processing(job: Job) -> dict[str, Any]:
             continue
         if s3_input.get("S3InputMode", "File") != "File":
             raise JobFailure("ClientError: only S3InputMode File is supported in local mode")
-        if s3_input.get("S3DataType", "S3Prefix") != "S3Prefix":
-            raise JobFailure("ClientError: only S3DataType S3Prefix is supported in local mode")
+        data_type = s3_input.get("S3DataType", "S3Prefix")
+        if data_type not in ("S3Prefix", "ManifestFile"):
+            raise JobFailure(f"ClientError: input {item.get('InputName')!r}: S3DataType {data_type} is not "
+                             "supported in local mode (S3Prefix and ManifestFile are)")
         if s3_input.get("S3CompressionType", "None") not in ("None", None):
             raise JobFailure("ClientError: S3CompressionType Gzip needs Pipe mode (unsupported)")
-        download_prefix(s3, s3_input["S3Uri"], local_path(s3_input["LocalPath"], sandbox))
+        target = local_path(s3_input["LocalPath"], sandbox)
+        if data_type == "ManifestFile":
+            download_manifest(s3, s3_input["S3Uri"], target, f"input {item.get('InputName')!r}")
+        else:
+            download_prefix(s3, s3_input["S3Uri"], target)
 
     targets: list[tuple[Path, str]] = []
     for item in outputs:
@@ -415,9 +491,14 @@ def _channels(job: Job, s3: Any, opt: Path, default_mode: str) -> dict[str, dict
         mode = channel.get("InputMode") or default_mode
         if mode not in ("File", "FastFile"):
             raise JobFailure(f"ClientError: channel {name!r}: input mode {mode} is unsupported")
-        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
-            raise JobFailure(f"ClientError: channel {name!r}: only S3DataType S3Prefix")
-        download_prefix(s3, source["S3Uri"], opt / "input" / "data" / name)
+        data_type = source.get("S3DataType", "S3Prefix")
+        if data_type == "ManifestFile":
+            download_manifest(s3, source["S3Uri"], opt / "input" / "data" / name, f"channel {name!r}")
+        elif data_type == "S3Prefix":
+            download_prefix(s3, source["S3Uri"], opt / "input" / "data" / name)
+        else:
+            raise JobFailure(f"ClientError: channel {name!r}: S3DataType {data_type} is not supported in local "
+                             "mode (S3Prefix and ManifestFile are)")
         entry = {
             "TrainingInputMode": mode,
             "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
