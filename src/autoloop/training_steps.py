@@ -145,16 +145,16 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
 
 
 def _check_source_key(state: PipelineState) -> None:
-    """A run trains on ``incoming/<model>/``; a drift retrain (started by the drift handler,
-    not by an S3 event) also on the dataset it built under ``retrain/<model>/``."""
-    drift = state.trigger.type == "drift"
+    """A run trains on ``incoming/<model>/``; a retrain the drift handler started (on drift or a
+    quality drop, not by an S3 event) also on the dataset it built under ``retrain/<model>/``."""
+    drift = state.trigger.type in {"drift", "quality"}
     model = training_source_model(state.source.key, drift=drift)
     if model == state.model:
         return
     where = state.source.uri
     if model is None and not drift and training_source_model(state.source.key, drift=True):
         raise ObjectOutsideIncoming(
-            f"{where} is under {RETRAIN_PREFIX}, which only drift retrains read (this run's trigger is "
+            f"{where} is under {RETRAIN_PREFIX}, which only retrains on drift or a quality drop read (this run's trigger is "
             f"{state.trigger.type!r}).",
         )
     if model is None:
