@@ -13,7 +13,7 @@ Foundations
     ``lifecycle``       the stack's teardown marker (a stack being deleted deploys nothing)
 Pure domain (no AWS calls, except ``config.load_model_config``)
     ``jobs``            SageMaker job requests and results
-    ``monitoring``      Model Monitor requests (baseline, calibration, schedule)
+    ``monitoring``      monitoring requests, both backends (baselines, jobs, schedules)
     ``state``           the state machines' payloads, as pydantic models
     ``events``          the EventBridge events the handlers take (Powertools ``EventBridgeModel``)
     ``gate``            the quality gate's inputs
@@ -23,13 +23,13 @@ Model Registry and shared AWS machinery
     ``registry``        package requests and checks, the latest Approved package, the champion
     ``deploy``          deployment planning and endpoint requests (pure)
     ``batch``           the monthly batch transform's months, layout, requests, policy (pure)
-    ``drift``           Model Monitor reports, drift events and the retrain policy (pure)
+    ``drift``           monitoring reports, drift events and the retrain policy (pure)
     ``tasks``           the task-token waits: launch a job for a task, complete the task from a
                         job or endpoint state change (the callback), reconcile after a timeout
     ``retrain_data``    a drift retrain's dataset: the fresh upload plus the labelled rows, written once
 Pipelines (one per state machine or trigger)
-    ``training_steps``, ``deploy_steps``, ``batch_steps``, ``drift_steps``, ``run_slots``,
-    ``teardown``
+    ``training_steps``, ``deploy_steps``, ``batch_steps``, ``drift_steps``, ``monitoring_steps``,
+    ``run_slots``, ``teardown``
 
 ``tests/unit/test_domain_imports.py`` holds the package to this order;
 ``tests/infra/test_architecture.py`` to no private (``_name``) use across modules and to
@@ -43,4 +43,5 @@ MODULES = (
     "jobs", "monitoring", "state", "events", "gate", "config", "validation",
     "registry", "deploy", "batch", "drift", "tasks", "retrain_data",
 )
-PIPELINES = ("training_steps", "deploy_steps", "batch_steps", "drift_steps", "run_slots", "teardown")
+PIPELINES = ("training_steps", "deploy_steps", "batch_steps", "drift_steps", "monitoring_steps", "run_slots",
+             "teardown")

@@ -35,9 +35,9 @@ from autoloop.drift import (
 from autoloop.errors import AutoloopError, InvalidEvent, InvalidViolationsReport
 from autoloop.events import AlarmStateChange, ProcessingJobDetail, ProcessingJobStateChange, parse_one_of
 from autoloop.monitoring import MONITORING_REPORT
-from autoloop.monitoring_steps import MonitoringPlan, MonitoringState
 from autoloop.naming import INCOMING_PREFIX, retrain_key, run_id
 from autoloop.observability import logger, metrics
+from autoloop.state import MonitoringPlan, MonitoringState
 
 
 def _latest_report(schedule: str) -> str:

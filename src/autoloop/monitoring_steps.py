@@ -31,10 +31,10 @@ from autoloop import adapters, registry, tasks
 from autoloop.adapters import aws_call, client
 from autoloop.config import MonitorPlanSettings, load_model_config
 from autoloop.errors import InvalidEvent
-from autoloop.monitoring import CheckInputs, monitoring_run_id, report_uri
+from autoloop.monitoring import monitoring_run_id, report_uri
 from autoloop.naming import GROUND_TRUTH_PREFIX
 from autoloop.observability import logger
-from autoloop.state import JobResult
+from autoloop.state import MonitoringPlan
 
 #: Scheduler's placeholder, left as is when the state machine is started by hand.
 _DUE_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
@@ -53,55 +53,6 @@ class MonitoringRequest(BaseModel):
     statistics_uri: str = Field(pattern=r"^s3://")
     constraints_uri: str = Field(pattern=r"^s3://")
     scheduled_time: str = _DUE_PLACEHOLDER
-
-
-class MonitoringPlan(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    action: str  # "monitor" | "skip"
-    reason: str
-    run_id: str
-    model: str
-    endpoint: str
-    window_start: str
-    window_end: str
-    report_uri: str
-    baseline_uri: str = ""
-    capture_manifest_uri: str | None = None
-    capture_files: int = 0
-    ground_truth_manifest_uri: str | None = None
-    ground_truth_files: int = 0
-    latest_label_at: str | None = None
-    ground_truth_prefix: str = ""
-    metric: str = "auc"
-    direction: str = "higher"
-    threshold: float = 0.0
-    quality_margin: float = 0.0
-    champion_arn: str | None = None
-    champion_metric: float | None = None
-    champion_created_at: str | None = None
-
-
-class MonitoringState(BaseModel):
-    """The MonitoringPipeline's state after its job: the plan and the job's result."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    plan: MonitoringPlan
-    jobs: dict[str, JobResult] = Field(default_factory=dict)
-
-
-def check_inputs(plan: MonitoringPlan) -> CheckInputs:
-    """The monitoring job's inputs from the plan (LaunchJob builds its request from them)."""
-    if plan.action != "monitor" or not plan.capture_manifest_uri:
-        raise InvalidEvent(f"monitoring run {plan.run_id} has nothing to check: {plan.reason}")
-    return CheckInputs(
-        model=plan.model, baseline_uri=plan.baseline_uri, capture_manifest_uri=plan.capture_manifest_uri,
-        ground_truth_manifest_uri=plan.ground_truth_manifest_uri, output_uri=plan.report_uri,
-        window_start=plan.window_start, window_end=plan.window_end, metric=plan.metric,
-        direction=plan.direction, threshold=plan.threshold, champion_metric=plan.champion_metric,
-        quality_margin=plan.quality_margin,
-    )
 
 
 def direction_of(metric: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoloop.errors import InvalidEvent
+from autoloop.monitoring import CheckInputs
 from autoloop.naming import JOB_STEPS
 
 
@@ -113,6 +114,53 @@ class DeployState(_Model):
         return self.jobs[step]
 
 
+class MonitoringPlan(_Model):
+    """A MonitoringPipeline run's plan (``autoloop.monitoring_steps.plan_monitoring``)."""
+
+    action: str  # "monitor" | "skip"
+    reason: str
+    run_id: str
+    model: str
+    endpoint: str
+    window_start: str
+    window_end: str
+    report_uri: str
+    baseline_uri: str = ""
+    capture_manifest_uri: str | None = None
+    capture_files: int = 0
+    ground_truth_manifest_uri: str | None = None
+    ground_truth_files: int = 0
+    latest_label_at: str | None = None
+    ground_truth_prefix: str = ""
+    metric: str = "auc"
+    direction: str = "higher"
+    threshold: float = 0.0
+    quality_margin: float = 0.0
+    champion_arn: str | None = None
+    champion_metric: float | None = None
+    champion_created_at: str | None = None
+
+    def check_inputs(self) -> CheckInputs:
+        """The monitoring job's inputs (LaunchJob builds its request from them)."""
+        if self.action != "monitor" or not self.capture_manifest_uri:
+            raise InvalidEvent(f"monitoring run {self.run_id} has nothing to check: {self.reason}")
+        return CheckInputs(
+            model=self.model, baseline_uri=self.baseline_uri, capture_manifest_uri=self.capture_manifest_uri,
+            ground_truth_manifest_uri=self.ground_truth_manifest_uri, output_uri=self.report_uri,
+            window_start=self.window_start, window_end=self.window_end, metric=self.metric,
+            direction=self.direction, threshold=self.threshold, champion_metric=self.champion_metric,
+            quality_margin=self.quality_margin,
+        )
+
+
+class MonitoringState(_Model):
+    """The MonitoringPipeline's state after its job: the plan and the job's result."""
+
+
+    plan: MonitoringPlan
+    jobs: dict[str, JobResult] = Field(default_factory=dict)
+
+
 class LaunchRequest(_Model):
     task_token: str = Field(min_length=1)
     step: Step
@@ -138,5 +186,6 @@ def parse[T: BaseModel](cls: type[T], payload: Any, what: str) -> T:
         raise InvalidEvent(f"malformed {what}: {exc}") from exc
 
 
-__all__ = ["JOB_STEPS", "DeployPlan", "DeployState", "EndpointRequest", "LaunchRequest", "PipelineState",
+__all__ = ["JOB_STEPS", "DeployPlan", "DeployState", "EndpointRequest", "LaunchRequest", "MonitoringPlan",
+           "MonitoringState", "PipelineState",
            "ReconcileRequest", "parse"]

@@ -40,7 +40,6 @@ from autoloop.jobs import (
     training_request,
 )
 from autoloop.monitoring import MONITOR_SCRIPT, baseline_request, calibrate_request, check_request, own_baseline_request
-from autoloop.monitoring_steps import MonitoringPlan, check_inputs
 from autoloop.naming import (
     MAX_S3_URI,
     RETRAIN_PREFIX,
@@ -52,7 +51,7 @@ from autoloop.naming import (
     training_source_model,
 )
 from autoloop.observability import logger, metrics
-from autoloop.state import DeployState, LaunchRequest, PipelineState, ReconcileRequest, parse
+from autoloop.state import DeployState, LaunchRequest, MonitoringPlan, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
 
 SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py", "calibrate": "calibrate.py",
@@ -154,8 +153,8 @@ def _check_source_key(state: PipelineState) -> None:
     where = state.source.uri
     if model is None and not drift and training_source_model(state.source.key, drift=True):
         raise ObjectOutsideIncoming(
-            f"{where} is under {RETRAIN_PREFIX}, which only retrains on drift or a quality drop read (this run's trigger is "
-            f"{state.trigger.type!r}).",
+            f"{where} is under {RETRAIN_PREFIX}, which only retrains on drift or a quality drop read "
+            f"(this run's trigger is {state.trigger.type!r}).",
         )
     if model is None:
         raise ObjectOutsideIncoming(
@@ -209,7 +208,7 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
     if script and not adapters.object_exists(settings.artifacts_bucket, code_key(script)):
         raise MlCodeMissing(f"s3://{settings.artifacts_bucket}/{code_key(script)} does not exist.")
     if step == "monitor":
-        return run, kind, check_request(ctx, check_inputs(monitoring), settings.monitoring())
+        return run, kind, check_request(ctx, monitoring.check_inputs(), settings.monitoring())
     baseline_uri = ctx.uri("preprocess", "baseline")
     if step == "baseline" and settings.monitoring_backend == "autoloop":
         return run, kind, own_baseline_request(ctx, baseline_uri)
