@@ -344,17 +344,20 @@ def _delete_endpoints(names: set[str], deadline: Deadline, report: Report) -> li
 
 
 def _delete_scheduler_schedules(stack: str, deadline: Deadline, report: Report) -> None:
-    """The autoloop backend's EventBridge Scheduler schedules (``<stack>-<model>-monitor``), first,
-    so no monitoring run starts while the endpoints go."""
+    """The autoloop backend's EventBridge Scheduler schedules (``<endpoint>-monitor``, those that
+    start this stack's MonitoringPipeline), first, so no monitoring run starts while the endpoints go."""
     scheduler = client("scheduler")
     try:
         rows = _paged(scheduler.list_schedules, "Schedules", NamePrefix=f"{stack}-", GroupName=SCHEDULE_GROUP)
     except ClientError as exc:
         report.failures.append(_problem("listing monitoring schedules", exc))
         return
+    pipeline = f":stateMachine:{stack}-monitoring-pipeline"
     for row in rows:
         name = str(row["Name"])
-        if not name.startswith(f"{stack}-"):
+        # Ours: it starts this stack's MonitoringPipeline (not the template's own batch schedule,
+        # nor a schedule of a stack whose name starts with ours).
+        if not str((row.get("Target") or {}).get("Arn", "")).endswith(pipeline):
             continue
         problem = _delete_with_retry(f"deleting schedule {name}",
                                      partial(scheduler.delete_schedule, Name=name, GroupName=SCHEDULE_GROUP), deadline)

@@ -51,7 +51,8 @@ def planner(deployed, monkeypatch):
                 "LastModifiedTime": DUE - timedelta(hours=3),
                 "DataCaptureConfig": {"DestinationS3Uri": capture},
                 "ProductionVariants": [{"VariantName": "AllTraffic"}]}
-    monkeypatch.setattr(monitoring_steps.tasks, "describe_endpoint", lambda name: endpoint if name == ENDPOINT else None)
+    monkeypatch.setattr(monitoring_steps.tasks, "describe_endpoint",
+                        lambda name: endpoint if name == ENDPOINT else None)
     return load_settings(MonitorPlanSettings)
 
 

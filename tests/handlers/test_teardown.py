@@ -76,7 +76,10 @@ def monitor(deployed: Any) -> Iterator[None]:
 
 @pytest.fixture
 def handler(deployed: Any, monitor: None) -> Any:
+    """The teardown of a stack deployed with MonitoringBackend=model-monitor (its schedules are
+    SageMaker's); ``test_the_autoloop_backends_scheduler_schedules_go_first`` covers the default."""
     deployed.use_env("TeardownFunction")
+    deployed.monkeypatch.setenv("MONITORING_BACKEND", "model-monitor")
     return load_handler("teardown").handler
 
 
@@ -162,6 +165,23 @@ def inventory() -> dict[str, set[str]]:
 
 def job_status(name: str) -> str:
     return str(boto3.client("sagemaker").describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"])
+
+
+def test_the_autoloop_backends_scheduler_schedules_go_first(handler, responses, deployed):
+    deployed.monkeypatch.setenv("MONITORING_BACKEND", "autoloop")
+    scheduler = boto3.client("scheduler")
+    for stack in (STACK, OTHER):
+        scheduler.create_schedule(
+            Name=f"{stack}-churn-monitor", ScheduleExpression="cron(0 * * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": f"arn:aws:states:us-east-1:123456789012:stateMachine:{stack}-monitoring-pipeline",
+                    "RoleArn": ROLE, "Input": "{}"})
+    result = handler(request("Delete", responses.url), context())
+    assert result["Status"] == "SUCCESS", result
+    assert result["deleted"]["monitoring_schedules"] == [f"{STACK}-churn-monitor"]
+    left = {s["Name"] for s in scheduler.list_schedules()["Schedules"]}
+    # The other stack's schedule stays, and so does the template's own batch schedule (CloudFormation's).
+    assert f"{STACK}-churn-monitor" not in left and f"{OTHER}-churn-monitor" in left
+    assert any(name.startswith(f"{STACK}-batch") for name in left), left
 
 
 def test_delete_removes_this_stacks_serving_resources_and_stops_its_jobs_only(handler, responses):

@@ -104,8 +104,8 @@ def test_a_drift_retrain_reads_its_dataset_under_retrain(deployed, validate, lam
 @pytest.mark.parametrize(
     ("key", "trigger", "match"),
     [
-        ("retrain/churn/x.csv", "s3", "under retrain/, which only drift retrains read"),
-        ("retrain/churn/x.csv", "manual", "under retrain/, which only drift retrains read"),
+        ("retrain/churn/x.csv", "s3", "under retrain/, which only retrains on drift or a quality drop read"),
+        ("retrain/churn/x.csv", "manual", "under retrain/, which only retrains on drift or a quality drop read"),
         ("exports/churn/x.csv", "s3", r"not under incoming/churn/\. Upload"),
         ("exports/churn/x.csv", "drift", "not under incoming/churn/ or retrain/churn/"),
         ("groundtruth/churn/2026/11/01/03/x.csv", "drift", "not under incoming/churn/ or retrain/churn/"),

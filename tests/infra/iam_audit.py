@@ -50,6 +50,12 @@ IAM_EXCEPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "copy_object"): ("s3:GetObject", "s3:PutObject"),
     ("s3", "download_file"): ("s3:GetObject",),
     ("s3", "upload_file"): ("s3:PutObject",),
+    # A multipart upload's calls are authorized as PutObject; a part copied from another object
+    # also reads that object (the S3 Service Authorization Reference).
+    ("s3", "create_multipart_upload"): ("s3:PutObject",),
+    ("s3", "upload_part"): ("s3:PutObject",),
+    ("s3", "upload_part_copy"): ("s3:GetObject", "s3:PutObject"),
+    ("s3", "complete_multipart_upload"): ("s3:PutObject",),
 }
 # boto3's injected (non-API) client methods the code may use.
 TRANSFER_METHODS = {"s3": {"copy", "download_file", "upload_file"}}
@@ -63,6 +69,8 @@ KMS_FOR_CALL: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "upload_file"): ("kms:GenerateDataKey", "kms:Decrypt"),
     ("s3", "copy"): ("kms:Decrypt", "kms:GenerateDataKey"),
     ("s3", "copy_object"): ("kms:Decrypt", "kms:GenerateDataKey"),
+    ("s3", "create_multipart_upload"): ("kms:GenerateDataKey",),
+    ("s3", "upload_part_copy"): ("kms:Decrypt", "kms:GenerateDataKey"),
     ("sns", "publish"): ("kms:GenerateDataKey", "kms:Decrypt"),
     ("sagemaker", "create_endpoint"): ("kms:CreateGrant", "kms:DescribeKey"),
     ("sagemaker", "update_endpoint"): ("kms:CreateGrant", "kms:DescribeKey"),

@@ -24,6 +24,7 @@ WILDCARD_RESOURCE_ALLOWED = {
     "sagemaker:ListMonitoringExecutions": "as above",
     "sagemaker:ListEndpoints": "as above (Teardown: finds this stack's endpoints by name and tag)",
     "sagemaker:ListMonitoringSchedules": "as above (Teardown)",
+    "scheduler:ListSchedules": "ListSchedules has no resource type (Teardown: finds <stack>-* by NamePrefix)",
     "sagemaker:ListProcessingJobs": "as above (Teardown: this stack's running jobs, by tag)",
     "sagemaker:ListTrainingJobs": "as above (Teardown)",
     "sagemaker:ListTransformJobs": "as above (Teardown)",
