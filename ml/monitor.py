@@ -1,37 +1,28 @@
-"""A local stand-in for SageMaker Model Monitor's data-quality analyzer container.
+"""Autoloop's data-quality and model-quality monitoring job (and a stand-in for Model Monitor's analyzer).
 
-On AWS, data-quality baselining and monitoring run the region's
-``sagemaker-model-monitor-analyzer`` image (Spark + Deequ) as a processing job. Local mode
-maps that image to this script (see :mod:`localaws.sagemaker.monitor.service`), which follows the same
-BYOC contract (docs: model-monitor-byoc-contract-inputs / -outputs / -cloudwatch) and writes
-the same files. It imports numpy and the standard library only, and runs as a subprocess of
-the local job runner with ``/opt/ml`` rewritten to the job's sandbox.
+Runs in SageMaker's scikit-learn 1.2-1 processing container (Python 3.9) and locally, unchanged.
+It imports numpy and the standard library, and from this repo only ``autoloop_ml_common.py``,
+shipped beside it (``ml/calibrate.py`` imports this file for its distance and null model).
+Three ways to run it:
 
-Inputs (environment variables, as the platform sets them)
----------------------------------------------------------
-``dataset_format``   JSON: ``{"csv": {"header": true|false}}`` (baselining; the SDK's
-                     ``DatasetFormat.csv(header=True)`` adds ``output_columns_position``,
-                     ignored) or ``{"sagemakerCaptureJson": {"captureIndexNames": [...]}}``
-                     (monitoring an endpoint). JSON and Parquet datasets fail clearly.
-``dataset_source``   folder (or file) holding the dataset; read recursively.
-``output_path``      where the report files go.
-``baseline_statistics`` / ``baseline_constraints``  paths of the baseline files. With
-                     neither, the job is a *baselining* job; with either, a *monitoring* job.
-``publish_cloudwatch_metrics``  ``Enabled`` writes metric files (see below).
-``sagemaker_endpoint_name``, ``sagemaker_monitoring_schedule_name``  metric dimensions.
-``start_time``, ``end_time``   the analysis window (ISO 8601); ``end_time`` stamps metrics.
-``SM_OUTPUT_DIR``    local mode only (default ``/opt/ml/output``): message, failure, metrics.
+``python monitor.py baseline --dataset-dir D --output-dir O``
+    Baselining: every ``*.csv`` under ``D`` (with a header; normally ``baseline/baseline.csv``
+    written by ``preprocess.py``) -> ``statistics.json`` and ``constraints.json`` in Model
+    Monitor's formats (what Model Monitor's baselining job writes).
 
-Outputs
--------
-Baselining: ``statistics.json`` and ``constraints.json``. Monitoring: ``statistics.json`` of
-the current data and ``constraint_violations.json``; with ``publish_cloudwatch_metrics``
-``Enabled``, ``<output>/metrics/cloudwatch/metrics.jsonl`` (one PutMetricData-shaped object
-a line: ``feature_data_<f>`` with StatisticValues for numeric features,
-``feature_non_null_<f>`` and ``feature_baseline_drift_<f>`` with Value). Always
-``<output>/message``: ``Completed: Job completed successfully with no violations.`` or
-``CompletedWithViolations: Job completed successfully with N violations.`` (the platform
-turns it into the job's ExitMessage). On failure: a one-line ``<output>/failure`` and exit 1.
+``python monitor.py check --config C --baseline-dir B --output-dir O [--capture-dir D | --csv-dir D] ...``
+    Autoloop's monitoring job: the current window (endpoint data capture, or batch input CSV)
+    against the baseline, plus model quality when ground truth is given. See "Check mode".
+
+``python monitor.py`` (no arguments)
+    Model Monitor's BYOC container contract, driven by environment variables: local mode runs
+    it for any processing job whose image is ``sagemaker-model-monitor-analyzer`` (the
+    optional ``model-monitor`` backend). See "Environment-variable mode".
+
+On failure every mode writes a one-line reason to ``$SM_OUTPUT_DIR/failure`` (default
+``/opt/ml/output/failure``) and to stderr, and exits 1. Every mode writes its verdict to
+``$SM_OUTPUT_DIR/message`` (``Completed: ...`` or ``CompletedWithViolations: ...``), which the
+platform turns into the job's ExitMessage.
 
 What is computed (Deequ's definitions, as far as they are documented)
 --------------------------------------------------------------------
@@ -42,7 +33,7 @@ What is computed (Deequ's definitions, as far as they are documented)
   ``data`` holds the sorted values (n <= 2048) or 2048 equally spaced sample quantiles, as one
   level-0 compactor (``parameters`` c=0.64, k=2048 like Deequ's KLL). A real KLL sketch
   (several levels, level h items weigh 2^h) is read the same way, so baselines made on AWS
-  can be used locally.
+  can be used.
 - String statistics: distinct_count and categorical buckets (the 1000 most frequent values).
 - Suggested constraints: ``completeness`` 1.0 for a complete column, else the lower 95 %
   bound of the observed completeness rounded down to 2 decimals (Deequ's
@@ -58,26 +49,134 @@ What is computed (Deequ's definitions, as far as they are documented)
   A per-feature ``monitoringConfigOverrides`` (or ``monitoring_config_overrides``, also when
   nested in ``num_constraints``/``string_constraints``) may set ``comparison_threshold``,
   ``evaluate_constraints`` and ``emit_metrics`` for that feature.
+- Checks: ``data_type_check`` (share of present values of the baseline's type below
+  1 - datatype_check_threshold), ``completeness_check`` (current completeness below the
+  constraint), ``baseline_drift_check`` (distance above the threshold; the description reads
+  ``Baseline drift distance: <d> exceeds threshold: <t>``), ``categorical_values_check``
+  (share of values inside the baseline domain below 1 - domain_content_threshold),
+  ``missing_column_check`` / ``extra_column_check`` (rows with fewer / more fields than the
+  baseline has features; rows of mixed length are padded with missing values).
+  ``is_non_negative`` is not checked (no documented violation type for it).
 
-Checks: ``data_type_check`` (share of present values of the baseline's type below
-1 - datatype_check_threshold), ``completeness_check`` (current completeness below the
-constraint), ``baseline_drift_check`` (distance above the threshold), ``categorical_values_check``
-(share of values inside the baseline domain below 1 - domain_content_threshold),
-``missing_column_check`` / ``extra_column_check`` (captured rows with fewer / more fields than
-the baseline has features; rows of mixed length are padded with missing values).
-``is_non_negative`` is not checked (no documented violation type for it).
+Calibrated thresholds (check mode, and ``calibrate.py``)
+------------------------------------------------------
+One ``comparison_threshold`` (0.1 by default) does not fit every feature and window size:
+it is too strict for small windows (noise alone exceeds it) and too lax for large ones (a
+x1.5 scale change measures about 0.097). Check mode therefore sets each feature's threshold
+from the noise that feature would show at the current window's size m:
 
-Capture data: ``endpointInput`` of every ``*.jsonl`` record under ``dataset_source``;
-``data`` is CSV (``encoding`` CSV or BASE64, content type text/csv) without a header, one or
-more rows, features in the baseline's order; the baseline's feature names name the columns.
-A capture line that is not valid JSON (for example a truncated file) fails the job, naming
-the file and line. Not supported: JSON captures, ``endpointOutput`` columns, ChiSquared,
-record preprocessor / post-analytics scripts.
+1. Draw ``--draws`` windows of m values from the baseline's own distribution, as the baseline
+   statistics hold it: numeric features from the sketch's weighted items (inverse-CDF
+   sampling, done exactly as a multinomial draw of m over the sketch's distinct items);
+   categorical features multinomially from the baseline bucket frequencies.
+2. Compute for each draw the very distance the check computes: ``linf_simple``, with the
+   window's sketch built as the check builds it (2048 equally spaced order statistics when
+   m > 2048). The check uses ``linf_simple`` too: ``linf_robust`` would subtract the noise a
+   second time (which is why Robust-calibrated thresholds all sat at the floor).
+3. The baseline is a sample too (n = its num_present): a window and the baseline differ by
+   the noise of both, so the null distances are scaled by sqrt((n + m) / n), the ratio of the
+   two-sample to the one-sample Kolmogorov-Smirnov scale (1 when n >> m).
+4. ``noise`` = the ``--quantile`` of those distances, and
+   ``threshold = max(--floor, --margin x noise)``, unless the constraints carry an explicit
+   per-feature ``comparison_threshold`` override, which wins.
 
-Speed: capture lines are matched with one regular expression per file (falling back to
+Cost: a multinomial draw costs O(distinct sketch items) whatever m is, so no cap on m is
+needed (a 1M-row window costs what a 20k-row one does, about 20 ms a feature for 200 draws);
+the simulated distance is exactly the check's distance on such a window, not a sqrt(m)
+extrapolation. Seeds are per feature (``--seed`` and the feature's name), so a feature's
+threshold does not depend on the others. The resolution limit is the baseline sketch
+itself: at most 2048 points, so distances below about 1/2048 are not resolved.
+
+Check mode
+----------
+``--config`` is the model config (``columns`` with the label first, ``label``,
+``numeric_features``, ``categorical_features``, ``metric``, optional ``task``: ``binary``
+(default), ``multiclass`` or ``regression``, optional ``classes`` for multiclass). The current
+window is one of:
+
+- ``--capture-dir``: endpoint data-capture JSON lines (``*.jsonl``, recursive). Each record's
+  ``captureData.endpointInput.data`` is CSV rows of the features (config order, no label;
+  ``encoding`` CSV or BASE64), ``endpointOutput.data`` the model's output for those rows
+  (``inference.py``: text/csv one value a line, or JSON ``{"predictions": [...]}``; binary:
+  the probability of class 1; multiclass: a class label, or one probability per class whose
+  largest wins; regression: the value), ``eventMetadata`` its ``eventId``, optional
+  ``inferenceId`` and ``inferenceTime``. With ``--window-start``/``--window-end`` (ISO 8601;
+  no offset = UTC) only records whose ``inferenceTime`` is in [start, end) count; records
+  without one are then left out. A capture line that is not a valid record is skipped and
+  counted (logged, and named in the message), never fatal.
+- ``--csv-dir``: batch input CSV files (header naming the features in any order; the label
+  column is optional and, when present, its rows with a valid label become labelled data).
+
+``--ground-truth-dir`` holds Model Monitor's ground-truth JSON lines
+(``{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "<id>"},
+"eventVersion": "0"}``, recursive), matched to captured records on ``inferenceId`` when the
+record has one, else on ``eventId``. A record whose ``data`` holds several CSV lines labels a
+captured request of as many rows, in order. Bad input never fails the job: each ground-truth
+record lands in exactly one of matched, ``malformed`` (not JSON, or no data / event id),
+``wrong_label_type`` (binary: not 0/1; regression: not a finite number; multiclass: not one
+of ``classes`` when the config lists them; or a label count that differs from the request's
+row count), ``duplicate_event_ids`` (the first record of an id wins) or
+``unknown_event_ids`` (no captured record with that id in the window), counted per file in
+the log and named (file, line, kind, detail; the first 50) in the report.
+
+Outputs under ``--output-dir``:
+
+- ``statistics.json`` (the window's data-quality statistics) and
+  ``constraint_violations.json`` (the checks above, with the calibrated thresholds);
+- with ground truth: ``model_quality/statistics.json`` (Model Monitor's model-quality
+  format: ``binary_classification_metrics`` with confusion_matrix, accuracy, precision,
+  recall, f0_5, f1, f2, auc, true/false positive/negative rates at a 0.5 cut;
+  ``multiclass_classification_metrics`` with confusion_matrix, accuracy, weighted recall /
+  precision / f0_5 / f1 / f2; ``regression_metrics`` with mae, mse, rmse, r2; each
+  ``{"value", "standard_deviation"}``, the deviation over 5 seeded 80 % subsamples from 200
+  rows on, else ``"NaN"``) and ``model_quality/constraint_violations.json``
+  (``{"constraint_check_type": "LessThanThreshold"|"GreaterThanThreshold", "description":
+  "Metric auc with 0.71 was LessThanThreshold 0.75", "metric_name": "auc"}``) when the metric
+  is worse than ``--threshold``, or worse than ``--champion-metric`` by more than
+  ``--quality-margin`` (``--direction`` says which way is worse; default from the metric:
+  lower for rmse, mse and mae, else higher), given at least ``--min-labelled-rows`` rows;
+- ``labelled/labelled.csv``: the labelled rows, header = the config's ``columns`` (label
+  first), the captured feature values written exactly as captured; not written when empty;
+- ``monitoring_report.json``: the summary the Lambda reads (see :func:`report_document`);
+- ``message``: the verdict (also in ``$SM_OUTPUT_DIR/message``).
+
+A window with no rows writes empty statistics and violations, ``empty_window: true`` in the
+report, a message saying so, and exits 0.
+
+Environment-variable mode (Model Monitor's BYOC contract)
+--------------------------------------------------------
+``dataset_format``   JSON: ``{"csv": {"header": true|false}}`` (baselining; the SDK's
+                     ``DatasetFormat.csv(header=True)`` adds ``output_columns_position``,
+                     ignored) or ``{"sagemakerCaptureJson": {"captureIndexNames": [...]}}``
+                     (monitoring an endpoint). JSON and Parquet datasets fail clearly.
+``dataset_source``   folder (or file) holding the dataset; read recursively.
+``output_path``      where the report files go.
+``baseline_statistics`` / ``baseline_constraints``  paths of the baseline files. With
+                     neither, the job is a *baselining* job; with either, a *monitoring* job.
+``publish_cloudwatch_metrics``  ``Enabled`` writes metric files (see below).
+``sagemaker_endpoint_name``, ``sagemaker_monitoring_schedule_name``  metric dimensions.
+``start_time``, ``end_time``   the analysis window (ISO 8601); ``end_time`` stamps metrics.
+``SM_OUTPUT_DIR``    local mode only (default ``/opt/ml/output``): message, failure, metrics.
+
+Baselining writes ``statistics.json`` and ``constraints.json``; monitoring writes the current
+data's ``statistics.json`` and ``constraint_violations.json`` (thresholds from the
+constraints, as Model Monitor applies them; ``comparison_method`` honoured) and, with
+``publish_cloudwatch_metrics`` ``Enabled``, ``<SM_OUTPUT_DIR>/metrics/cloudwatch/metrics.jsonl``
+(one PutMetricData-shaped object a line: ``feature_data_<f>`` with StatisticValues for
+numeric features, ``feature_non_null_<f>`` and ``feature_baseline_drift_<f>`` with Value).
+Capture data: ``endpointInput`` of every ``*.jsonl`` record under ``dataset_source``, CSV
+(``encoding`` CSV or BASE64, content type text/csv) without a header, features in the
+baseline's order. A capture line that is not valid JSON fails the job, naming the file and
+line. Not supported: JSON captures, ``endpointOutput`` columns, ChiSquared, record
+preprocessor / post-analytics scripts.
+
+Speed
+-----
+Capture lines are matched with regular expressions per block of a file (falling back to
 ``json.loads`` per line when a line does not have SageMaker's layout), CSV is parsed with
-numpy's C reader when every column is numeric, and the per-column work (one sort each) runs
-on a thread pool. ``python localaws/sagemaker/monitor/analyzer.py`` prints the phase timings.
+numpy's C reader when every column is numeric, files are read in blocks of at most 32 MB and
+the rows profiled block by block (memory stays bounded by the numeric columns), and the
+per-column sorts run on a thread pool. ``python -m bench monitor`` measures it.
 """
 
 from __future__ import annotations
@@ -93,15 +192,17 @@ import sys
 import time
 import traceback
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from autoloop_ml_common import ScriptError, argument_parser, read_config
 
 SKETCH_K = 2048
 SKETCH_C = 0.64
@@ -111,6 +212,12 @@ DOMAIN_MAX_DISTINCT = 120
 ROBUST_C_ALPHA = 1.8
 DEFAULT_THRESHOLD = 0.1
 COMPLETENESS_Z = 1.96
+BLOCK_BYTES = 32 * 1024 * 1024
+MAX_PROBLEMS = 50
+MIN_ROWS_FOR_STD = 200
+SUBSAMPLES = 5
+SUBSAMPLE_FRACTION = 0.8
+DECISION_THRESHOLD = 0.5
 
 DEFAULT_MONITORING_CONFIG: dict[str, Any] = {
     "evaluate_constraints": "Enabled",
@@ -127,27 +234,54 @@ DEFAULT_MONITORING_CONFIG: dict[str, Any] = {
 }
 
 NUMERIC_TYPES = ("Integral", "Fractional")
+LOWER_IS_BETTER = ("rmse", "mse", "mae")
+METRICS_BY_TASK = {
+    "binary": ("auc", "accuracy", "f1", "precision", "recall", "f0_5", "f2", "true_positive_rate",
+               "true_negative_rate", "false_positive_rate", "false_negative_rate"),
+    "multiclass": ("accuracy", "weighted_f1", "weighted_recall", "weighted_precision", "weighted_f0_5",
+                   "weighted_f2"),
+    "regression": ("rmse", "mae", "mse", "r2"),
+}
+TASK_GROUPS = {
+    "binary": "binary_classification_metrics",
+    "multiclass": "multiclass_classification_metrics",
+    "regression": "regression_metrics",
+}
+TASK_ALIASES = {
+    "binary": "binary", "binary_classification": "binary", "binaryclassification": "binary",
+    "classification": "binary", "multiclass": "multiclass", "multiclass_classification": "multiclass",
+    "multiclassclassification": "multiclass", "regression": "regression",
+}
 
 
-class AnalyzerError(Exception):
+class MonitorError(ScriptError):
     """An expected failure; the message is the job's one-line failure reason."""
 
 
+AnalyzerError = MonitorError  # the name the environment-variable mode has always used
+
+
 def log(message: str) -> None:
-    print(f"[analyzer] {message}", flush=True)
+    print(f"[monitor] {message}", flush=True)
 
 
-# --- distances (ml/calibrate.py carries a copy of these; tests check they agree) -----------
+# --- distances (ml/calibrate.py imports these) ----------------------------------------------
+
+
+def sketch_indices(n: int) -> np.ndarray:
+    """Positions in n sorted values that the sketch keeps: all up to 2048, else 2048
+    equally spaced order statistics (each standing for n / 2048 values)."""
+    if n <= SKETCH_K:
+        return np.arange(n, dtype=np.int64)
+    idx = ((np.arange(SKETCH_K) + 0.5) * (n / SKETCH_K)).astype(np.int64)
+    return np.minimum(idx, n - 1)
 
 
 def sketch_points(values_sorted: np.ndarray) -> np.ndarray:
-    """The sketch of sorted values: all of them up to 2048, else 2048 equally spaced
-    sample quantiles (each standing for n / 2048 values)."""
-    n = values_sorted.size
-    if n <= SKETCH_K:
+    """The sketch of sorted values (see :func:`sketch_indices`)."""
+    if values_sorted.size <= SKETCH_K:
         return values_sorted
-    idx = ((np.arange(SKETCH_K) + 0.5) * (n / SKETCH_K)).astype(np.int64)
-    return values_sorted[np.minimum(idx, n - 1)]
+    return values_sorted[sketch_indices(values_sorted.size)]
 
 
 def sketch_cdf(data: Iterable[Iterable[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +320,11 @@ def numeric_linf(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
     return float(np.max(np.abs(_cdf_at(a[0], a[1], points) - _cdf_at(b[0], b[1], points))))
 
 
+def window_linf(reference: tuple[np.ndarray, np.ndarray], values_sorted: np.ndarray) -> float:
+    """The check's distance between a baseline sketch and a window's sorted values."""
+    return numeric_linf(reference, sketch_cdf([sketch_points(values_sorted)]))
+
+
 def categorical_linf(a: dict[str, float], b: dict[str, float]) -> float:
     """max over categories of |p_a - p_b| (Deequ's categorical LInfinity)."""
     ta, tb = sum(a.values()), sum(b.values())
@@ -208,10 +347,90 @@ def comparison_method(value: Any) -> str:
         return "simple"
     if text in ("robust", "linf_robust"):
         return "robust"
-    raise AnalyzerError(f"comparison_method {value!r} is not one of Simple, Robust, linf_simple, linf_robust")
+    raise MonitorError(f"comparison_method {value!r} is not one of Simple, Robust, linf_simple, linf_robust")
 
 
-# --- reading ------------------------------------------------------------------------------
+# --- the null model: what a window of m baseline values measures -----------------------------
+
+
+def _distinct(items: np.ndarray, cum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct items, probability of each) of a sketch's (sorted items, cumulative fraction)."""
+    last = np.append(items[1:] != items[:-1], True)  # the last copy of each distinct item
+    u, c = items[last], cum[last]
+    return u, np.diff(np.concatenate(([0.0], c)))
+
+
+def null_numeric(reference: tuple[np.ndarray, np.ndarray], m: int, draws: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """``draws`` linf_simple distances between the baseline sketch and windows of m values
+    drawn from it (exact: multinomial counts over its distinct items, the window's sketch
+    taken as :func:`sketch_indices` takes it)."""
+    items, cum = reference
+    if items.size == 0 or m < 1:
+        return np.zeros(draws)
+    u, p = _distinct(items, cum)
+    p = p / p.sum()
+    counts = rng.multinomial(m, p, size=draws)
+    ends = np.cumsum(counts, axis=1)  # sorted positions below which values are <= u_j
+    idx = sketch_indices(m)
+    window_cdf = np.searchsorted(idx, ends, side="left") / float(idx.size)
+    return np.max(np.abs(window_cdf - np.cumsum(p)), axis=1)
+
+
+def null_categorical(reference: dict[str, float], m: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``draws`` categorical LInfinity distances between the baseline frequencies and
+    windows of m values drawn from them."""
+    weights = np.array([v for v in reference.values() if v > 0], dtype=np.float64)
+    if weights.size == 0 or m < 1:
+        return np.zeros(draws)
+    p = weights / weights.sum()
+    counts = rng.multinomial(m, p, size=draws)
+    return np.max(np.abs(counts / float(m) - p), axis=1)
+
+
+def null_distances(kind: str, reference: Any, n: float, m: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Null distances of a window of m rows, scaled for the baseline's own sampling noise
+    (sqrt((n + m) / n); n = the baseline's num_present, 0 = unknown, no scaling)."""
+    if kind == "numeric":
+        null = null_numeric(reference, m, draws, rng)
+    else:
+        null = null_categorical(reference, m, draws, rng)
+    if n > 0:
+        null = null * math.sqrt((n + m) / n)
+    return null
+
+
+def feature_rng(seed: int, name: str) -> np.random.Generator:
+    """A generator of its own for each feature, so a threshold depends on no other feature."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode("utf-8"))])
+
+
+@dataclass
+class Calibration:
+    quantile: float = 0.99
+    margin: float = 1.2
+    floor: float = 0.02
+    draws: int = 200
+    seed: int = 42
+
+    def validate(self) -> None:
+        if not 0.0 < self.quantile < 1.0:
+            raise MonitorError(f"--quantile must be in (0, 1), got {self.quantile}")
+        if self.margin <= 0 or self.floor < 0:
+            raise MonitorError(f"--margin must be > 0 and --floor >= 0, got {self.margin} and {self.floor}")
+        if self.draws < 10:
+            raise MonitorError(f"--draws must be at least 10, got {self.draws}")
+
+    def noise(self, name: str, kind: str, reference: Any, n: float, m: int) -> float:
+        """The --quantile of the null distances of ``name`` at window size m."""
+        null = null_distances(kind, reference, n, m, self.draws, feature_rng(self.seed, name))
+        return float(np.quantile(null, self.quantile))
+
+    def threshold(self, noise: float) -> float:
+        return max(self.floor, self.margin * noise)
+
+
+# --- reading: files, capture records, CSV ----------------------------------------------------
 
 # SageMaker's capture layout: {"captureData":{"endpointInput":{"observedContentType":...,
 # "mode":...,"data":...,"encoding":...},...},...}. The first two patterns take text/csv + CSV
@@ -232,6 +451,18 @@ _CAPTURE_INPUT = re.compile(
     + r'\s*,\s*"mode"\s*:\s*"[^"\\]*"\s*,\s*"data"\s*:\s*' + _JSON_STR
     + r'\s*,\s*"encoding"\s*:\s*"([A-Za-z0-9_]*)"\s*\}'
 )  # fmt: skip
+# check mode, SageMaker's compact layout: one pattern per field (each a fast literal search);
+# used only when every line of a block yields exactly one of each, else json.loads per line
+_FAST_DATA = re.compile(r'"endpointInput":\{"observedContentType":"text/csv[^"\\]*","mode":"INPUT","data":'
+                        + _JSON_STR + r',"encoding":"CSV"\}')
+_FAST_OUTPUT = re.compile(r'"endpointOutput":\{"observedContentType":' + _JSON_STR + r',"mode":"OUTPUT","data":'
+                          + _JSON_STR + r',"encoding":"CSV"\}')
+_FAST_EVENT = re.compile(r'"eventMetadata":\{"eventId":"([^"\\]*)"(?:,"inferenceId":"([^"\\]*)")?'
+                         r'(?:,"inferenceTime":"([^"\\]*)")?[,}]')
+_FAST_TIME = re.compile(r'"inferenceTime":"([^"\\]*)"')
+_FAST_GROUND_TRUTH = re.compile(r'^\{"groundTruthData":\{"data":' + _JSON_STR + r',"encoding":"CSV"\},'
+                                r'"eventMetadata":\{"eventId":"([^"\\]*)"[^{}]*\},"eventVersion":"[^"\\]*"\}$',
+                                re.MULTILINE)
 
 
 def _files(source: Path, suffixes: tuple[str, ...] | None) -> list[Path]:
@@ -248,20 +479,41 @@ def _files(source: Path, suffixes: tuple[str, ...] | None) -> list[Path]:
     return found
 
 
+def _rel(path: Path, source: Path) -> str:
+    return str(path.relative_to(source)) if source.is_dir() else path.name
+
+
+def _unescape(parts: list[str]) -> str:
+    """The JSON string bodies ``parts`` decoded and joined by newlines (one C-level pass; a
+    plain replace when the only escapes are newlines)."""
+    joined = "\n".join(parts)
+    if "\\" not in joined:
+        return joined
+    if joined.count("\\") == joined.count("\\n") and "\\\\" not in joined:
+        return joined.replace("\\n", "\n")
+    return str(json.loads('"' + "\\n".join(parts) + '"'))
+
+
 def _decode_input(content_type: str, data: str, encoding: str, where: str) -> str:
     if content_type and "csv" not in content_type.lower():
-        raise AnalyzerError(
-            f"{where}: endpointInput content type {content_type!r}: the local analyzer reads text/csv captures only"
+        raise MonitorError(
+            f"{where}: endpointInput content type {content_type!r}: the monitor reads text/csv captures only"
         )
     enc = (encoding or "CSV").upper()
     if enc == "BASE64":
         try:
             return base64.b64decode(data, validate=False).decode("utf-8")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise AnalyzerError(f"{where}: endpointInput data is not valid BASE64 UTF-8: {exc}") from exc
+            raise MonitorError(f"{where}: endpointInput data is not valid BASE64 UTF-8: {exc}") from exc
     if enc in ("CSV", "JSON", ""):
         return data
-    raise AnalyzerError(f"{where}: unknown endpointInput encoding {encoding!r}")
+    raise MonitorError(f"{where}: unknown endpointInput encoding {encoding!r}")
+
+
+def _decode_output(content_type: str, data: str, encoding: str) -> str:
+    if (encoding or "").upper() == "BASE64":
+        return base64.b64decode(data, validate=False).decode("utf-8")
+    return data
 
 
 def _capture_lines_slow(text: str, rel: str) -> list[str]:
@@ -273,16 +525,16 @@ def _capture_lines_slow(text: str, rel: str) -> list[str]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise AnalyzerError(
+            raise MonitorError(
                 f"{where} is not valid JSON ({exc.msg} at column {exc.colno}): the capture file is truncated or corrupt"
             ) from exc
         try:
             endpoint_input = record["captureData"]["endpointInput"]
         except (KeyError, TypeError) as exc:
-            raise AnalyzerError(f"{where} has no captureData.endpointInput (data capture must include Input)") from exc
+            raise MonitorError(f"{where} has no captureData.endpointInput (data capture must include Input)") from exc
         data = endpoint_input.get("data")
         if not isinstance(data, str):
-            raise AnalyzerError(f"{where}: endpointInput.data is missing or not a string")
+            raise MonitorError(f"{where}: endpointInput.data is missing or not a string")
         out.append(
             _decode_input(
                 str(endpoint_input.get("observedContentType") or ""),
@@ -307,8 +559,7 @@ def _capture_lines_fast(text: str, rel: str) -> list[str] | None:
     for pattern in (_CSV_INPUT_COMPACT, _CSV_INPUT_SPACED):
         payloads = pattern.findall(text)
         if len(payloads) == lines:
-            # one C-level unescape for the whole file: the payloads joined by an escaped newline
-            return [json.loads('"' + "\\n".join(payloads) + '"')]
+            return [_unescape(payloads)]
         if payloads:
             break  # mixed layouts, encodings or content types
     matches = _CAPTURE_INPUT.findall(text)
@@ -322,20 +573,42 @@ def _capture_lines_fast(text: str, rel: str) -> list[str] | None:
 
 
 def read_capture(source: Path) -> tuple[str, int]:
-    """All captured endpointInput CSV under ``source`` as one text; and the file count."""
+    """All captured endpointInput CSV under ``source`` as one text; and the file count
+    (environment-variable mode: a bad line fails the job)."""
     files = _files(source, (".jsonl",))
     parts: list[str] = []
     for path in files:
-        rel = str(path.relative_to(source)) if source.is_dir() else path.name
+        rel = _rel(path, source)
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise AnalyzerError(f"capture file {rel} is not UTF-8: {exc}") from exc
+            raise MonitorError(f"capture file {rel} is not UTF-8: {exc}") from exc
         payloads = _capture_lines_fast(text, rel)
         if payloads is None:
             payloads = _capture_lines_slow(text, rel)
         parts.extend(payloads)
     return "\n".join(parts), len(files)
+
+
+def read_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, str]]:
+    """(number of the block's first line, text) of a UTF-8 file in blocks of whole lines."""
+    first_line = 1
+    tail = b""
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(block_bytes)
+            if not chunk:
+                break
+            data = tail + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail = data
+                continue
+            block, tail = data[: cut + 1], data[cut + 1 :]
+            yield first_line, block.decode("utf-8", errors="replace")
+            first_line += block.count(b"\n")
+    if tail:
+        yield first_line, tail.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -345,6 +618,11 @@ class Table:
     columns: list[Any]
     rows: int
     width_counts: Counter[int] = field(default_factory=Counter)  # fields per row -> rows
+
+
+def _transpose(rows: list[list[str]], width: int) -> list[list[str]]:
+    padded = (r + [""] * (width - len(r)) for r in rows)
+    return [list(c) for c in zip(*padded)]
 
 
 def parse_csv(text: str, *, numeric_first: bool) -> Table:
@@ -369,18 +647,18 @@ def parse_csv(text: str, *, numeric_first: bool) -> Table:
     if '"' in text:
         rows = list(csv.reader(lines))
         widths = Counter(len(r) for r in rows)
-        width = max(widths)
-        columns = [list(c) for c in zip(*(r + [""] * (width - len(r)) for r in rows), strict=True)]
-        return Table(columns, len(rows), widths)
+        return Table(_transpose(rows, max(widths)), len(rows), widths)
     counts = [line.count(",") for line in lines]
     widths = Counter(c + 1 for c in counts)
     width = max(widths)
     if len(widths) == 1:
         flat = ",".join(lines).split(",")
         return Table([flat[j::width] for j in range(width)], len(lines), widths)
-    rows = [line.split(",") for line in lines]
-    columns = [list(c) for c in zip(*(r + [""] * (width - len(r)) for r in rows), strict=True)]
-    return Table(columns, len(lines), widths)
+    return Table(_transpose([line.split(",") for line in lines], width), len(lines), widths)
+
+
+def _header_of(line: str) -> list[str]:
+    return next(csv.reader([line.strip("\r")]), [])
 
 
 def read_csv_dataset(source: Path, header: bool) -> tuple[list[str], Table]:
@@ -388,17 +666,17 @@ def read_csv_dataset(source: Path, header: bool) -> tuple[list[str], Table]:
     names: list[str] | None = None
     bodies: list[str] = []
     for path in files:
-        rel = str(path.relative_to(source)) if source.is_dir() else path.name
+        rel = _rel(path, source)
         text = path.read_text(encoding="utf-8-sig")
         if header:
             first, _, rest = text.partition("\n")
-            head = next(csv.reader([first.strip("\r")]), [])
+            head = _header_of(first)
             if not any(h.strip() for h in head):
                 continue
             if names is None:
                 names = head
             elif head != names:
-                raise AnalyzerError(f"dataset file {rel}: header {head} differs from {names}")
+                raise MonitorError(f"dataset file {rel}: header {head} differs from {names}")
             text = rest
         bodies.append(text)
     table = parse_csv("\n".join(bodies), numeric_first=True)
@@ -406,7 +684,7 @@ def read_csv_dataset(source: Path, header: bool) -> tuple[list[str], Table]:
     if names is None:
         names = [f"_c{i}" for i in range(width)]
     if width > len(names):
-        raise AnalyzerError(f"dataset rows have {width} fields but the header names {len(names)} columns")
+        raise MonitorError(f"dataset rows have {width} fields but the header names {len(names)} columns")
     while len(table.columns) < len(names):
         table.columns.append([""] * table.rows)
     return names, table
@@ -461,48 +739,129 @@ def _numeric_of_strings(column: list[str]) -> tuple[np.ndarray, int]:
     return out, bad
 
 
-def profile_column(name: str, raw: Any, rows: int, want_counts: bool) -> Profile:
-    """Statistics inputs of one column. Blank fields and NaN/inf are missing; values that are
-    not numbers are present but non-numeric (they make the column a String column)."""
-    prof = Profile(name=name, rows=rows)
-    strings: list[str] | None = None
-    if isinstance(raw, np.ndarray):
-        numbers, bad = raw, 0
-    else:
-        strings = raw
-        numbers, bad = _numeric_of_strings(raw)
-    finite = np.isfinite(numbers)
-    numeric_present = int(np.count_nonzero(finite))
-    prof.present = numeric_present + bad
-    prof.non_numeric = bad
-    if numeric_present:
-        values = numbers if numeric_present == numbers.size else numbers[finite]
-        values = np.sort(values)
-        prof.values = values
-        prof.non_integral = int(np.count_nonzero(values != np.floor(values)))
-    if numeric_present and bad == 0:
-        prof.inferred_type = "Integral" if prof.non_integral == 0 else "Fractional"
-    else:
-        prof.inferred_type = "String"
-    if strings is not None and (want_counts or prof.inferred_type == "String"):
-        counts = Counter(strings)
-        for key in [k for k in counts if not k.strip() or k.strip().lower() in ("nan", "inf", "-inf", "+inf")]:
-            del counts[key]
-        prof.counts = counts
-    elif want_counts and prof.values is not None:
-        prof.counts = Counter(_format_number(v) for v in prof.values.tolist())
-    return prof
+def _string_counts(strings: list[str]) -> Counter[str]:
+    counts = Counter(strings)
+    for key in [k for k in counts if not k.strip() or k.strip().lower() in ("nan", "inf", "-inf", "+inf")]:
+        del counts[key]
+    return counts
 
 
 def _format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+class ColumnAccumulator:
+    """One column's profile inputs, gathered block by block. Blank fields and NaN/inf are
+    missing; values that are not numbers are present but non-numeric (they make the column a
+    String column, whose counts are then those of the raw strings; a block that was read as
+    numbers contributes its numbers' shortest text)."""
+
+    def __init__(self, name: str, want_counts: bool) -> None:
+        self.name = name
+        self.want_counts = want_counts
+        self.rows = 0
+        self.non_numeric = 0
+        self.pieces: list[np.ndarray] = []  # finite numbers, unsorted, a block each
+        self.piece_counts: list[Counter[str] | None] = []  # the block's raw-string counts, if kept
+
+    def add(self, raw: Any, rows: int) -> None:
+        self.rows += rows
+        strings: list[str] | None = None
+        if isinstance(raw, np.ndarray):
+            numbers, bad = raw, 0
+        else:
+            strings = raw
+            numbers, bad = _numeric_of_strings(raw)
+        finite = np.isfinite(numbers)
+        count = int(np.count_nonzero(finite))
+        self.pieces.append(numbers if count == numbers.size else numbers[finite])
+        self.non_numeric += bad
+        keep = strings is not None and (self.want_counts or bad > 0)
+        self.piece_counts.append(_string_counts(strings) if keep and strings is not None else None)
+
+    def add_missing(self, rows: int) -> None:
+        self.add(np.full(rows, np.nan), rows)
+
+    def profile(self) -> Profile:
+        prof = Profile(name=self.name, rows=self.rows)
+        values = np.concatenate(self.pieces) if len(self.pieces) > 1 else (
+            self.pieces[0] if self.pieces else np.empty(0))
+        numeric_present = int(values.size)
+        prof.present = numeric_present + self.non_numeric
+        prof.non_numeric = self.non_numeric
+        if numeric_present:
+            values = np.sort(values)
+            prof.values = values
+            prof.non_integral = int(np.count_nonzero(values != np.floor(values)))
+        prof.inferred_type = (
+            ("Integral" if prof.non_integral == 0 else "Fractional") if numeric_present and not self.non_numeric
+            else "String"
+        )
+        if self.want_counts or prof.inferred_type == "String":
+            counts: Counter[str] = Counter()
+            for piece, piece_counts in zip(self.pieces, self.piece_counts):
+                if piece_counts is not None:
+                    counts.update(piece_counts)
+                elif piece.size:
+                    counts.update(_format_number(v) for v in piece.tolist())
+            prof.counts = counts
+        self.pieces, self.piece_counts = [], []
+        return prof
+
+
+class TableAccumulator:
+    """Columns named ``names`` gathered block by block (a block may be narrower or wider:
+    missing fields are missing values, extra ones get ``_c<i>`` names)."""
+
+    def __init__(self, names: list[str], want_counts: set[str]) -> None:
+        self.names = list(names)
+        self.want_counts = want_counts
+        self.columns = [ColumnAccumulator(n, n in want_counts) for n in self.names]
+        self.rows = 0
+        self.seen = 0  # columns that some block had
+        self.width_counts: Counter[int] = Counter()
+
+    def add(self, table: Table) -> None:
+        if table.rows == 0:
+            return
+        self.seen = max(self.seen, len(table.columns))
+        for index in range(len(self.columns), len(table.columns)):  # wider than seen so far
+            name = self.names[index] if index < len(self.names) else f"_c{index}"
+            if index >= len(self.names):
+                self.names.append(name)
+            column = ColumnAccumulator(name, name in self.want_counts)
+            if self.rows:
+                column.add_missing(self.rows)
+            self.columns.append(column)
+        for index, column in enumerate(self.columns):
+            if index < len(table.columns):
+                column.add(table.columns[index], table.rows)
+            else:
+                column.add_missing(table.rows)
+        self.rows += table.rows
+        self.width_counts.update(table.width_counts)
+
+    def profiles(self) -> list[Profile]:
+        """One profile per column that some block had (not the never-seen trailing names)."""
+        columns = self.columns[: self.seen]
+        workers = max(1, min(8, os.cpu_count() or 1, len(columns)))
+        if workers == 1:
+            return [c.profile() for c in columns]
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy's sort releases the GIL
+            return list(pool.map(lambda c: c.profile(), columns))
+
+
+def profile_column(name: str, raw: Any, rows: int, want_counts: bool) -> Profile:
+    """Statistics inputs of one column (see :class:`ColumnAccumulator`)."""
+    column = ColumnAccumulator(name, want_counts)
+    column.add(raw, rows)
+    return column.profile()
+
+
 def profile_table(names: list[str], table: Table, want_counts: set[str]) -> list[Profile]:
-    jobs = list(zip(names, table.columns, strict=False))
-    workers = max(1, min(8, os.cpu_count() or 1, len(jobs)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy's sort releases the GIL
-        return list(pool.map(lambda job: profile_column(job[0], job[1], table.rows, job[0] in want_counts), jobs))
+    accumulator = TableAccumulator(names, want_counts)
+    accumulator.add(table)
+    return accumulator.profiles()
 
 
 # --- statistics and constraints -------------------------------------------------------------
@@ -605,7 +964,7 @@ def constraints_document(profiles: list[Profile]) -> dict[str, Any]:
     }
 
 
-# --- monitoring -----------------------------------------------------------------------------
+# --- the baseline and the checks --------------------------------------------------------------
 
 
 def _enabled(value: Any, default: bool = True) -> bool:
@@ -640,17 +999,24 @@ class Baseline:
     has_constraints: bool
     has_statistics: bool
 
+    def feature_type(self, name: str) -> str:
+        ref = self.constraints.get(name) or self.statistics.get(name) or {}
+        return str(ref.get("inferred_type") or "")
+
+    def is_string(self, name: str) -> bool:
+        return self.feature_type(name) == "String" or "string_statistics" in (self.statistics.get(name) or {})
+
 
 def load_json(path: str, what: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             doc = json.load(handle)
     except FileNotFoundError as exc:
-        raise AnalyzerError(f"{what} file not found: {path}") from exc
+        raise MonitorError(f"{what} file not found: {path}") from exc
     except json.JSONDecodeError as exc:
-        raise AnalyzerError(f"{what} file {path} is not valid JSON: {exc}") from exc
+        raise MonitorError(f"{what} file {path} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
-        raise AnalyzerError(f"{what} file {path} has no 'features' list")
+        raise MonitorError(f"{what} file {path} has no 'features' list")
     return doc
 
 
@@ -658,7 +1024,8 @@ def load_baseline(constraints_path: str | None, statistics_path: str | None) -> 
     constraints_doc = load_json(constraints_path, "baseline constraints") if constraints_path else None
     statistics_doc = load_json(statistics_path, "baseline statistics") if statistics_path else None
     source = constraints_doc or statistics_doc
-    assert source is not None
+    if source is None:
+        raise MonitorError("a baseline needs constraints.json or statistics.json")
     names = [str(f.get("name")) for f in source["features"]]
     config = json.loads(json.dumps(DEFAULT_MONITORING_CONFIG))
     if constraints_doc and isinstance(constraints_doc.get("monitoring_config"), dict):
@@ -705,31 +1072,50 @@ def baseline_distribution(stat: dict[str, Any]) -> tuple[str, Any, float] | None
 
 
 @dataclass
+class FeatureDrift:
+    name: str
+    kind: str  # numeric | categorical
+    distance: float
+    threshold: float
+    noise: float | None  # the null quantile (check mode), None in environment-variable mode
+    violated: bool
+
+
+@dataclass
 class Evaluation:
     violations: list[dict[str, str]]
-    distances: dict[str, float]
-    thresholds: dict[str, float]
+    drifts: dict[str, FeatureDrift]
+
+    @property
+    def distances(self) -> dict[str, float]:
+        return {k: d.distance for k, d in self.drifts.items()}
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {k: d.threshold for k, d in self.drifts.items()}
 
 
-def evaluate(baseline: Baseline, profiles: dict[str, Profile], width: int) -> Evaluation:
+def evaluate(baseline: Baseline, profiles: dict[str, Profile], width: int,
+             calibration: Calibration | None = None) -> Evaluation:
+    """Every check of the baseline against the profiled current data. Without
+    ``calibration``: Model Monitor's rules (the constraints' thresholds and comparison_method).
+    With it: linf_simple against a threshold calibrated to the window (module docstring),
+    unless the feature's constraints override comparison_threshold."""
     config = baseline.config
     dist_cfg = config.get("distribution_constraints") or {}
     evaluate_all = _enabled(config.get("evaluate_constraints"))
     compare = _enabled(dist_cfg.get("perform_comparison"))
-    method = comparison_method(dist_cfg.get("comparison_method"))
+    method = "simple" if calibration is not None else comparison_method(dist_cfg.get("comparison_method"))
     cat_method = str(dist_cfg.get("categorical_drift_method") or "LInfinity")
     if compare and cat_method.lower() != "linfinity":
-        raise AnalyzerError(
-            f"categorical_drift_method {cat_method!r} is not supported by the local analyzer (LInfinity only)"
-        )
+        raise MonitorError(f"categorical_drift_method {cat_method!r} is not supported (LInfinity only)")
     threshold = float(dist_cfg.get("comparison_threshold", DEFAULT_THRESHOLD))
     cat_threshold = float(dist_cfg.get("categorical_comparison_threshold", threshold))
     type_threshold = float(config.get("datatype_check_threshold", DEFAULT_THRESHOLD))
     domain_threshold = float(config.get("domain_content_threshold", DEFAULT_THRESHOLD))
 
     violations: list[dict[str, str]] = []
-    distances: dict[str, float] = {}
-    thresholds: dict[str, float] = {}
+    drifts: dict[str, FeatureDrift] = {}
     n_base = len(baseline.names)
     if evaluate_all and width < n_base:
         for name in baseline.names[width:]:
@@ -790,20 +1176,28 @@ def evaluate(baseline: Baseline, profiles: dict[str, Profile], width: int) -> Ev
         if kind == "numeric":
             if prof.values is None:
                 continue
-            distance = numeric_linf(ref, sketch_cdf([sketch_points(prof.values)]))
-            m = float(prof.values.size)
-            limit = float(overrides.get("comparison_threshold", threshold))
+            distance = window_linf(ref, prof.values)
+            m = int(prof.values.size)
+            default_limit = threshold
         else:
             if prof.counts is None:
                 continue
             distance = categorical_linf(ref, {k: float(v) for k, v in prof.counts.items()})
-            m = float(sum(prof.counts.values()))
-            limit = float(overrides.get("comparison_threshold", cat_threshold))
+            m = int(sum(prof.counts.values()))
+            default_limit = cat_threshold
         if method == "robust":
-            distance = robust(distance, n_ref, m)
-        distances[name] = distance
-        thresholds[name] = limit
-        if feature_on and distance > limit:
+            distance = robust(distance, n_ref, float(m))
+        noise: float | None = None
+        if calibration is not None:
+            noise = calibration.noise(name, kind, ref, n_ref, m)
+            limit = calibration.threshold(noise)
+        else:
+            limit = default_limit
+        if "comparison_threshold" in overrides:
+            limit = float(overrides["comparison_threshold"])
+        violated = feature_on and distance > limit
+        drifts[name] = FeatureDrift(name, kind, distance, limit, noise, violated)
+        if violated:
             violations.append(
                 {
                     "feature_name": name,
@@ -811,7 +1205,7 @@ def evaluate(baseline: Baseline, profiles: dict[str, Profile], width: int) -> Ev
                     "description": f"Baseline drift distance: {distance!r} exceeds threshold: {limit!r}",
                 }
             )
-    return Evaluation(violations, distances, thresholds)
+    return Evaluation(violations, drifts)
 
 
 def metric_records(
@@ -824,7 +1218,7 @@ def metric_records(
         dims.append({"Name": "Endpoint", "Value": endpoint})
     if schedule:
         dims.append({"Name": "MonitoringSchedule", "Value": schedule})
-    stamp = env.get("end_time") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = env.get("end_time") or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out: list[dict[str, Any]] = []
     global_on = _enabled(baseline.config.get("emit_metrics"))
     for name in baseline.names:
@@ -858,7 +1252,30 @@ def metric_records(
     return out
 
 
-# --- the job ------------------------------------------------------------------------------
+def write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"could not write {path}: {exc}", file=sys.stderr)
+
+
+def sm_output_dir() -> Path:
+    return Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"))
+
+
+def verdict(count: int) -> str:
+    if count:
+        return f"CompletedWithViolations: Job completed successfully with {count} violations."
+    return "Completed: Job completed successfully with no violations."
+
+
+# --- environment-variable mode: Model Monitor's BYOC contract --------------------------------
 
 
 ENV_KEYS = (
@@ -880,7 +1297,7 @@ ENV_KEYS = (
 
 def read_env() -> dict[str, str]:
     env = {key: os.environ[key] for key in ENV_KEYS if os.environ.get(key)}
-    config_file = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")).parent / "config" / "processingjobconfig.json"
+    config_file = sm_output_dir().parent / "config" / "processingjobconfig.json"
     if config_file.is_file():  # the platform's copy of the job's Environment
         try:
             job_env = json.loads(config_file.read_text()).get("Environment") or {}
@@ -895,39 +1312,34 @@ def read_env() -> dict[str, str]:
 def dataset_format(env: dict[str, str]) -> tuple[str, dict[str, Any]]:
     raw = env.get("dataset_format")
     if not raw:
-        raise AnalyzerError("environment variable dataset_format is required")
+        raise MonitorError("environment variable dataset_format is required")
     try:
         fmt = json.loads(raw)
     except ValueError as exc:
-        raise AnalyzerError(f"dataset_format is not valid JSON: {raw!r}") from exc
+        raise MonitorError(f"dataset_format is not valid JSON: {raw!r}") from exc
     if not isinstance(fmt, dict) or len(fmt) != 1:
-        raise AnalyzerError(f"dataset_format must be an object with one key, got {raw!r}")
+        raise MonitorError(f"dataset_format must be an object with one key, got {raw!r}")
     kind, options = next(iter(fmt.items()))
     if kind not in ("csv", "sagemakerCaptureJson"):
-        raise AnalyzerError(
+        raise MonitorError(
             f"dataset_format {kind!r} is not supported by the local analyzer (csv, sagemakerCaptureJson)"
         )
     return kind, options if isinstance(options, dict) else {}
 
 
-def write_json(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-
-
 def run(env: dict[str, str], output_dir: Path) -> str:
-    """Run the job; returns the message written to ``<output>/message``."""
+    """Run the environment-variable mode; returns the message written to ``<output>/message``."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     for unsupported in ("record_preprocessor_script", "post_analytics_processor_script"):
         if env.get(unsupported):
-            raise AnalyzerError(f"{unsupported} is not supported by the local analyzer")
+            raise MonitorError(f"{unsupported} is not supported by the local analyzer")
     kind, options = dataset_format(env)
     source = Path(env.get("dataset_source") or "")
     if not env.get("dataset_source"):
-        raise AnalyzerError("environment variable dataset_source is required")
+        raise MonitorError("environment variable dataset_source is required")
     if not env.get("output_path"):
-        raise AnalyzerError("environment variable output_path is required")
+        raise MonitorError("environment variable output_path is required")
     out = Path(env["output_path"])
     monitoring = bool(env.get("baseline_constraints") or env.get("baseline_statistics"))
     baseline = load_baseline(env.get("baseline_constraints"), env.get("baseline_statistics")) if monitoring else None
@@ -936,15 +1348,12 @@ def run(env: dict[str, str], output_dir: Path) -> str:
 
     if kind == "sagemakerCaptureJson":
         if baseline is None:
-            raise AnalyzerError("sagemakerCaptureJson data needs baseline_constraints or baseline_statistics")
+            raise MonitorError("sagemakerCaptureJson data needs baseline_constraints or baseline_statistics")
         text, n_files = read_capture(source)
         if n_files == 0:
-            raise AnalyzerError(f"Job inputs had no data: no capture files (*.jsonl) under {env['dataset_source']}")
+            raise MonitorError(f"Job inputs had no data: no capture files (*.jsonl) under {env['dataset_source']}")
         timings["read"] = time.perf_counter() - t0
-        numeric_first = all(
-            str((baseline.constraints.get(n) or baseline.statistics.get(n) or {}).get("inferred_type")) in NUMERIC_TYPES
-            for n in baseline.names
-        )
+        numeric_first = all(baseline.feature_type(n) in NUMERIC_TYPES for n in baseline.names)
         table = parse_csv(text, numeric_first=numeric_first)
         del text
         names = list(baseline.names[: len(table.columns)])
@@ -955,18 +1364,13 @@ def run(env: dict[str, str], output_dir: Path) -> str:
         timings["read"] = time.perf_counter() - t0
     timings["parse"] = time.perf_counter() - t0 - timings["read"]
     if table.rows == 0:
-        raise AnalyzerError(f"Job inputs had no data: no rows under {env['dataset_source']}")
+        raise MonitorError(f"Job inputs had no data: no rows under {env['dataset_source']}")
     log(f"read {table.rows} rows x {len(table.columns)} columns in {timings['read'] + timings['parse']:.3f} s")
     if len(table.width_counts) > 1:
         log(f"rows of differing length (fields: rows) {dict(sorted(table.width_counts.items()))}: short rows padded")
 
     t1 = time.perf_counter()
-    want_counts = set()
-    if baseline is not None:
-        for name in baseline.names:
-            ref = baseline.constraints.get(name) or baseline.statistics.get(name) or {}
-            if ref.get("inferred_type") == "String" or "string_statistics" in (baseline.statistics.get(name) or {}):
-                want_counts.add(name)
+    want_counts = {n for n in baseline.names if baseline.is_string(n)} if baseline is not None else set()
     profiles = profile_table(names, table, want_counts)
     timings["profile"] = time.perf_counter() - t1
     del table
@@ -975,7 +1379,7 @@ def run(env: dict[str, str], output_dir: Path) -> str:
     write_json(out / "statistics.json", statistics_document(profiles, profiles[0].rows if profiles else 0))
     if baseline is None:
         write_json(out / "constraints.json", constraints_document(profiles))
-        message = "Completed: Job completed successfully with no violations."
+        message = verdict(0)
     else:
         by_name = {p.name: p for p in profiles}
         result = evaluate(baseline, by_name, len(profiles))
@@ -987,14 +1391,9 @@ def run(env: dict[str, str], output_dir: Path) -> str:
             with (metrics_dir / "metrics.jsonl").open("w", encoding="utf-8") as handle:
                 for record in records:
                     handle.write(json.dumps(record) + "\n")
-        for name, distance in sorted(result.distances.items()):
-            log(f"drift {name}: {distance:.4f} (threshold {result.thresholds[name]})")
-        count = len(result.violations)
-        message = (
-            f"CompletedWithViolations: Job completed successfully with {count} violations."
-            if count
-            else "Completed: Job completed successfully with no violations."
-        )
+        for name, drift in sorted(result.drifts.items()):
+            log(f"drift {name}: {drift.distance:.4f} (threshold {drift.threshold})")
+        message = verdict(len(result.violations))
     timings["evaluate_and_write"] = time.perf_counter() - t2
     log(
         "timings: "
@@ -1004,12 +1403,12 @@ def run(env: dict[str, str], output_dir: Path) -> str:
     return message
 
 
-def main() -> int:
-    output_dir = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"))
+def env_main() -> int:
+    output_dir = sm_output_dir()
     try:
         env = read_env()
         message = run(env, output_dir)
-    except AnalyzerError as exc:
+    except ScriptError as exc:
         reason = " ".join(str(exc).split())[:1000]
         _write_text(output_dir / "failure", reason)
         print(f"FAILED: {reason}", file=sys.stderr)
@@ -1024,29 +1423,941 @@ def main() -> int:
     return 0
 
 
-def _write_text(path: Path, text: str) -> None:
+# --- check mode: the window ------------------------------------------------------------------
+
+_SECOND_KEY = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """An ISO 8601 instant (``Z``, an offset, or none = UTC) as an aware UTC datetime."""
+    raw = str(text).strip()
+    value = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print(f"could not write {path}: {exc}", file=sys.stderr)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise MonitorError(f"{what} {text!r} is not an ISO 8601 time (for example 2024-05-01T03:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
 
 
-def iter_metric_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The metric records under ``path`` (a file, or a folder of files): JSON lines, or a
-    JSON array / object per file. Used by the platform side to publish them."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
-    for file in files:
-        text = file.read_text(encoding="utf-8").strip()
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+class Window:
+    """[start, end) on ``inferenceTime``; either end may be open."""
+
+    def __init__(self, start: datetime | None, end: datetime | None) -> None:
+        if start is not None and end is not None and end <= start:
+            raise MonitorError(f"--window-end {_iso(end)} is not after --window-start {_iso(start)}")
+        self.start, self.end = start, end
+        self.active = start is not None or end is not None
+        whole = all(v is None or v.microsecond == 0 for v in (start, end))
+        # record times written as SageMaker writes them compare as text when the bounds are whole seconds
+        self.lo = start.strftime(_SECOND_KEY) if whole and start is not None else None
+        self.hi = end.strftime(_SECOND_KEY) if whole and end is not None else None
+        self.textual = whole
+        self._parsed: dict[str, datetime | None] = {}
+
+    def _instant(self, text: str) -> datetime | None:
+        if text not in self._parsed:
+            try:
+                self._parsed[text] = parse_time(text, "inferenceTime")
+            except MonitorError:
+                self._parsed[text] = None
+        return self._parsed[text]
+
+    def _inside(self, text: str | None) -> bool:
         if not text:
+            return False
+        at = self._instant(text)
+        if at is None:
+            return False
+        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+
+    def mask(self, times: list[str | None]) -> list[bool] | None:
+        """Which records are inside (None: all of them)."""
+        if not self.active:
+            return None
+        if self.textual and all(t is not None and len(t) == 20 and t[19] == "Z" and t[10] == "T" for t in times):
+            lo, hi = self.lo, self.hi
+            if times and (lo is None or min(times) >= lo) and (hi is None or max(times) < hi):  # type: ignore[type-var]
+                return None
+            return [(lo is None or t >= lo) and (hi is None or t < hi) for t in times]  # type: ignore[operator]
+        return [self._inside(t) for t in times]
+
+
+# --- check mode: capture records -------------------------------------------------------------
+
+
+@dataclass
+class CaptureBlock:
+    """The records of one block of a capture file (lists in record order)."""
+
+    payloads: list[str]  # endpointInput data as JSON string bodies (fast) or decoded text (slow)
+    escaped: bool
+    times: list[str | None]
+    keys: list[str]  # inferenceId, else eventId ('' when wanted but absent)
+    outputs: list[tuple[str, str]]  # (content type, decoded endpointOutput data), when wanted
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+
+    def decoded(self) -> list[str]:
+        if not self.escaped:
+            return self.payloads
+        text = "\\u0000".join(self.payloads)  # an escaped NUL: decoded, it separates the records
+        if text.count("\\u0000") != len(self.payloads) - 1:
+            return [str(json.loads('"' + p + '"')) for p in self.payloads]
+        return str(json.loads('"' + text + '"')).split("\x00")
+
+    def rows_text(self) -> str:
+        return _unescape(self.payloads) if self.escaped else "\n".join(self.payloads)
+
+    def select(self, keep: list[bool]) -> CaptureBlock:
+        def pick(values: list[Any]) -> list[Any]:
+            return [v for v, k in zip(values, keep) if k] if values else values
+
+        return CaptureBlock(pick(self.payloads), self.escaped, pick(self.times), pick(self.keys),
+                            pick(self.outputs), self.bad)
+
+
+def _fast_capture_block(text: str, need_times: bool, need_meta: bool) -> CaptureBlock | None:
+    if not text.strip() or "\n\n" in text.strip("\n") or text.startswith("\n"):
+        return None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    payloads = _FAST_DATA.findall(text)
+    if len(payloads) != lines:
+        return None
+    times: list[str | None] = []
+    keys: list[str] = []
+    outputs: list[tuple[str, str]] = []
+    if need_meta:
+        events = _FAST_EVENT.findall(text)
+        found = _FAST_OUTPUT.findall(text)
+        if len(events) != lines or len(found) != lines:
+            return None
+        keys = [iid or eid for eid, iid, _ in events]
+        times = [t or None for _, _, t in events] if need_times else []
+        if any("\\" in c or "\\" in d for c, d in found):
+            found = [(str(json.loads('"' + c + '"')), str(json.loads('"' + d + '"'))) for c, d in found]
+        outputs = found
+    elif need_times:
+        stamps = _FAST_TIME.findall(text)
+        if len(stamps) != lines:
+            return None
+        times = list(stamps)
+    return CaptureBlock(payloads, True, times, keys, outputs)
+
+
+def _slow_capture_block(text: str, first_line: int, need_times: bool, need_meta: bool) -> CaptureBlock:
+    block = CaptureBlock([], False, [], [], [])
+    for offset, line in enumerate(text.split("\n")):
+        if not line.strip():
+            continue
+        number = first_line + offset
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            block.bad.append((number, f"not valid JSON ({exc})"))
             continue
         try:
-            doc = json.loads(text)
+            endpoint_input = record["captureData"]["endpointInput"]
+            data = endpoint_input["data"]
+            if not isinstance(data, str):
+                raise TypeError("data is not a string")
+            payload = _decode_input(str(endpoint_input.get("observedContentType") or ""), data,
+                                    str(endpoint_input.get("encoding") or "CSV"), "endpointInput")
+            meta = record.get("eventMetadata") or {}
+            if not isinstance(meta, dict):
+                raise TypeError("eventMetadata is not an object")
+            key = str(meta.get("inferenceId") or meta.get("eventId") or "")
+            output = (record["captureData"].get("endpointOutput") or {}) if need_meta else {}
+            out = ("", "")
+            if need_meta and isinstance(output, dict) and isinstance(output.get("data"), str):
+                out = (str(output.get("observedContentType") or ""),
+                       _decode_output(str(output.get("observedContentType") or ""), output["data"],
+                                      str(output.get("encoding") or "CSV")))
+        except (KeyError, TypeError, ValueError, MonitorError) as exc:
+            block.bad.append((number, f"not a capture record with captureData.endpointInput CSV data ({exc})"))
+            continue
+        block.payloads.append(payload)
+        if need_times:
+            stamp = meta.get("inferenceTime")
+            block.times.append(str(stamp) if stamp else None)
+        if need_meta:
+            block.keys.append(key)
+            block.outputs.append(out)
+    return block
+
+
+def capture_blocks(path: Path, need_times: bool, need_meta: bool) -> Iterator[CaptureBlock]:
+    for first_line, text in read_blocks(path):
+        block = _fast_capture_block(text, need_times, need_meta)
+        yield block if block is not None else _slow_capture_block(text, first_line, need_times, need_meta)
+
+
+# --- check mode: labels, ground truth and predictions ------------------------------------------
+
+
+def normalize_task(value: Any) -> str:
+    task = TASK_ALIASES.get(str(value or "binary").strip().lower().replace("-", "_"))
+    if task is None:
+        raise MonitorError(f"config task {value!r} is not one of binary, multiclass, regression")
+    return task
+
+
+def _class_text(value: str) -> str:
+    """A class label's canonical text: '1.0' and '1' are the same class."""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+
+
+class LabelRule:
+    """What a valid label is for the task; :meth:`parse` returns the label's value or raises
+    ValueError saying why not."""
+
+    def __init__(self, task: str, classes: list[str] | None) -> None:
+        self.task = task
+        self.classes = {_class_text(str(c)) for c in classes} if classes else None
+
+    def parse(self, text: str) -> Any:
+        value = text.strip()
+        if not value:
+            raise ValueError("empty label")
+        if self.task == "regression":
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(f"label {value!r} is not a finite number")
+            return number
+        label = _class_text(value)
+        if self.task == "binary":
+            if label not in ("0", "1"):
+                raise ValueError(f"label {value!r} is not 0 or 1")
+            return int(label)
+        if self.classes is not None and label not in self.classes:
+            raise ValueError(f"label {value!r} is not one of the config's classes")
+        return label
+
+
+@dataclass
+class GroundTruth:
+    labels: dict[str, tuple[list[str], str, int]]  # key -> (label texts, file, line)
+    files: int = 0
+    records: int = 0
+    malformed: int = 0
+    wrong_label_type: int = 0
+    duplicate_event_ids: int = 0
+    unknown_event_ids: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    per_file: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def problem(self, file: str, line: int, kind: str, detail: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        self.per_file.setdefault(file, Counter())[kind] += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append({"file": file, "line": line, "kind": kind, "detail": detail[:300]})
+
+
+def _label_lines(data: str) -> list[str]:
+    return [line for line in data.replace("\r", "").split("\n") if line.strip()] or [data]
+
+
+def read_ground_truth(source: Path, rule: LabelRule) -> GroundTruth:
+    """Every ground-truth record under ``source`` (``*.jsonl``/``*.json``, recursive), checked
+    and keyed by event id; bad records counted, never fatal."""
+    truth = GroundTruth({})
+    interned: dict[str, str] = {}
+    files = _files(source, (".jsonl", ".json"))
+    truth.files = len(files)
+    for path in files:
+        rel = _rel(path, source)
+        truth.per_file.setdefault(rel, Counter())
+        for first_line, text in read_blocks(path):
+            lines = text.split("\n")
+            fast = _FAST_GROUND_TRUTH.findall(text)
+            body = [i for i, line in enumerate(lines) if line.strip()]
+            simple = len(fast) == len(body)  # each match is one whole line
+            for n, i in enumerate(body):
+                number = first_line + i
+                truth.records += 1
+                if simple and "\\" not in fast[n][0]:
+                    data, key = fast[n]
+                else:
+                    parsed = _ground_truth_record(lines[i])
+                    if isinstance(parsed, str):
+                        truth.problem(rel, number, "malformed", parsed)
+                        continue
+                    data, key = parsed
+                texts = _label_lines(data)
+                try:
+                    for label in texts:
+                        rule.parse(label)
+                except ValueError as exc:
+                    truth.problem(rel, number, "wrong_label_type", f"event {key}: {exc}")
+                    continue
+                if key in truth.labels:
+                    first = truth.labels[key]
+                    truth.problem(rel, number, "duplicate_event_ids",
+                                  f"event {key} already labelled at {first[1]} line {first[2]}; the first is kept")
+                    continue
+                truth.labels[key] = ([interned.setdefault(t, t) for t in texts], rel, number)
+    return truth
+
+
+def _ground_truth_record(line: str) -> tuple[str, str] | str:
+    """(label data, event id) of one ground-truth line, or why it is malformed."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return f"not valid JSON ({exc})"
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    truth = record.get("groundTruthData")
+    meta = record.get("eventMetadata")
+    if not isinstance(truth, dict) or not isinstance(truth.get("data"), (str, int, float)):
+        return "no groundTruthData.data"
+    if not isinstance(meta, dict) or not isinstance(meta.get("eventId"), str) or not meta["eventId"]:
+        return "no eventMetadata.eventId"
+    data = truth["data"]
+    encoding = str(truth.get("encoding") or "CSV").upper()
+    if isinstance(data, str) and encoding == "BASE64":
+        try:
+            data = base64.b64decode(data, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return "groundTruthData.data is not valid BASE64 UTF-8"
+    elif isinstance(data, str) and encoding == "JSON":
+        try:
+            data = json.loads(data)
         except ValueError:
-            doc = [json.loads(line) for line in text.splitlines() if line.strip()]
-        for record in doc if isinstance(doc, list) else [doc]:
-            if isinstance(record, dict):
-                yield record
+            return "groundTruthData.data is not valid JSON"
+    if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+        return "groundTruthData.data is not a single value"
+    return str(data), str(meta["eventId"])
+
+
+def parse_outputs(content_type: str, data: str) -> list[list[str]]:
+    """The model's output for each row of a request: text/csv one line a row, or JSON
+    ``{"predictions": [...]}`` / a bare list (an item: a value or a list of values)."""
+    text = data.strip()
+    if not text:
+        return []
+    if "json" in content_type.lower() or text[0] in "[{":
+        doc = json.loads(text)
+        if isinstance(doc, dict):
+            doc = doc.get("predictions", doc.get("outputs"))
+        if not isinstance(doc, list):
+            raise ValueError("JSON output has no predictions list")
+        return [[str(v) for v in item] if isinstance(item, list) else [str(item)] for item in doc]
+    return [line.split(",") for line in text.replace("\r", "").split("\n") if line.strip()]
+
+
+def prediction_of(task: str, values: list[str], classes: list[str] | None) -> Any:
+    """One row's prediction: binary, the score of class 1 (the last value); regression, the
+    value; multiclass, the class (the one value, or the argmax of one probability per class)."""
+    if task == "binary":
+        score = float(values[-1])
+        if not math.isfinite(score):
+            raise ValueError("score is not finite")
+        return score
+    if task == "regression":
+        value = float(values[0])
+        if not math.isfinite(value):
+            raise ValueError("prediction is not finite")
+        return value
+    if len(values) == 1:
+        return _class_text(values[0])
+    probabilities = [float(v) for v in values]
+    best = int(np.argmax(probabilities))
+    return _class_text(str(classes[best])) if classes and best < len(classes) else str(best)
+
+
+# --- check mode: model-quality metrics ------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _f_beta(precision: float, recall: float, beta: float) -> float:
+    b2 = beta * beta
+    denominator = b2 * precision + recall
+    return (1 + b2) * precision * recall / denominator if denominator and math.isfinite(denominator) else 0.0
+
+
+def auc_score(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by ranks (ties share their average rank); NaN with a single class."""
+    positives = int(np.count_nonzero(y == 1))
+    negatives = y.size - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = (ends - (counts - 1) / 2.0)[inverse]
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def binary_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    predicted = (score >= DECISION_THRESHOLD).astype(np.int64)
+    tp = float(np.count_nonzero((predicted == 1) & (y == 1)))
+    tn = float(np.count_nonzero((predicted == 0) & (y == 0)))
+    fp = float(np.count_nonzero((predicted == 1) & (y == 0)))
+    fn = float(np.count_nonzero((predicted == 0) & (y == 1)))
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    p, r = (0.0 if math.isnan(precision) else precision), (0.0 if math.isnan(recall) else recall)
+    return {
+        "auc": auc_score(y, score), "accuracy": _ratio(tp + tn, float(y.size)), "precision": precision,
+        "recall": recall, "f0_5": _f_beta(p, r, 0.5), "f1": _f_beta(p, r, 1.0), "f2": _f_beta(p, r, 2.0),
+        "true_positive_rate": recall, "true_negative_rate": _ratio(tn, tn + fp),
+        "false_positive_rate": _ratio(fp, fp + tn), "false_negative_rate": _ratio(fn, fn + tp),
+    }
+
+
+def multiclass_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    labels, support = np.unique(y, return_counts=True)
+    weights = support / float(y.size)
+    recall_w = precision_w = f05 = f1 = f2 = 0.0
+    for label, weight in zip(labels, weights):
+        tp = float(np.count_nonzero((predicted == label) & (y == label)))
+        predicted_n = float(np.count_nonzero(predicted == label))
+        precision = _ratio(tp, predicted_n)
+        precision = 0.0 if math.isnan(precision) else precision
+        recall = _ratio(tp, float(np.count_nonzero(y == label)))
+        recall_w += weight * recall
+        precision_w += weight * precision
+        f05 += weight * _f_beta(precision, recall, 0.5)
+        f1 += weight * _f_beta(precision, recall, 1.0)
+        f2 += weight * _f_beta(precision, recall, 2.0)
+    return {"accuracy": float(np.mean(predicted == y)), "weighted_recall": recall_w,
+            "weighted_precision": precision_w, "weighted_f0_5": f05, "weighted_f1": f1, "weighted_f2": f2}
+
+
+def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    error = predicted - y
+    mse = float(np.mean(error * error))
+    variance = float(np.sum((y - y.mean()) ** 2))
+    return {"mae": float(np.mean(np.abs(error))), "mse": mse, "rmse": math.sqrt(mse),
+            "r2": 1.0 - float(np.sum(error * error)) / variance if variance > 0 else float("nan")}
+
+
+def task_metrics(task: str, y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    if task == "binary":
+        return binary_metrics(y, predicted)
+    if task == "multiclass":
+        return multiclass_metrics(y, predicted)
+    return regression_metrics(y, predicted)
+
+
+def _confusion(task: str, y: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, int]] | None:
+    if task == "regression":
+        return None
+    if task == "binary":
+        predicted = (predicted >= DECISION_THRESHOLD).astype(np.int64)
+    labels = sorted({str(v) for v in np.unique(y).tolist()} | {str(v) for v in np.unique(predicted).tolist()})
+    pairs = Counter(zip((str(v) for v in y.tolist()), (str(v) for v in predicted.tolist())))
+    return {actual: {guess: int(pairs.get((actual, guess), 0)) for guess in labels} for actual in labels}
+
+
+def _json_number(value: float) -> Any:
+    return value if math.isfinite(value) else "NaN"
+
+
+def quality_statistics(task: str, y: np.ndarray, predicted: np.ndarray, seed: int) -> dict[str, Any]:
+    """Model Monitor's model-quality statistics document (values with standard deviations
+    over seeded 80 % subsamples from 200 rows on)."""
+    values = task_metrics(task, y, predicted)
+    spread: dict[str, list[float]] = {k: [] for k in values}
+    if y.size >= MIN_ROWS_FOR_STD:
+        rng = np.random.default_rng(seed)
+        size = int(y.size * SUBSAMPLE_FRACTION)
+        for _ in range(SUBSAMPLES):
+            pick = rng.choice(y.size, size=size, replace=False)
+            for key, value in task_metrics(task, y[pick], predicted[pick]).items():
+                spread[key].append(value)
+    group: dict[str, Any] = {}
+    confusion = _confusion(task, y, predicted)
+    if confusion is not None:
+        group["confusion_matrix"] = confusion
+    for key, value in values.items():
+        samples = [s for s in spread[key] if math.isfinite(s)]
+        std = float(np.std(samples)) if len(samples) == SUBSAMPLES else float("nan")
+        group[key] = {"value": _json_number(value), "standard_deviation": _json_number(std)}
+    return {"version": 0.0, "dataset": {"item_count": int(y.size)}, TASK_GROUPS[task]: group}
+
+
+# --- check mode: the job ---------------------------------------------------------------------
+
+
+@dataclass
+class ModelConfig:
+    columns: list[str]
+    label: str
+    features: list[str]
+    task: str
+    metric: str | None
+    classes: list[str] | None
+
+
+def load_model_config(path: str) -> ModelConfig:
+    doc = read_config(path)
+    if not isinstance(doc, dict):
+        raise MonitorError(f"config {path} is not a JSON object")
+    columns, label = doc.get("columns"), doc.get("label")
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns):
+        raise MonitorError(f"config {path}: 'columns' must be a non-empty list of column names (the label first)")
+    if label != columns[0]:
+        raise MonitorError(f"config {path}: 'label' ({label!r}) must be the first of 'columns' ({columns[0]!r})")
+    if len(set(columns)) != len(columns):
+        raise MonitorError(f"config {path}: 'columns' has duplicates")
+    classes = doc.get("classes")
+    if classes is not None and not isinstance(classes, list):
+        raise MonitorError(f"config {path}: 'classes' must be a list")
+    metric = doc.get("metric")
+    return ModelConfig(list(columns), str(label), list(columns[1:]), normalize_task(doc.get("task")),
+                       str(metric) if metric else None, [str(c) for c in classes] if classes else None)
+
+
+def find_baseline(directory: str) -> Baseline:
+    """``statistics.json`` (required) and ``constraints.json`` (optional) in ``directory``
+    (or, if not there, the only ones below it)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise MonitorError(f"--baseline-dir {directory} is not a folder")
+
+    def one(name: str) -> str | None:
+        if (root / name).is_file():
+            return str(root / name)
+        found = sorted(p for p in root.rglob(name) if p.is_file())
+        if len(found) > 1:
+            raise MonitorError(f"--baseline-dir {directory} holds {len(found)} {name} files; give the folder of one")
+        return str(found[0]) if found else None
+
+    statistics, constraints = one("statistics.json"), one("constraints.json")
+    if statistics is None:
+        raise MonitorError(f"--baseline-dir {directory} has no statistics.json (run `monitor.py baseline` first)")
+    return load_baseline(constraints, statistics)
+
+
+@dataclass
+class Matched:
+    payload: str
+    output: tuple[str, str]
+
+
+@dataclass
+class WindowData:
+    accumulator: TableAccumulator
+    files: int = 0
+    records: int = 0  # records (capture) or rows (csv) in the window
+    outside: int = 0  # capture records outside the window (or without inferenceTime)
+    bad_lines: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+    matched: dict[str, Matched] = field(default_factory=dict)
+    repeated_ids: int = 0  # captured records whose id an earlier record had
+    labelled: list[list[str]] = field(default_factory=list)  # csv mode: [label, *features]
+
+
+def scan_capture(source: Path, config: ModelConfig, numeric: bool, window: Window, truth: GroundTruth | None,
+                 accumulator: TableAccumulator) -> WindowData:
+    files = _files(source, (".jsonl",))
+    data = WindowData(accumulator, files=len(files))
+    need_meta = truth is not None
+    for path in files:
+        rel = _rel(path, source)
+        for whole in capture_blocks(path, window.active, need_meta):
+            block = whole
+            for line, why in block.bad:
+                data.bad_lines += 1
+                if len(data.bad_examples) < 5:
+                    data.bad_examples.append(f"{rel} line {line}: {why}")
+            total = len(block.payloads)
+            keep = window.mask(block.times)
+            if keep is not None:
+                block = block.select(keep)
+            data.outside += total - len(block.payloads)
+            data.records += len(block.payloads)
+            if not block.payloads:
+                continue
+            accumulator.add(parse_csv(block.rows_text(), numeric_first=numeric))
+            if truth is not None:
+                labels, matched = truth.labels, data.matched
+                for key, payload, output in zip(block.keys, block.decoded(), block.outputs):
+                    if key in matched:
+                        data.repeated_ids += 1
+                    elif key in labels:
+                        matched[key] = Matched(payload, output)
+    return data
+
+
+def scan_csv(source: Path, config: ModelConfig, numeric: bool, rule: LabelRule,
+             accumulator: TableAccumulator) -> WindowData:
+    files = _files(source, (".csv",))
+    data = WindowData(accumulator, files=len(files))
+    for path in files:
+        rel = _rel(path, source)
+        header: list[str] | None = None
+        for _, block_text in read_blocks(path):
+            text = block_text
+            if header is None:
+                first, _, text = block_text.lstrip("\ufeff").partition("\n")
+                header = _header_of(first)
+                missing = [f for f in config.features if f not in header]
+                if missing:
+                    raise MonitorError(f"--csv-dir file {rel}: header {header} lacks the features {missing}")
+            has_label = config.label in header
+            if header == config.features:
+                table = parse_csv(text, numeric_first=numeric)
+            else:
+                parsed = parse_csv(text, numeric_first=numeric and not has_label)
+                index = {name: i for i, name in enumerate(header)}
+                blank = [""] * parsed.rows
+
+                def column(name: str, parsed: Table = parsed, index: dict[str, int] = index,
+                           blank: list[str] = blank) -> Any:
+                    i = index[name]
+                    return parsed.columns[i] if i < len(parsed.columns) else blank
+
+                table = Table([column(f) for f in config.features], parsed.rows, Counter({len(config.features):
+                                                                                           parsed.rows}))
+                if has_label:
+                    for i, raw in enumerate(column(config.label)):
+                        try:
+                            rule.parse(raw)
+                        except ValueError:
+                            continue
+                        data.labelled.append([raw.strip()] + [str(c[i]) for c in table.columns])
+            data.records += table.rows
+            accumulator.add(table)
+    return data
+
+
+def _csv_line(fields: list[str]) -> str:
+    if not any(("," in f or '"' in f or "\n" in f or "\r" in f) for f in fields):
+        return ",".join(fields)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+@dataclass
+class Labelled:
+    lines: list[str]  # labelled.csv body lines (label first, captured values as captured)
+    y: list[Any]
+    predicted: list[Any]
+    unscored: int = 0  # labelled rows whose model output could not be read
+
+
+def merge_labels(data: WindowData, truth: GroundTruth, config: ModelConfig, rule: LabelRule) -> Labelled:
+    """Pair each matched request's rows with its labels (and the model's outputs); requests
+    whose label count differs from their row count become ``wrong_label_type`` problems."""
+    out = Labelled([], [], [])
+    width = len(config.features)
+    for key, match in data.matched.items():
+        labels, rel, line = truth.labels[key]
+        rows = [r.rstrip("\r") for r in match.payload.split("\n") if r.strip()]
+        if len(labels) != len(rows):
+            truth.problem(rel, line, "wrong_label_type",
+                          f"event {key}: {len(labels)} labels for a captured request of {len(rows)} rows")
+            del truth.labels[key]
+            continue
+        try:
+            outputs = parse_outputs(*match.output)
+            if len(outputs) != len(rows):
+                raise ValueError(f"{len(outputs)} outputs for {len(rows)} rows")
+            predictions = [prediction_of(config.task, values, config.classes) for values in outputs]
+        except (ValueError, IndexError):
+            predictions = [None] * len(rows)
+        for row, label, prediction in zip(rows, labels, predictions):
+            if row.count(",") + 1 != width and '"' not in row:
+                continue  # a row without the config's features cannot be training data
+            label_text = label.strip()
+            out.lines.append(_csv_line([label_text]) + "," + row)
+            if prediction is None:
+                out.unscored += 1
+                continue
+            out.y.append(rule.parse(label_text))
+            out.predicted.append(prediction)
+    return out
+
+
+def default_direction(metric: str) -> str:
+    return "lower" if metric.lower() in LOWER_IS_BETTER else "higher"
+
+
+@dataclass
+class QualityArgs:
+    metric: str
+    direction: str
+    threshold: float | None
+    champion: float | None
+    margin: float
+    min_rows: int
+
+
+def judge_quality(value: float | None, rows: int, q: QualityArgs) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """(model-quality violations, the report's ``quality`` object)."""
+    summary: dict[str, Any] = {
+        "metric": q.metric, "direction": q.direction, "value": value, "threshold": q.threshold,
+        "champion": q.champion, "margin": q.margin, "labelled_rows": rows, "violated": False, "reason": None,
+    }
+    if value is None:
+        summary["reason"] = f"{q.metric} could not be computed on {rows} labelled rows (for example a single class)" \
+            if rows else "no labelled rows in the window"
+        return [], summary
+    if rows < q.min_rows:
+        summary["reason"] = f"only {rows} labelled rows (fewer than --min-labelled-rows {q.min_rows}): no verdict"
+        return [], summary
+    higher = q.direction == "higher"
+    operator = "LessThanThreshold" if higher else "GreaterThanThreshold"
+    violations, reasons = [], []
+    limits = []
+    if q.threshold is not None:
+        limits.append((q.threshold, f"the threshold {q.threshold!r}"))
+    if q.champion is not None:
+        bound = q.champion - q.margin if higher else q.champion + q.margin
+        limits.append((bound, f"the champion's {q.champion!r} {'-' if higher else '+'} margin {q.margin!r}"))
+    for bound, what in limits:
+        worse = value < bound if higher else value > bound
+        if worse:
+            violations.append({"constraint_check_type": operator,
+                               "description": f"Metric {q.metric} with {value!r} was {operator} {bound!r} ({what})",
+                               "metric_name": q.metric})
+            reasons.append(f"{q.metric} {value:.4g} is {'below' if higher else 'above'} {what}")
+    if violations:
+        summary["violated"] = True
+        summary["reason"] = "; ".join(reasons)
+    return violations, summary
+
+
+def report_document(window: Window, rows: int, drifts: list[FeatureDrift], data_violations: int,
+                    quality: dict[str, Any] | None, truth: GroundTruth | None, matched: int,
+                    labelled_rows: int) -> dict[str, Any]:
+    """``monitoring_report.json``: {"version": 1, "window": {"start", "end"}, "rows",
+    "empty_window", "features": [{"name", "kind", "distance", "threshold", "noise",
+    "violated"}], "data_quality_violations", "quality": null | {"metric", "direction",
+    "value", "threshold", "champion", "margin", "labelled_rows", "violated", "reason"},
+    "ground_truth": {"files", "records", "matched", "malformed", "unknown_event_ids",
+    "wrong_label_type", "duplicate_event_ids", "problems": [{"file", "line", "kind",
+    "detail"}] (the first 50)}, "labelled_rows", "labelled_uri_hint"}."""
+    gt = truth or GroundTruth({})
+    return {
+        "version": 1,
+        "window": {"start": _iso(window.start), "end": _iso(window.end)},
+        "rows": rows,
+        "empty_window": rows == 0,
+        "features": [
+            {"name": d.name, "kind": d.kind, "distance": d.distance, "threshold": d.threshold, "noise": d.noise,
+             "violated": d.violated}
+            for d in drifts
+        ],
+        "data_quality_violations": data_violations,
+        "quality": quality,
+        "ground_truth": {
+            "files": gt.files, "records": gt.records, "matched": matched, "malformed": gt.malformed,
+            "unknown_event_ids": gt.unknown_event_ids, "wrong_label_type": gt.wrong_label_type,
+            "duplicate_event_ids": gt.duplicate_event_ids, "problems": gt.problems,
+        },
+        "labelled_rows": labelled_rows,
+        "labelled_uri_hint": "labelled/labelled.csv" if labelled_rows else None,
+    }
+
+
+def check(args: Any) -> dict[str, Any]:
+    """Check mode (module docstring); returns the report, after writing every output."""
+    t0 = time.perf_counter()
+    if bool(args.capture_dir) == bool(args.csv_dir):
+        raise MonitorError("give exactly one of --capture-dir (endpoint data capture) and --csv-dir (batch CSV)")
+    if args.ground_truth_dir and not args.capture_dir:
+        raise MonitorError("--ground-truth-dir needs --capture-dir: labels are matched to captured event ids")
+    calibration = Calibration(args.quantile, args.margin, args.floor, args.draws, args.seed)
+    calibration.validate()
+    config = load_model_config(args.config)
+    baseline = find_baseline(args.baseline_dir)
+    if set(baseline.names) != set(config.features):
+        raise MonitorError(f"the baseline's features {baseline.names} are not the config's features "
+                           f"{config.features}: re-baseline with this model's baseline.csv")
+    metric = args.metric or config.metric or METRICS_BY_TASK[config.task][0]
+    if metric not in METRICS_BY_TASK[config.task]:
+        raise MonitorError(f"--metric {metric!r} is not a {config.task} metric "
+                           f"({', '.join(METRICS_BY_TASK[config.task])})")
+    direction = args.direction or default_direction(metric)
+    if args.min_labelled_rows < 1 or args.quality_margin < 0:
+        raise MonitorError("--min-labelled-rows must be >= 1 and --quality-margin >= 0")
+    window = Window(parse_time(args.window_start, "--window-start") if args.window_start else None,
+                    parse_time(args.window_end, "--window-end") if args.window_end else None)
+    rule = LabelRule(config.task, config.classes)
+    out = Path(args.output_dir)
+
+    truth = read_ground_truth(Path(args.ground_truth_dir), rule) if args.ground_truth_dir else None
+    t_truth = time.perf_counter()
+    if truth is not None:
+        log(f"ground truth: {truth.records} records in {truth.files} files, {len(truth.labels)} usable "
+            f"in {t_truth - t0:.3f} s")
+    numeric = all(baseline.feature_type(n) in NUMERIC_TYPES for n in config.features)
+    accumulator = TableAccumulator(config.features, {n for n in config.features if baseline.is_string(n)})
+    if args.capture_dir:
+        source = Path(args.capture_dir)
+        if not source.is_dir():
+            raise MonitorError(f"--capture-dir {source} is not a folder")
+        data = scan_capture(source, config, numeric, window, truth, accumulator)
+    else:
+        source = Path(args.csv_dir)
+        if not source.is_dir():
+            raise MonitorError(f"--csv-dir {source} is not a folder")
+        data = scan_csv(source, config, numeric, rule, accumulator)
+    t_scan = time.perf_counter()
+    log(f"read {data.records} records ({accumulator.rows} rows) of {data.files} files in {t_scan - t_truth:.3f} s"
+        + (f"; {data.outside} outside the window" if window.active else ""))
+    if data.bad_lines:
+        log(f"skipped {data.bad_lines} capture lines that are not valid records, e.g. {data.bad_examples}")
+
+    rows = accumulator.rows
+    drifts: list[FeatureDrift] = []
+    violations: list[dict[str, str]] = []
+    profiles = accumulator.profiles() if rows else []
+    write_json(out / "statistics.json", statistics_document(profiles, rows))
+    if rows:
+        by_name = {p.name: p for p in profiles}
+        result = evaluate(baseline, by_name, accumulator.seen, calibration)
+        violations = result.violations
+        drifts = [result.drifts[n] for n in baseline.names if n in result.drifts]
+        for d in drifts:
+            log(f"drift {d.name}: {d.distance:.4f} (threshold {d.threshold:.4f}, noise {d.noise})")
+    write_json(out / "constraint_violations.json", {"violations": violations})
+    t_eval = time.perf_counter()
+
+    quality: dict[str, Any] | None = None
+    quality_violations: list[dict[str, str]] = []
+    lines: list[str] = [_csv_line(r) for r in data.labelled]
+    matched = 0
+    if truth is not None:
+        merged = merge_labels(data, truth, config, rule)
+        lines = merged.lines
+        matched = len(data.matched) - sum(1 for k in data.matched if k not in truth.labels)
+        unknown = [k for k in truth.labels if k not in data.matched]
+        for key in unknown:
+            _, rel, line = truth.labels[key]
+            truth.problem(rel, line, "unknown_event_ids", f"event {key}: no captured record with this id in the window")
+        for rel, counts in sorted(truth.per_file.items()):
+            if counts:
+                log(f"ground truth {rel}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if merged.unscored:
+            log(f"{merged.unscored} labelled rows have a model output that cannot be read: not scored")
+        q = QualityArgs(metric, direction, args.threshold, args.champion_metric, args.quality_margin,
+                        args.min_labelled_rows)
+        value: float | None = None
+        if merged.y:
+            y = np.asarray(merged.y)
+            predicted = np.asarray(merged.predicted)
+            document = quality_statistics(config.task, y, predicted, args.seed)
+            write_json(out / "model_quality" / "statistics.json", document)
+            raw = task_metrics(config.task, y, predicted)[metric]
+            value = raw if math.isfinite(raw) else None
+        quality_violations, quality = judge_quality(value, len(merged.y), q)
+        write_json(out / "model_quality" / "constraint_violations.json", {"violations": quality_violations})
+    if lines:
+        path = out / "labelled" / "labelled.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(_csv_line(config.columns) + "\n")
+            handle.write("\n".join(lines) + "\n")
+    report = report_document(window, rows, drifts, len(violations), quality, truth, matched, len(lines))
+    write_json(out / "monitoring_report.json", report)
+    if rows == 0:
+        span = f"[{_iso(window.start) or '-inf'}, {_iso(window.end) or '+inf'})"
+        message = f"Completed: no rows in the window {span}: nothing to check"
+        message += f" ({data.outside} records outside it)." if data.outside else "."
+    else:
+        message = verdict(len(violations) + len(quality_violations))
+    if data.bad_lines:
+        message += f" {data.bad_lines} capture lines were not valid records and were skipped."
+    report["message"] = message
+    _write_text(out / "message", message)
+    _write_text(sm_output_dir() / "message", message)
+    log(f"timings: ground truth {t_truth - t0:.3f} s, read {t_scan - t_truth:.3f} s, evaluate "
+        f"{t_eval - t_scan:.3f} s, quality and write {time.perf_counter() - t_eval:.3f} s; "
+        f"total {time.perf_counter() - t0:.3f} s")
+    log(message)
+    return report
+
+
+def baseline_job(args: Any) -> str:
+    """Baseline mode: statistics.json and constraints.json of the CSV under --dataset-dir."""
+    t0 = time.perf_counter()
+    source = Path(args.dataset_dir)
+    if not source.exists():
+        raise MonitorError(f"--dataset-dir {source} does not exist")
+    names, table = read_csv_dataset(source, header=True)
+    if table.rows == 0:
+        raise MonitorError(f"no rows in the CSV files under --dataset-dir {source}")
+    profiles = profile_table(names, table, set())
+    out = Path(args.output_dir)
+    write_json(out / "statistics.json", statistics_document(profiles, table.rows))
+    write_json(out / "constraints.json", constraints_document(profiles))
+    message = verdict(0)
+    _write_text(out / "message", message)
+    _write_text(sm_output_dir() / "message", message)
+    log(f"baselined {table.rows} rows x {len(profiles)} features in {time.perf_counter() - t0:.3f} s")
+    return message
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = argument_parser(__doc__)
+    modes = parser.add_subparsers(dest="mode", required=True, parser_class=type(parser))
+    base = modes.add_parser("baseline", help="statistics.json and constraints.json of a CSV dataset",
+                            allow_abbrev=False)
+    base.add_argument("--dataset-dir", default="/opt/ml/processing/input/baseline")
+    base.add_argument("--output-dir", default="/opt/ml/processing/output")
+    chk = modes.add_parser("check", help="a window against the baseline (+ model quality)", allow_abbrev=False)
+    chk.add_argument("--config", default="/opt/ml/processing/input/config/model.json")
+    chk.add_argument("--baseline-dir", default="/opt/ml/processing/input/baseline")
+    chk.add_argument("--output-dir", default="/opt/ml/processing/output")
+    chk.add_argument("--capture-dir")
+    chk.add_argument("--csv-dir")
+    chk.add_argument("--ground-truth-dir")
+    chk.add_argument("--window-start")
+    chk.add_argument("--window-end")
+    chk.add_argument("--metric")
+    chk.add_argument("--direction", choices=("higher", "lower"))
+    chk.add_argument("--threshold", type=float)
+    chk.add_argument("--champion-metric", type=float)
+    chk.add_argument("--quality-margin", type=float, default=0.0)
+    chk.add_argument("--min-labelled-rows", type=int, default=30)
+    chk.add_argument("--quantile", type=float, default=0.99)
+    chk.add_argument("--margin", type=float, default=1.2)
+    chk.add_argument("--floor", type=float, default=0.02)
+    chk.add_argument("--draws", type=int, default=200)
+    chk.add_argument("--seed", type=int, default=42)
+    return parser.parse_args(argv)
+
+
+def cli_main(argv: list[str] | None = None) -> Any:
+    args = parse_args(argv)
+    if args.mode == "baseline":
+        return baseline_job(args)
+    return check(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """No arguments: the environment-variable mode; else the command line (baseline | check)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        return env_main()
+    from autoloop_ml_common import run as run_script
+
+    run_script(lambda: cli_main(argv), crash_reason=lambda exc: f"internal monitor error: {exc!r}")
+    return 0
 
 
 if __name__ == "__main__":
