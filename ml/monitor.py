@@ -80,10 +80,14 @@ from the noise that feature would show at the current window's size m:
    ``threshold = max(--floor, --margin x noise)``, unless the constraints carry an explicit
    per-feature ``comparison_threshold`` override, which wins.
 
-Cost: a multinomial draw costs O(distinct sketch items) whatever m is, so no cap on m is
-needed (a 1M-row window costs what a 20k-row one does, about 20 ms a feature for 200 draws);
-the simulated distance is exactly the check's distance on such a window, not a sqrt(m)
-extrapolation. Seeds are per feature (``--seed`` and the feature's name), so a feature's
+Cost: a multinomial draw costs O(distinct sketch items) whatever m is (about 50 ms a feature
+for 200 draws over 2048 items), and the simulated distance is exactly the check's distance on
+such a window, not a sqrt(m) extrapolation. Large windows skip even that: when an upper bound
+of the quantile (Dvoretzky-Kiefer-Wolfowitz with Massart's constant, plus the sketch's
+1/2048 resolution, times the same sqrt((n + m) / n); twice that for categorical gaps) already
+leaves ``margin x bound`` under ``--floor``, the threshold is the floor for certain and
+``noise`` reports the bound. With the defaults that is every window above about 12k rows
+(for a large baseline), so a 1M-row window costs no simulation at all. Seeds are per feature (``--seed`` and the feature's name), so a feature's
 threshold does not depend on the others. The resolution limit is the baseline sketch
 itself: at most 2048 points, so distances below about 1/2048 are not resolved.
 
@@ -422,9 +426,23 @@ class Calibration:
             raise MonitorError(f"--draws must be at least 10, got {self.draws}")
 
     def noise(self, name: str, kind: str, reference: Any, n: float, m: int) -> float:
-        """The --quantile of the null distances of ``name`` at window size m."""
+        """The --quantile of the null distances of ``name`` at window size m; or, when even
+        an upper bound of it leaves the threshold at the floor, that bound (no simulation)."""
+        bound = self.noise_bound(kind, n, m)
+        if self.threshold(bound) <= self.floor:
+            return bound
         null = null_distances(kind, reference, n, m, self.draws, feature_rng(self.seed, name))
         return float(np.quantile(null, self.quantile))
+
+    def noise_bound(self, kind: str, n: float, m: int) -> float:
+        """An upper bound of the null quantile, for any distribution (Dvoretzky-Kiefer-Wolfowitz
+        with Massart's constant: P(sup |F_m - F| > e) <= 2 exp(-2 m e^2)), plus the window
+        sketch's resolution 1 / min(m, 2048); a categorical gap is at most twice a CDF gap."""
+        if m < 1:
+            return 1.0
+        dkw = math.sqrt(math.log(2.0 / (1.0 - self.quantile)) / (2.0 * m)) + 1.0 / min(m, SKETCH_K)
+        scale = math.sqrt((n + m) / n) if n > 0 else 1.0
+        return (dkw if kind == "numeric" else 2.0 * dkw) * scale
 
     def threshold(self, noise: float) -> float:
         return max(self.floor, self.margin * noise)

@@ -249,8 +249,9 @@ def test_thresholds_follow_the_window_size_and_the_feature(base: SimpleNamespace
     """linf_simple of a 100-row window of the baseline's own distribution exceeds 0.1 by noise
     alone: the threshold of a continuous feature goes above 0.1 there, below it at 500 rows,
     and features with few distinct values get smaller ones."""
-    done, out = run_calibrate(base.tmp, base.data, base.constraints, "--sample-size", 100, "--draws", 400,
-                              "--seed", 11)
+    tmp = base.tmp / "window-100"  # not base.tmp: its calibrated/ is the fixture's
+    tmp.mkdir(exist_ok=True)
+    done, out = run_calibrate(tmp, base.data, base.constraints, "--sample-size", 100, "--draws", 400, "--seed", 11)
     assert done.returncode == 0, done.stderr
     small = json.loads((out / "calibration.json").read_text())["features"]
     large = base.report["features"]
