@@ -87,9 +87,10 @@ of the quantile (Dvoretzky-Kiefer-Wolfowitz with Massart's constant, plus the sk
 1/2048 resolution, times the same sqrt((n + m) / n); twice that for categorical gaps) already
 leaves ``margin x bound`` under ``--floor``, the threshold is the floor for certain and
 ``noise`` reports the bound. With the defaults that is every window above about 12k rows
-(for a large baseline), so a 1M-row window costs no simulation at all. Seeds are per feature (``--seed`` and the feature's name), so a feature's
-threshold does not depend on the others. The resolution limit is the baseline sketch
-itself: at most 2048 points, so distances below about 1/2048 are not resolved.
+(for a large baseline), so a 1M-row window costs no simulation at all. Seeds are per feature
+(``--seed`` and the feature's name), so a feature's threshold does not depend on the others.
+The resolution limit is the baseline sketch itself: at most 2048 points, so distances below
+about 1/2048 are not resolved.
 
 Check mode
 ----------
@@ -505,10 +506,9 @@ def _unescape(parts: list[str]) -> str:
     """The JSON string bodies ``parts`` decoded and joined by newlines (one C-level pass; a
     plain replace when the only escapes are newlines)."""
     joined = "\n".join(parts)
-    if "\\" not in joined:
-        return joined
-    if joined.count("\\") == joined.count("\\n") and "\\\\" not in joined:
-        return joined.replace("\\n", "\n")
+    plain = joined.replace("\\n", "\n")
+    if "\\" not in plain:  # every backslash was a newline escape (an escaped backslash leaves one behind)
+        return plain
     return str(json.loads('"' + "\\n".join(parts) + '"'))
 
 
@@ -1270,9 +1270,9 @@ def metric_records(
     return out
 
 
-def write_json(path: Path, doc: Any) -> None:
+def write_json(path: Path, doc: Any, indent: int | None = 2) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    path.write_text(json.dumps(doc, indent=indent), encoding="utf-8")
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -1545,8 +1545,8 @@ class CaptureBlock:
 
 
 def _fast_capture_block(text: str, need_times: bool, need_meta: bool) -> CaptureBlock | None:
-    if not text.strip() or "\n\n" in text.strip("\n") or text.startswith("\n"):
-        return None
+    if not text or text[0] != "{" or "\n\n" in text:
+        return None  # blank lines: the general reader skips them
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     payloads = _FAST_DATA.findall(text)
     if len(payloads) != lines:
@@ -1965,12 +1965,6 @@ def find_baseline(directory: str) -> Baseline:
 
 
 @dataclass
-class Matched:
-    payload: str
-    output: tuple[str, str]
-
-
-@dataclass
 class WindowData:
     accumulator: TableAccumulator
     files: int = 0
@@ -1978,13 +1972,10 @@ class WindowData:
     outside: int = 0  # capture records outside the window (or without inferenceTime)
     bad_lines: int = 0
     bad_examples: list[str] = field(default_factory=list)
-    matched: dict[str, Matched] = field(default_factory=dict)
-    repeated_ids: int = 0  # captured records whose id an earlier record had
-    labelled: list[list[str]] = field(default_factory=list)  # csv mode: [label, *features]
 
 
 def scan_capture(source: Path, config: ModelConfig, numeric: bool, window: Window, truth: GroundTruth | None,
-                 accumulator: TableAccumulator) -> WindowData:
+                 accumulator: TableAccumulator, merger: Merger | None = None) -> WindowData:
     files = _files(source, (".jsonl",))
     data = WindowData(accumulator, files=len(files))
     need_meta = truth is not None
@@ -2005,18 +1996,16 @@ def scan_capture(source: Path, config: ModelConfig, numeric: bool, window: Windo
             if not block.payloads:
                 continue
             accumulator.add(parse_csv(block.rows_text(), numeric_first=numeric))
-            if truth is not None:
-                labels, matched = truth.labels, data.matched
+            if merger is not None and truth is not None:
+                labels = truth.labels
                 for key, payload, output in zip(block.keys, block.decoded(), block.outputs):
-                    if key in matched:
-                        data.repeated_ids += 1
-                    elif key in labels:
-                        matched[key] = Matched(payload, output)
+                    if key in labels:
+                        merger.add(key, payload, output)
     return data
 
 
 def scan_csv(source: Path, config: ModelConfig, numeric: bool, rule: LabelRule,
-             accumulator: TableAccumulator) -> WindowData:
+             accumulator: TableAccumulator, merger: Merger) -> WindowData:
     files = _files(source, (".csv",))
     data = WindowData(accumulator, files=len(files))
     for path in files:
@@ -2046,12 +2035,14 @@ def scan_csv(source: Path, config: ModelConfig, numeric: bool, rule: LabelRule,
                 table = Table([column(f) for f in config.features], parsed.rows, Counter({len(config.features):
                                                                                            parsed.rows}))
                 if has_label:
+                    lines = []
                     for i, raw in enumerate(column(config.label)):
                         try:
                             rule.parse(raw)
                         except ValueError:
                             continue
-                        data.labelled.append([raw.strip()] + [str(c[i]) for c in table.columns])
+                        lines.append(_csv_line([raw.strip()] + [str(c[i]) for c in table.columns]))
+                    merger.write(lines)
             data.records += table.rows
             accumulator.add(table)
     return data
@@ -2065,45 +2056,74 @@ def _csv_line(fields: list[str]) -> str:
     return buffer.getvalue()
 
 
-@dataclass
-class Labelled:
-    lines: list[str]  # labelled.csv body lines (label first, captured values as captured)
-    y: list[Any]
-    predicted: list[Any]
-    unscored: int = 0  # labelled rows whose model output could not be read
+class Merger:
+    """Labelled rows, written to ``labelled.csv`` as they are found (memory stays flat): the
+    header (the config's columns) first, then per row the label and the captured values as
+    captured. With ground truth it pairs each matched request's rows with its labels and the
+    model's outputs; a request whose label count differs from its row count becomes a
+    ``wrong_label_type`` problem instead."""
 
+    def __init__(self, path: Path, config: ModelConfig, rule: LabelRule, truth: GroundTruth | None) -> None:
+        self.path, self.config, self.rule, self.truth = path, config, rule, truth
+        self.handle: Any = None
+        self.rows = 0  # labelled rows written
+        self.matched: set[str] = set()
+        self.rejected = 0  # matched requests whose labels did not fit
+        self.repeated_ids = 0  # captured records whose id an earlier record had
+        self.y: list[Any] = []
+        self.predicted: list[Any] = []
+        self.unscored = 0  # labelled rows whose model output could not be read
+        self.width = len(config.features)
 
-def merge_labels(data: WindowData, truth: GroundTruth, config: ModelConfig, rule: LabelRule) -> Labelled:
-    """Pair each matched request's rows with its labels (and the model's outputs); requests
-    whose label count differs from their row count become ``wrong_label_type`` problems."""
-    out = Labelled([], [], [])
-    width = len(config.features)
-    for key, match in data.matched.items():
+    def write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by close()
+            self.handle.write(_csv_line(self.config.columns) + "\n")
+        self.handle.write("\n".join(lines) + "\n")
+        self.rows += len(lines)
+
+    def add(self, key: str, payload: str, output: tuple[str, str]) -> None:
+        """A captured request whose id has ground truth."""
+        truth = self.truth
+        assert truth is not None
+        if key in self.matched:
+            self.repeated_ids += 1
+            return
+        self.matched.add(key)
         labels, rel, line = truth.labels[key]
-        rows = [r.rstrip("\r") for r in match.payload.split("\n") if r.strip()]
+        rows = [r.rstrip("\r") for r in payload.split("\n") if r.strip()]
         if len(labels) != len(rows):
             truth.problem(rel, line, "wrong_label_type",
                           f"event {key}: {len(labels)} labels for a captured request of {len(rows)} rows")
-            del truth.labels[key]
-            continue
+            self.rejected += 1
+            return
         try:
-            outputs = parse_outputs(*match.output)
+            outputs = parse_outputs(*output)
             if len(outputs) != len(rows):
                 raise ValueError(f"{len(outputs)} outputs for {len(rows)} rows")
-            predictions = [prediction_of(config.task, values, config.classes) for values in outputs]
+            predictions = [prediction_of(self.config.task, values, self.config.classes) for values in outputs]
         except (ValueError, IndexError):
             predictions = [None] * len(rows)
+        lines = []
         for row, label, prediction in zip(rows, labels, predictions):
-            if row.count(",") + 1 != width and '"' not in row:
+            if row.count(",") + 1 != self.width and '"' not in row:
                 continue  # a row without the config's features cannot be training data
             label_text = label.strip()
-            out.lines.append(_csv_line([label_text]) + "," + row)
+            lines.append((label_text if label_text.isalnum() else _csv_line([label_text])) + "," + row)
             if prediction is None:
-                out.unscored += 1
+                self.unscored += 1
                 continue
-            out.y.append(rule.parse(label_text))
-            out.predicted.append(prediction)
-    return out
+            self.y.append(self.rule.parse(label_text))
+            self.predicted.append(prediction)
+        self.write(lines)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
 
 
 def default_direction(metric: str) -> str:
@@ -2221,16 +2241,23 @@ def check(args: Any) -> dict[str, Any]:
             f"in {t_truth - t0:.3f} s")
     numeric = all(baseline.feature_type(n) in NUMERIC_TYPES for n in config.features)
     accumulator = TableAccumulator(config.features, {n for n in config.features if baseline.is_string(n)})
-    if args.capture_dir:
-        source = Path(args.capture_dir)
-        if not source.is_dir():
-            raise MonitorError(f"--capture-dir {source} is not a folder")
-        data = scan_capture(source, config, numeric, window, truth, accumulator)
-    else:
-        source = Path(args.csv_dir)
-        if not source.is_dir():
-            raise MonitorError(f"--csv-dir {source} is not a folder")
-        data = scan_csv(source, config, numeric, rule, accumulator)
+    labelled_path = out / "labelled" / "labelled.csv"
+    if labelled_path.exists():
+        labelled_path.unlink()  # a rerun into the same folder must not leave an old file behind
+    merger = Merger(labelled_path, config, rule, truth)
+    try:
+        if args.capture_dir:
+            source = Path(args.capture_dir)
+            if not source.is_dir():
+                raise MonitorError(f"--capture-dir {source} is not a folder")
+            data = scan_capture(source, config, numeric, window, truth, accumulator, merger)
+        else:
+            source = Path(args.csv_dir)
+            if not source.is_dir():
+                raise MonitorError(f"--csv-dir {source} is not a folder")
+            data = scan_csv(source, config, numeric, rule, accumulator, merger)
+    finally:
+        merger.close()
     t_scan = time.perf_counter()
     log(f"read {data.records} records ({accumulator.rows} rows) of {data.files} files in {t_scan - t_truth:.3f} s"
         + (f"; {data.outside} outside the window" if window.active else ""))
@@ -2241,7 +2268,7 @@ def check(args: Any) -> dict[str, Any]:
     drifts: list[FeatureDrift] = []
     violations: list[dict[str, str]] = []
     profiles = accumulator.profiles() if rows else []
-    write_json(out / "statistics.json", statistics_document(profiles, rows))
+    write_json(out / "statistics.json", statistics_document(profiles, rows), indent=None)  # C encoder: sketches
     if rows:
         by_name = {p.name: p for p in profiles}
         result = evaluate(baseline, by_name, accumulator.seen, calibration)
@@ -2254,40 +2281,33 @@ def check(args: Any) -> dict[str, Any]:
 
     quality: dict[str, Any] | None = None
     quality_violations: list[dict[str, str]] = []
-    lines: list[str] = [_csv_line(r) for r in data.labelled]
     matched = 0
     if truth is not None:
-        merged = merge_labels(data, truth, config, rule)
-        lines = merged.lines
-        matched = len(data.matched) - sum(1 for k in data.matched if k not in truth.labels)
-        unknown = [k for k in truth.labels if k not in data.matched]
-        for key in unknown:
-            _, rel, line = truth.labels[key]
-            truth.problem(rel, line, "unknown_event_ids", f"event {key}: no captured record with this id in the window")
+        matched = len(merger.matched) - merger.rejected
+        for key, (_, rel, line) in truth.labels.items():
+            if key not in merger.matched:
+                truth.problem(rel, line, "unknown_event_ids",
+                              f"event {key}: no captured record with this id in the window")
         for rel, counts in sorted(truth.per_file.items()):
             if counts:
                 log(f"ground truth {rel}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-        if merged.unscored:
-            log(f"{merged.unscored} labelled rows have a model output that cannot be read: not scored")
+        if merger.repeated_ids:
+            log(f"{merger.repeated_ids} captured records repeat an earlier record's id: the first was used")
+        if merger.unscored:
+            log(f"{merger.unscored} labelled rows have a model output that cannot be read: not scored")
         q = QualityArgs(metric, direction, args.threshold, args.champion_metric, args.quality_margin,
                         args.min_labelled_rows)
         value: float | None = None
-        if merged.y:
-            y = np.asarray(merged.y)
-            predicted = np.asarray(merged.predicted)
+        if merger.y:
+            y = np.asarray(merger.y)
+            predicted = np.asarray(merger.predicted)
             document = quality_statistics(config.task, y, predicted, args.seed)
             write_json(out / "model_quality" / "statistics.json", document)
             raw = task_metrics(config.task, y, predicted)[metric]
             value = raw if math.isfinite(raw) else None
-        quality_violations, quality = judge_quality(value, len(merged.y), q)
+        quality_violations, quality = judge_quality(value, len(merger.y), q)
         write_json(out / "model_quality" / "constraint_violations.json", {"violations": quality_violations})
-    if lines:
-        path = out / "labelled" / "labelled.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(_csv_line(config.columns) + "\n")
-            handle.write("\n".join(lines) + "\n")
-    report = report_document(window, rows, drifts, len(violations), quality, truth, matched, len(lines))
+    report = report_document(window, rows, drifts, len(violations), quality, truth, matched, merger.rows)
     write_json(out / "monitoring_report.json", report)
     if rows == 0:
         span = f"[{_iso(window.start) or '-inf'}, {_iso(window.end) or '+inf'})"
