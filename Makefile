@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser checkov asl-validator sdk2 sdk3 awscli demo test test-fast lint build bench bench-quick clean
+.PHONY: setup browser checkov asl-validator sdk2 sdk3 awscli evidently bench-deps demo test test-fast lint build bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found. Install it (for example 'pyenv install 3.12') or pass PYTHON312=/path/to/python3.12" >&2; exit 1; fi
@@ -72,6 +72,12 @@ $(eval $(call tool_venv,sdk3,sagemaker==$(SDK3_VERSION),the SageMaker SDK $(SDK3
 # botocore exactly, which would fight the project's boto3.
 AWSCLI_VERSION := 1.45.11
 $(eval $(call tool_venv,awscli,awscli==$(AWSCLI_VERSION),the AWS CLI $(AWSCLI_VERSION)))
+
+# evidently, the baseline of bench/monitor.py (python -m bench monitor), in a venv of its own so
+# its pins never touch the project's; `make bench-deps` installs it (about a minute).
+EVIDENTLY_VERSION := 0.7.23
+$(eval $(call tool_venv,evidently,evidently==$(EVIDENTLY_VERSION),evidently $(EVIDENTLY_VERSION) (about a minute the first time)))
+bench-deps: evidently
 
 # asl-validator (npm) checks every state machine definition after substitution
 # (tests/infra/test_asl.py). Installed under .venv/node; without npm the test is skipped.

@@ -2,7 +2,8 @@
 
     python -m bench                 every benchmark, full sizes
     python -m bench --quick         every benchmark at small sizes (make bench-quick; the tests run a subset)
-    python -m bench NAME...         a subset: loop, transitions, imports, drift, transform, endpoint, validate
+    python -m bench NAME...         a subset: loop, transitions, imports, drift, monitor, transform, endpoint,
+                                    validate
 
 Each figure comes with a baseline measured in the same run (absolute times on shared
 machines vary from run to run), its ratio, the goal and whether it is met. Benchmarks never
@@ -10,8 +11,9 @@ fail on speed; the command exits 1 only when a benchmark could not run (its line
 Progress goes to stderr.
 
 Two baselines come from the ``bench`` extra (``pip install -e '.[bench]'``): the SageMaker
-SDK import (imports) and evidently (drift). Without it those lines say so and keep their
-figures; quick mode never runs evidently (it alone takes longer than the whole quick run).
+SDK import (imports) and evidently (drift); monitor runs evidently from its own venv
+(``make bench-deps``). Without them those lines say so and keep their figures; quick mode
+never runs evidently (it alone takes longer than the whole quick run).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import common, drift, endpoint, imports, loop, transform, transitions, validate
+from bench import common, drift, endpoint, imports, loop, monitor, transform, transitions, validate
 
 BENCHMARKS: dict[str, Callable[..., list[common.Row]]] = {
     "loop": loop.run,
     "transitions": transitions.run,
     "imports": imports.run,
     "drift": drift.run,
+    "monitor": monitor.run,
     "transform": transform.run,
     "endpoint": endpoint.run,
     "validate": validate.run,

@@ -2,8 +2,8 @@
 
 Benchmarks never fail on speed: nothing here asserts a figure's size, only that the quick
 mode runs end to end (argument parsing, each benchmark, the table, the JSON) and reports a
-number for each line. The suite runs the three benchmarks that take seconds (imports,
-drift, endpoint) here, and transitions in test_transitions.py (the design's claim that a
+number for each line. The suite runs the benchmarks that take seconds (imports,
+drift, monitor, endpoint, validate) here, and transitions in test_transitions.py (the design's claim that a
 run's transitions do not grow with job length); loop and transform boot and train for
 15-20 s each, so they run with ``make bench-quick`` (every benchmark, quick sizes) and
 ``make bench``.
@@ -23,11 +23,13 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-BENCHMARKS = ("imports", "drift", "endpoint", "validate")
+BENCHMARKS = ("imports", "drift", "monitor", "endpoint", "validate")
 # a line per measure of issue 7 that these benchmarks report, by the JSON row names
 EXPECTED = {
     "imports.boto3", "imports.start_pipeline",
     "drift.vs_evidently", "drift.vs_floor", "drift.memory", "drift.flagged",
+    "monitor.vs_evidently", "monitor.vs_floor", "monitor.memory", "monitor.monthly_minutes", "monitor.merge_rate",
+    "monitor.merge_memory",
     "endpoint.rps", "endpoint.p99", "endpoint.errors",
     "validate.churn", "validate.numeric", "validate.max_file",
 }

@@ -357,7 +357,7 @@ def test_analyzer_image_is_registered_by_repository() -> None:
     model_monitor.install()
     try:
         image = local_image("754476444466.dkr.ecr.ap-southeast-1.amazonaws.com/sagemaker-model-monitor-analyzer:v2")
-        assert image is not None and image.command[-1].endswith("monitor/analyzer.py")
+        assert image is not None and image.command[-1].endswith("ml/monitor.py")
         assert local_image(SKLEARN_IMAGE) is None
     finally:
         if not was:
@@ -671,7 +671,7 @@ def test_calibrated_constraints_flag_a_scale_shift_the_default_misses(aws: dict[
     _, constraints, statistics = baseline_job(aws, baseline, prefix="big")
 
     # calibrate.py as a script-mode processing job of the scikit-learn container
-    for name in ("calibrate.py", "autoloop_ml_common.py"):  # the script and the helpers it imports
+    for name in ("calibrate.py", "monitor.py", "autoloop_ml_common.py"):  # the script and what it imports
         s3.put_object(Bucket=BUCKET, Key=f"code/ml/{name}", Body=(REPO / "ml" / name).read_bytes())
     calibration = "calibrate-big"
     sm.create_processing_job(

@@ -1,8 +1,9 @@
 """ml/calibrate.py: per-feature drift thresholds from the baseline's own sampling noise.
 
-The scripts run as SageMaker runs them (subprocesses, paths in a temp dir): the local
-Model Monitor analyzer makes the baseline and judges capture windows, calibrate.py makes the
-thresholds. Data from ``autoloop_cli.datagen`` (the churn features, label dropped).
+The scripts run as SageMaker runs them (subprocesses, paths in a temp dir): ``ml/monitor.py`` in
+its environment-variable mode (the Model Monitor analyzer's stand-in) makes the baseline and
+judges capture windows, calibrate.py makes the thresholds with monitor.py's distance and null
+model. Data from ``autoloop_cli.datagen`` (the churn features, label dropped).
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ import pandas as pd
 import pytest
 
 from autoloop_cli import datagen
-from localaws.sagemaker.monitor import analyzer
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "ml" / "calibrate.py"
-ANALYZER = REPO / "localaws" / "sagemaker" / "monitor" / "analyzer.py"
+ANALYZER = REPO / "ml" / "monitor.py"
 FEATURES = list(datagen.COLUMNS[1:])
 SHIFTED = {"monthly_charges", "data_usage_gb", "tenure_months", "contract"}  # datagen's strong shifts
 DRIFT = re.compile(r"distance: (.+) exceeds threshold: (.+)")
@@ -49,6 +49,7 @@ def load_calibrate() -> ModuleType:
 
 
 calibrate = load_calibrate()
+monitor = sys.modules["monitor"]  # what calibrate.py imported: ml/monitor.py
 
 
 def run(cmd: list[str], env: dict[str, str], output_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -169,32 +170,25 @@ def exact_ks(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_distance_is_the_analyzers() -> None:
+    assert calibrate.null_distances is monitor.null_distances and Path(monitor.__file__) == ANALYZER
     rng = np.random.default_rng(0)
     for n, m in ((300, 500), (2048, 1000), (50_000, 7_000)):
         a = np.sort(rng.normal(size=n))
         b = np.sort(rng.normal(0.2, 1.3, size=m))
-        ours = calibrate.numeric_linf(a, b)
-        theirs = analyzer.numeric_linf(
-            analyzer.sketch_cdf([analyzer.sketch_points(a)]), analyzer.sketch_cdf([analyzer.sketch_points(b)])
-        )
-        assert ours == pytest.approx(theirs, abs=1e-12)
+        ours = monitor.window_linf(monitor.sketch_cdf([monitor.sketch_points(a)]), b)
         if max(n, m) <= 2048:
             assert ours == pytest.approx(exact_ks(a, b), abs=1e-12)  # small samples: exact KS
         else:
             assert abs(ours - exact_ks(a, b)) < 2.0 / 2048  # sketch resolution
     ints = np.sort(rng.poisson(1.4, 800).astype(float))
     ints2 = np.sort(rng.poisson(1.8, 900).astype(float))
-    assert calibrate.numeric_linf(ints, ints2) == pytest.approx(exact_ks(ints, ints2))
+    assert monitor.window_linf(monitor.sketch_cdf([ints]), ints2) == pytest.approx(exact_ks(ints, ints2))
     ca, cb = {"x": 5, "y": 5}, {"x": 2, "y": 6, "z": 2}
-    assert calibrate.categorical_linf(ca, cb) == analyzer.categorical_linf(ca, cb) == pytest.approx(0.3)
-    assert (
-        calibrate.robust(0.3, 100, 400)
-        == analyzer.robust(0.3, 100, 400)
-        == pytest.approx(0.3 - 1.8 * math.sqrt(500 / 40_000))
-    )
-    assert calibrate.robust(0.05, 100, 100) == 0.0
+    assert monitor.categorical_linf(ca, cb) == pytest.approx(0.3)
+    assert monitor.robust(0.3, 100, 400) == pytest.approx(0.3 - 1.8 * math.sqrt(500 / 40_000))
+    assert monitor.robust(0.05, 100, 100) == 0.0
     # a multi-level KLL sketch (as AWS writes): level-1 items weigh twice
-    items, cum = analyzer.sketch_cdf([[1.0, 3.0], [2.0]])
+    items, cum = monitor.sketch_cdf([[1.0, 3.0], [2.0]])
     assert items.tolist() == [1.0, 2.0, 3.0] and cum.tolist() == [0.25, 0.75, 1.0]
 
 
@@ -211,12 +205,12 @@ def test_calibrate_is_python39_compatible() -> None:
     assert imported <= {
         "__future__",
         "autoloop_ml_common",
+        "monitor",
         "copy",
         "json",
-        "math",
         "os",
+        "pathlib",
         "numpy",
-        "pandas",
     }
     # compiled on a real Python 3.9: test_common.py
 
@@ -227,15 +221,13 @@ def test_calibrate_is_python39_compatible() -> None:
 def test_writes_overrides_and_report(base: SimpleNamespace) -> None:
     original = json.loads(base.constraints.read_text())
     calibrated = json.loads(base.calibrated.read_text())
-    assert calibrated["monitoring_config"] == original["monitoring_config"]
+    # the thresholds are for linf_simple (Robust would subtract the noise a second time)
+    expected = json.loads(json.dumps(original["monitoring_config"]))
+    expected["distribution_constraints"]["comparison_method"] = "Simple"
+    assert calibrated["monitoring_config"] == expected
     report = base.report
-    assert (report["method"], report["sample_size"], report["quantile"], report["margin"], report["floor"]) == (
-        "robust",
-        500,
-        0.99,
-        1.2,
-        0.02,
-    )
+    assert (report["method"], report["replaced_method"], report["sample_size"], report["quantile"], report["margin"],
+            report["floor"]) == ("simple", "robust", 500, 0.99, 1.2, 0.02)
     by_name = {f["name"]: f for f in calibrated["features"]}
     assert list(by_name) == FEATURES
     for name, feature in by_name.items():
@@ -253,23 +245,24 @@ def test_writes_overrides_and_report(base: SimpleNamespace) -> None:
     assert report["features"]["age"]["kind"] == "numeric"
 
 
-def test_simple_method_shows_window_noise_above_the_default(base: SimpleNamespace) -> None:
-    """linf_simple between two 500-row windows of the same data exceeds 0.1 now and then:
-    the calibrated threshold of a continuous feature goes above 0.1."""
-    constraints = json.loads(base.constraints.read_text())
-    constraints["monitoring_config"]["distribution_constraints"]["comparison_method"] = "Simple"
-    simple = base.tmp / "simple-constraints.json"
-    simple.write_text(json.dumps(constraints))
-    done, out = run_calibrate(base.tmp, base.data, simple, "--sample-size", 500, "--draws", 400, "--seed", 11)
+def test_thresholds_follow_the_window_size_and_the_feature(base: SimpleNamespace) -> None:
+    """linf_simple of a 100-row window of the baseline's own distribution exceeds 0.1 by noise
+    alone: the threshold of a continuous feature goes above 0.1 there, below it at 500 rows,
+    and features with few distinct values get smaller ones."""
+    tmp = base.tmp / "window-100"  # not base.tmp: its calibrated/ is the fixture's
+    tmp.mkdir(exist_ok=True)
+    done, out = run_calibrate(tmp, base.data, base.constraints, "--sample-size", 100, "--draws", 400, "--seed", 11)
     assert done.returncode == 0, done.stderr
-    report = json.loads((out / "calibration.json").read_text())
-    assert report["method"] == "simple"
-    charges = report["features"]["monthly_charges"]
-    assert charges["null_exceed_default"] > 0  # noise alone crossed 0.1
-    assert 0.085 < charges["null_quantile"] < 0.12
-    assert charges["threshold"] > 0.1
-    # integer features with few values have a coarser, smaller null
-    assert report["features"]["support_calls"]["null_quantile"] < charges["null_quantile"]
+    small = json.loads((out / "calibration.json").read_text())["features"]
+    large = base.report["features"]
+    charges = small["monthly_charges"]
+    assert charges["null_exceed_default"] > 0.05  # noise alone crossed 0.1
+    assert 0.13 < charges["null_quantile"] < 0.2 and charges["threshold"] > 0.15
+    assert 0.06 < large["monthly_charges"]["null_quantile"] < 0.09 < large["monthly_charges"]["threshold"] < 0.1
+    for name in small:
+        assert small[name]["threshold"] > 1.5 * large[name]["threshold"], name
+    assert large["support_calls"]["null_quantile"] < large["monthly_charges"]["null_quantile"]
+    assert len({round(v["threshold"], 6) for v in large.values()}) == len(large)
 
 
 # --- verdicts ----------------------------------------------------------------------------------
@@ -284,9 +277,12 @@ def test_calibrated_thresholds_are_quiet_on_clean_windows_and_flag_drift(base: S
     assert "region" not in drifted["drift"]
     for distance, threshold in drifted["drift"].values():
         assert distance > threshold
-    # the same window at the default 0.1 misses some of those shifts
-    default = judge(base.tmp, "drifted-default", features(500, seed=24, drift=1.0), base.constraints, base.statistics)
-    assert set(default["drift"]) < set(drifted["drift"])
+    # a milder shift: the default (Robust at 0.1: a distance above about 0.18 at 500 rows)
+    # misses some of what the calibrated thresholds catch
+    mild = features(500, seed=25, drift=0.4)
+    calibrated = judge(base.tmp, "mild", mild, base.calibrated, base.statistics)
+    default = judge(base.tmp, "mild-default", mild, base.constraints, base.statistics)
+    assert set(default["drift"]) < set(calibrated["drift"]), (default["log"], calibrated["log"])
 
 
 def test_scale_shift_at_large_sample_is_flagged_only_when_calibrated(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""Model Monitor: monitoring schedules and the data-quality analyzer, run as processing jobs."""
+"""Model Monitor: monitoring schedules, and the analyzer image (``ml/monitor.py``) run as processing jobs."""

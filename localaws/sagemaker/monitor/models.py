@@ -57,13 +57,14 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
-ANALYZER_SCRIPT = Path(__file__).resolve().with_name("analyzer.py")
+#: the analyzer image's stand-in: Autoloop's own monitoring script in its environment-variable mode
+ANALYZER_SCRIPT = Path(__file__).resolve().parents[3] / "ml" / "monitor.py"
 ENDPOINT_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 BATCH_NAMESPACE = "aws/sagemaker/ModelMonitoring/data-metrics"
 CAPTURE_FORMAT = {"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput", "endpointOutput"]}}
@@ -816,8 +817,6 @@ def _job_request(
 
 def after_analyzer_run(job: Any) -> None:
     """The local image's hook: publish the metric records of a monitoring execution."""
-    from localaws.sagemaker.monitor.analyzer import iter_metric_records
-
     with _LOCK:
         execution = next((e for e in _state(job.backend).executions if e.job_name == job.name), None)
     if execution is None:
@@ -835,6 +834,23 @@ def after_analyzer_run(job: Any) -> None:
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=metric_data[i : i + 20])
     with _LOCK:
         execution.metrics_published = len(metric_data)
+
+
+def iter_metric_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The metric records under ``path`` (a file, or a folder of files): JSON lines, or a
+    JSON array / object per file, as a BYOC container writes them."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    for file in files:
+        text = file.read_text(encoding="utf-8").strip()
+        if not text:
+            continue
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for record in doc if isinstance(doc, list) else [doc]:
+            if isinstance(record, dict):
+                yield record
 
 
 def _metric_datum(record: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ through ``CreateProcessingJob`` (what the SageMaker SDK's
 - the analyzer image (any ``ImageUri`` whose repository is ``sagemaker-model-monitor-analyzer``,
   whatever the account, region or tag) is registered as a local image
   (:func:`localaws.sagemaker.jobs.containers.register_local_image`): such a processing job runs
-  :mod:`localaws.sagemaker.monitor.analyzer` under the processing-job contract, for real, through
+  ``ml/monitor.py`` (Autoloop's own monitoring script) in its environment-variable mode, which
+  follows the analyzer's BYOC contract, under the processing-job contract, for real, through
   :mod:`localaws.sagemaker.jobs.runner` (``InProgress`` -> ``Completed``/``Failed``, outputs uploaded,
   "SageMaker Processing Job State Change" events);
 - the monitoring-schedule APIs above and ``UpdateMonitoringSchedule``, in
@@ -41,9 +42,10 @@ monitoring schedule's ARN).
 
 The package, module by module: this one installs; :mod:`~localaws.sagemaker.monitor.models`
 is the backend (schedules, executions, :func:`run_monitoring_now`, what an execution runs
-and publishes, as on AWS); :mod:`~localaws.sagemaker.monitor.responses` the wire format;
-:mod:`~localaws.sagemaker.monitor.analyzer` the analyzer that the image runs. Its benchmark
-is ``python -m bench.drift`` (``analyzer`` times it on any size of synthetic capture data).
+and publishes, as on AWS); :mod:`~localaws.sagemaker.monitor.responses` the wire format.
+The analyzer that the image runs is ``ml/monitor.py`` (one implementation for this backend
+and Autoloop's own monitoring jobs). Its benchmarks are ``python -m bench.drift`` (this
+environment-variable mode) and ``python -m bench.monitor`` (its check mode).
 
 Not supported locally: batch-transform inputs, model-quality, bias and explainability
 schedules, record preprocessor / post-analytics scripts (rejected at creation).
