@@ -74,7 +74,10 @@ def churn(**changes):
 
 
 def test_gate_settings_default_to_a_strict_gate_in_the_metrics_direction():
-    config = parse_model_config(churn(), "churn.json")
+    raw = json.loads(churn())
+    for key in ("direction", "min_improvement", "promote_ties"):
+        raw.pop(key, None)
+    config = parse_model_config(json.dumps(raw), "churn.json")
     assert (config.direction, config.min_improvement, config.promote_ties) == (None, 0.0, False)
     tuned = parse_model_config(churn(direction="higher", min_improvement=0.005, promote_ties=True,
                                      threshold=0.8), "churn.json")
