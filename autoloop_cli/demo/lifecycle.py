@@ -411,7 +411,10 @@ def summarise(console: Console, result: DemoResult) -> None:
     if len(result.runs) > 2:
         retrain = result.runs[2].output.get("gate") or {}
         if retrain:
-            say(f"  Retrain gate: {retrain['metric']:.4f} vs champion {retrain.get('champion_metric')}")
+            champion = retrain.get("champion_metric")
+            say(f"  Retrain gate: {retrain['metric']:.4f} vs champion "
+                + (f"{champion:.4f}" if champion is not None else "(none)")
+                + f" on the same {retrain.get('holdout_rows')} holdout rows")
     if result.failed_invocations is not None:
         say(f"  Invocations during the blue/green update: {result.invocations_during_update}, "
             f"failed: {result.failed_invocations}")

@@ -116,6 +116,14 @@ class Evaluation:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     confusion: dict[str, dict[str, float]] = field(default_factory=dict)
     evaluation_uri: str = ""
+    #: How many held-out rows both models were scored on (None: no champion, or an older gate).
+    holdout_rows: int | None = None
+    #: True when champion_metrics come from this run's evaluate job (the same rows as the
+    #: challenger's), False when they are the figures the champion registered with.
+    same_holdout: bool = False
+    direction: str | None = None
+    verdict: str | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -410,21 +418,40 @@ def evaluation(clients: Clients, run: ExecutionRun, notes: dict[str, str]) -> Ev
     package = run.result("model_package").get("arn") or ""
     champion = gate.get("champion_arn")
     champion_metrics: dict[str, float] = {}
+    same_holdout = False
     if champion:
+        # The champion as this run's evaluate job scored it, on the challenger's held-out rows.
+        beside = uri.rsplit("/", 1)[0] + "/champion_evaluation.json" if uri else ""
         try:
-            champion_metrics = _package_metrics(clients, str(champion))
+            if not beside:
+                raise ValueError("the gate names no evaluation")
+            champion_metrics, same_holdout = _metric_values(_s3_json(clients("s3"), beside))[0], True
         except Exception as exc:
-            notes["champion"] = f"the champion {champion} could not be described: {exc}"
+            try:
+                champion_metrics = _package_metrics(clients, str(champion))
+                notes["champion"] = (f"champion_evaluation.json not readable ({exc}); the champion's figures are "
+                                     "those it registered with, measured on other rows.")
+            except Exception as described:
+                notes["champion"] = f"the champion {champion} could not be described: {described}"
         if gate.get("champion_metric") is not None:
             champion_metrics.setdefault(name, float(gate["champion_metric"]))
     path = [s.name for s in run.states]
-    passed = True if "RegisterModel" in path else False if any(
-        s in path for s in ("BelowThreshold", "BelowChampion")) else None
+    verdict = gate.get("verdict")
+    refused = ("BelowThreshold", "BelowChampion")
+    passed: bool | None = None
+    if "RegisterModel" in path:
+        passed = True
+    elif verdict in refused or any(s in path for s in refused):
+        passed = False
     threshold = gate.get("threshold")
+    rows = gate.get("holdout_rows")
     return Evaluation(metric_name=name, threshold=float(threshold) if threshold is not None else None,
                       challenger=str(package or run.input.get("run_id") or run.name), metrics=metrics, gate=dict(gate),
                       passed=passed, champion=str(champion) if champion else None,
-                      champion_metrics=champion_metrics, confusion=confusion, evaluation_uri=uri)
+                      champion_metrics=champion_metrics, confusion=confusion, evaluation_uri=uri,
+                      holdout_rows=int(rows) if isinstance(rows, int) else None, same_holdout=same_holdout,
+                      direction=gate.get("direction"), verdict=str(verdict) if verdict else None,
+                      reason=str(gate.get("reason") or ""))
 
 
 # ----------------------------------------------------------------------------- deployments

@@ -229,8 +229,9 @@ def _job_rows(job: JobRun) -> list[Row]:
 # ----------------------------------------------------------------------------- evaluation
 def _evaluation_section(report: Report) -> str:
     ev = report.evaluation
-    lead = ("evaluation.json of the challenger (this run's model) and of the champion (the Approved package the "
-            "quality gate compared it with), from the model packages' ModelMetrics.")
+    lead = ("The challenger (this run's model) and the champion (the Approved package the quality gate "
+            "compared it with), both scored by this run's evaluate job on the same held-out rows: "
+            "evaluation.json and champion_evaluation.json.")
     if ev is None:
         return _section("evaluation", "Evaluation: champion vs challenger", lead,
                         _empty(report.notes.get("evaluation", "No evaluation in this execution.")))
@@ -238,12 +239,24 @@ def _evaluation_section(report: Report) -> str:
     challenger_value = ev.metrics.get(ev.metric_name)
     champion_value = ev.champion_metrics.get(ev.metric_name)
     verdict = ("passed: registered" if ev.passed else "rejected" if ev.passed is False else "not decided")
-    gate = [f"Gate on <b>{esc(ev.metric_name)}</b>: challenger {esc(_num(challenger_value))}"]
+    if ev.verdict and ev.passed is False:
+        verdict = f"rejected: {ev.verdict}"
+    way = f" ({ev.direction} is better)" if ev.direction else ""
+    gate = [f"Gate on <b>{esc(ev.metric_name)}</b>{esc(way)}: challenger {esc(_num(challenger_value))}"]
+    if ev.champion:
+        where = (f" on the same {ev.holdout_rows} holdout rows" if ev.same_holdout and ev.holdout_rows
+                 else " on the same holdout rows" if ev.same_holdout else " (as registered, on other rows)")
+        gate[0] += f" vs champion {esc(_num(champion_value))}{esc(where)}"
+    else:
+        gate[0] += f" on {ev.holdout_rows} holdout rows" if ev.holdout_rows else ""
     if ev.threshold is not None:
         gate.append(f"threshold {esc(_num(ev.threshold, 3))}")
-    gate.append(f"champion {esc(_num(champion_value))}" if ev.champion else "no champion yet (first model)")
+    if not ev.champion:
+        gate.append("no champion yet (first model)")
     badge = "ok" if ev.passed else "bad" if ev.passed is False else "info"
     head = f'<p>{" · ".join(gate)} → <span class="badge {badge}">{esc(verdict)}</span></p>'
+    if ev.reason:
+        head += f'<p class="gate-reason">{esc(ev.reason)}</p>'
     rows = []
     for name in names:
         a, b = ev.champion_metrics.get(name), ev.metrics.get(name)

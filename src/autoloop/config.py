@@ -9,10 +9,11 @@ import os
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.errors import ConfigError, InvalidModelConfig, UnknownModel
+from autoloop.gate import PROBABILITY_METRICS, Direction, check_min_improvement, check_threshold, resolve_direction
 from autoloop.jobs import JobSecurity, SpotTraining, config_key
 from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
@@ -51,7 +52,14 @@ class ModelConfig(BaseModel):
     numeric_features: tuple[str, ...]
     categorical_features: tuple[str, ...]
     metric: str = "auc"  # one of BINARY_METRICS: what ml/evaluate.py reports
-    threshold: float | None = Field(default=None, ge=0, le=1)
+    #: The least acceptable metric, in the metric's own units (default: the stack's MetricThreshold).
+    threshold: float | None = None
+    #: Which way the metric is better (default: the metric's own, e.g. higher for auc, lower for rmse).
+    direction: Direction | None = None
+    #: How much a challenger must beat the champion by, on the same holdout, in the metric's units.
+    min_improvement: float = 0.0
+    #: Whether an improvement of exactly min_improvement (a tie, by default) promotes.
+    promote_ties: StrictBool = False
     min_rows: int = Field(default=100, ge=1)
     max_bytes: int = Field(default=MAX_VALIDATED_BYTES, ge=1, le=MAX_VALIDATED_BYTES)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
@@ -63,6 +71,13 @@ class ModelConfig(BaseModel):
         if self.metric not in BINARY_METRICS:
             raise ValueError(f"metric {self.metric!r} is not one that ml/evaluate.py reports; "
                              f"use one of {', '.join(BINARY_METRICS)} (lower case)")
+        resolve_direction(self.metric, self.direction)  # ValueError: contradicts the metric
+        if self.threshold is not None:
+            check_threshold(self.metric, self.threshold)
+        elif self.metric not in PROBABILITY_METRICS:
+            raise ValueError(f"set 'threshold' for {self.metric} (in its own units): the stack's "
+                             "MetricThreshold is a fraction in [0, 1]")
+        check_min_improvement(self.min_improvement)
         if not is_valid_model_name(self.model):
             raise ValueError(f"model name {self.model!r} must be lowercase letters, digits, '-'")
         if not self.columns or self.columns[0] != self.label:
@@ -206,9 +221,19 @@ class LaunchSettings(MonitoringKnobs, SecurityKnobs):
     stack_name: str = ""
     use_spot_training: bool = False
     spot_max_wait_seconds: int = Field(default=0, ge=0)
+    #: Where the evaluate launch finds the champion (``<prefix>-<model>``). The template names
+    #: every group after the stack, so without MODEL_PACKAGE_GROUP_PREFIX it is STACK_NAME.
+    model_package_group_prefix: str = ""
 
     def spot(self) -> SpotTraining:
         return SpotTraining(self.use_spot_training, self.spot_max_wait_seconds)
+
+    def package_group_prefix(self) -> str:
+        prefix = self.model_package_group_prefix or self.stack_name
+        if not prefix:
+            raise ConfigError("neither MODEL_PACKAGE_GROUP_PREFIX nor STACK_NAME is set: the evaluate job "
+                              "cannot find the champion to compare with.")
+        return prefix
 
 
 class StartDeploySettings(Settings):

@@ -136,6 +136,16 @@ class ChampionMetricMissing(AutoloopError):
     )
 
 
+class ChampionNotComparable(AutoloopError):
+    """The current champion cannot be scored on the challenger's held-out rows."""
+
+    hint = (
+        "Champion and challenger are compared on the same rows, so the champion's model data must "
+        "be an Autoloop training artifact. Reject that package in the Model Registry (the previous "
+        "Approved one becomes the champion), then upload the data again."
+    )
+
+
 class PackageNotDeployable(AutoloopError):
     hint = "Register models through Autoloop (or attach metrics and a single container), then approve again."
 

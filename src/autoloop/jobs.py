@@ -199,19 +199,33 @@ def preprocess_request(ctx: JobContext, source_uri: str) -> dict[str, Any]:
     )
 
 
-def evaluate_request(ctx: JobContext, model_artifacts: str, test_uri: str, label: str) -> dict[str, Any]:
+def evaluate_request(ctx: JobContext, model_artifacts: str, test_uri: str, label: str, *,
+                     task: str = "binary", metric: str | None = None, direction: str | None = None,
+                     champion_model: str | None = None, champion_arn: str | None = None) -> dict[str, Any]:
+    """Score the challenger (and, with ``champion_model``, the champion: its model.tar.gz as a
+    second input) on the test split; both reports and comparison.json go to ``evaluation``."""
+    if (champion_model is None) != (champion_arn is None):
+        raise ValueError("champion_model and champion_arn go together")
+    args = [
+        "--model-dir", f"{PROC}/input/model",
+        "--test-dir", f"{PROC}/input/test",
+        "--output-dir", f"{PROC}/output/evaluation",
+        "--label", label,
+        "--task", task,
+    ]
+    if metric:
+        args += ["--metric", metric]
+    if direction:
+        args += ["--direction", direction]
+    inputs = [
+        s3_input("model", model_artifacts, f"{PROC}/input/model", "S3Prefix"),
+        s3_input("test", test_uri, f"{PROC}/input/test"),
+    ]
+    if champion_model and champion_arn:
+        args += ["--champion-dir", f"{PROC}/input/champion", "--champion-arn", champion_arn]
+        inputs.append(s3_input("champion", champion_model, f"{PROC}/input/champion", "S3Prefix"))
     return processing_request(
-        ctx, "evaluate", "evaluate.py",
-        [
-            "--model-dir", f"{PROC}/input/model",
-            "--test-dir", f"{PROC}/input/test",
-            "--output-dir", f"{PROC}/output/evaluation",
-            "--label", label,
-        ],
-        [
-            s3_input("model", model_artifacts, f"{PROC}/input/model", "S3Prefix"),
-            s3_input("test", test_uri, f"{PROC}/input/test"),
-        ],
+        ctx, "evaluate", "evaluate.py", args, inputs,
         [s3_output("evaluation", ctx.uri("evaluate", "evaluation"), f"{PROC}/output/evaluation")],
     )
 

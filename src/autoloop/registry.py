@@ -1,9 +1,10 @@
 """The Model Registry: package requests and checks (pure), and the lookups the pipelines make.
 
 One package group per model (``<prefix>-<model>``). A package registered by Autoloop carries
-its run id and its metric in ``CustomerMetadataProperties``, so the next quality gate can
-compare against it and a deployed model can be traced back to its run. The champion is the
-group's most recently created Approved package.
+in ``CustomerMetadataProperties`` its run id, its metric (the challenger's value on its
+holdout) and what the quality gate compared it with: the champion's ARN and value on the
+same held-out rows, and how many rows those were. The champion is the group's most recently
+created Approved package.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from botocore.exceptions import ClientError
 
 from autoloop import adapters
 from autoloop.adapters import aws_call, client
-from autoloop.errors import ChampionMetricMissing, NoApprovedModel, PackageNotDeployable, UnknownModel
-from autoloop.gate import metric_from_evaluation
+from autoloop.errors import ChampionNotComparable, NoApprovedModel, PackageNotDeployable, UnknownModel
 from autoloop.naming import RUN_ID_KEY, description_text, tag_value
 
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
 METRIC_NAME_KEY = "autoloop:metric-name"
 METRIC_VALUE_KEY = "autoloop:metric-value"
+METRIC_DIRECTION_KEY = "autoloop:metric-direction"
+#: What the gate compared the package with: the champion of the time, its value on the same
+#: held-out rows, and how many rows (absent for the first model of a group).
+CHAMPION_ARN_KEY = "autoloop:champion-arn"
+CHAMPION_METRIC_KEY = "autoloop:champion-metric-value"
+HOLDOUT_ROWS_KEY = "autoloop:holdout-rows"
 INFERENCE_ENV = {
     "SAGEMAKER_PROGRAM": "inference.py",
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
@@ -38,9 +44,16 @@ def package_group_name(prefix: str, model: str) -> str:
 def model_package_request(*, group: str, run_id: str, image_uri: str, model_artifacts: str,
                           evaluation_uri: str, metric_name: str, metric: float,
                           approval_status: str, source_uri: str,
-                          trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                          trigger: Mapping[str, Any] | None = None, direction: str | None = None,
+                          champion_arn: str | None = None, champion_metric: float | None = None,
+                          holdout_rows: int | None = None) -> dict[str, Any]:
+    """The CreateModelPackage request: the challenger's evaluation.json as its ModelQuality
+    statistics, and in its metadata both numbers of the gate (challenger and champion on the
+    same ``holdout_rows``) and the champion's ARN."""
     if approval_status not in APPROVAL_STATUSES:
         raise ValueError(f"approval status {approval_status!r} is not one of {APPROVAL_STATUSES}")
+    if (champion_arn is None) != (champion_metric is None):
+        raise ValueError("champion_arn and champion_metric go together (both, or neither for a first model)")
     # Metadata values allow letters, digits, spaces and _.:/=+-@ only: the source is kept
     # exactly in the description (which allows punctuation), and pattern-safe here.
     metadata = {
@@ -48,8 +61,15 @@ def model_package_request(*, group: str, run_id: str, image_uri: str, model_arti
         "autoloop:source": tag_value(source_uri),
         "autoloop:trigger": str((trigger or {}).get("type", "s3")),
         METRIC_NAME_KEY: metric_name,
-        METRIC_VALUE_KEY: repr(float(metric)),
+        METRIC_VALUE_KEY: _number(metric),
     }
+    if direction:
+        metadata[METRIC_DIRECTION_KEY] = direction
+    if champion_arn is not None and champion_metric is not None:
+        metadata[CHAMPION_ARN_KEY] = champion_arn
+        metadata[CHAMPION_METRIC_KEY] = _number(champion_metric)
+    if holdout_rows is not None:
+        metadata[HOLDOUT_ROWS_KEY] = str(int(holdout_rows))
     return {
         "ModelPackageGroupName": group,
         "ModelPackageDescription": description_text(f"Trained by Autoloop run {run_id} from {source_uri}"),
@@ -67,7 +87,36 @@ def model_package_request(*, group: str, run_id: str, image_uri: str, model_arti
     }
 
 
+def _number(value: float) -> str:
+    """A finite float as metadata text (``repr``: digits, '.', 'e' and '-', round-trips exactly)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return repr(number)
+
+
 # ----------------------------------------------------------------------------- reading a package (pure)
+def gate_comparison(description: Mapping[str, Any]) -> dict[str, Any]:
+    """What the gate compared a registered package with, from its metadata:
+    ``{"champion_arn", "champion_metric", "holdout_rows", "direction"}`` (None where absent)."""
+    props = description.get("CustomerMetadataProperties") or {}
+
+    def number(key: str) -> float | None:
+        try:
+            value = float(props[key])
+        except (KeyError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    rows = number(HOLDOUT_ROWS_KEY)
+    return {
+        "champion_arn": props.get(CHAMPION_ARN_KEY) or None,
+        "champion_metric": number(CHAMPION_METRIC_KEY),
+        "holdout_rows": int(rows) if rows is not None else None,
+        "direction": props.get(METRIC_DIRECTION_KEY) or None,
+    }
+
+
 def metric_from_package(description: Mapping[str, Any], metric: str) -> float | None:
     """The metric recorded at registration, or None if the package carries none."""
     props = description.get("CustomerMetadataProperties") or {}
@@ -176,24 +225,55 @@ def latest_servable(group: str) -> ServablePackage:
     return servable(described)
 
 
-def champion(group: str, metric: str, artifacts_bucket: str) -> tuple[str | None, float | None]:
-    """(ARN, metric) of the champion; (None, None) when the group has no Approved package.
+@dataclass(frozen=True)
+class Champion:
+    """The group's current champion: what the evaluate job scores beside the challenger."""
 
-    The metric is the one recorded at registration, else read from the package's attached
-    evaluation.json when that is in the artifacts bucket; else ChampionMetricMissing.
-    """
+    arn: str
+    model_data_url: str | None
+    metric_name: str | None = None
+    metric: float | None = None  # as recorded at its registration (on its own holdout)
+
+
+def champion(group: str) -> Champion | None:
+    """The group's champion (its latest Approved package), or None for a group without one."""
     description = latest_approved_package(group)
     if description is None:
-        return None, None
-    arn = str(description["ModelPackageArn"])
-    value = metric_from_package(description, metric)
-    if value is None:
-        uri = evaluation_uri(description)
-        bucket, key = adapters.split_s3_uri(uri) if uri else ("", "")
-        if bucket != artifacts_bucket:
-            raise ChampionMetricMissing(f"champion {arn} has no {metric!r} metric Autoloop can read.")
-        value = metric_from_evaluation(adapters.get_json(bucket, key), metric, str(uri))
-    return arn, value
+        return None
+    containers = description.get("InferenceSpecification", {}).get("Containers") or []
+    props = description.get("CustomerMetadataProperties") or {}
+    name = props.get(METRIC_NAME_KEY)
+    return Champion(
+        arn=str(description["ModelPackageArn"]),
+        model_data_url=containers[0].get("ModelDataUrl") if len(containers) == 1 else None,
+        metric_name=name,
+        metric=metric_from_package(description, name) if name else None,
+    )
+
+
+def comparable_champion(group: str, artifacts_bucket: str) -> Champion | None:
+    """The champion, if any, whose model the evaluate job can score on the challenger's rows.
+
+    Its model data must be one model.tar.gz in the artifacts bucket's ``runs/`` (where training
+    jobs write and the SageMaker role reads); otherwise ChampionNotComparable: a champion that
+    cannot be compared on the same rows is never silently skipped.
+    """
+    found = champion(group)
+    if found is None:
+        return None
+    url = found.model_data_url
+    if not url:
+        raise ChampionNotComparable(f"the champion {found.arn} has no single container with model data.")
+    try:
+        bucket, key = adapters.split_s3_uri(url)
+    except ValueError:
+        bucket, key = "", ""
+    if bucket != artifacts_bucket or not key.startswith("runs/"):
+        raise ChampionNotComparable(
+            f"the champion {found.arn}'s model data {url} is not an Autoloop training artifact "
+            f"(s3://{artifacts_bucket}/runs/...), which the evaluate job can read."
+        )
+    return found
 
 
 def register(request: Mapping[str, Any], client_token: str) -> str:

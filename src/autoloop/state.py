@@ -40,6 +40,11 @@ class Dataset(_Model):
     label: str
     metric: str
     threshold: float | None = None
+    #: The quality gate's settings from the model config (see autoloop.gate).
+    direction: str | None = None
+    min_improvement: float = 0.0
+    promote_ties: bool = False
+    task: str = "binary"
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     #: The folder holding the copy of the validated object version (the preprocess job's input).
     input_uri: str | None = None

@@ -4,6 +4,7 @@ its jobs (waited on through :mod:`autoloop.tasks`), the quality gate, and regist
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,13 +23,14 @@ from autoloop.config import (
 from autoloop.errors import (
     AutoloopError,
     ConfigError,
+    EvaluationMissing,
     InvalidEvent,
     JobFailed,
     MlCodeMissing,
     ObjectOutsideIncoming,
 )
 from autoloop.events import arn_origin, parse_s3_object_created
-from autoloop.gate import gate_inputs, metric_from_evaluation
+from autoloop.gate import decide, metric_from_evaluation, read_comparison, task_of_evaluation
 from autoloop.jobs import (
     SOURCEDIR,
     STEP_KIND,
@@ -139,6 +141,9 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
         "label": config.label,
         "metric": config.metric,
         "threshold": config.threshold,
+        "direction": config.direction,
+        "min_improvement": config.min_improvement,
+        "promote_ties": config.promote_ties,
         "hyperparameters": config.hyperparameters,
     }
 
@@ -231,16 +236,36 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
     artifacts = state.job("train").model_artifacts
     if not artifacts:
         raise JobFailed(f"training job {state.job('train').job_name} reported no model artifacts.")
-    return run, kind, evaluate_request(ctx, artifacts, state.job("preprocess").outputs["test"], dataset.label)
+    # The champion of this moment is scored beside the challenger on the same test rows; its
+    # ARN goes to comparison.json, so the gate knows which champion was compared.
+    group = registry.package_group_name(settings.package_group_prefix(), model)
+    champion = registry.comparable_champion(group, settings.artifacts_bucket)
+    return run, kind, evaluate_request(
+        ctx, artifacts, state.job("preprocess").outputs["test"], dataset.label,
+        task=dataset.task, metric=dataset.metric, direction=dataset.direction,
+        champion_model=champion.model_data_url if champion else None,
+        champion_arn=champion.arn if champion else None,
+    )
+
+
+def _champion_of(spec: dict[str, Any]) -> str | None:
+    """The champion ARN an evaluate request passes to the job (None: no champion)."""
+    args = list(spec.get("AppSpecification", {}).get("ContainerArguments") or [])
+    return args[args.index("--champion-arn") + 1] if "--champion-arn" in args else None
 
 
 def launch_job(payload: Any, settings: LaunchSettings) -> dict[str, Any]:
     request = parse(LaunchRequest, payload, "launch request")
     run, kind, spec = _job_spec(request.step, request.state, settings)
     logger.set_correlation_id(run)
-    return tasks.start_job_for_task(job_name(run, request.step), kind, spec, task_token=request.task_token,
-                                    execution=request.execution, step=request.step,
-                                    table=settings.task_token_table)
+    result = tasks.start_job_for_task(job_name(run, request.step), kind, spec, task_token=request.task_token,
+                                      execution=request.execution, step=request.step,
+                                      table=settings.task_token_table)
+    if request.step == "evaluate":
+        champion = _champion_of(spec)
+        logger.info("evaluate job compares with the champion", extra={"champion_arn": champion})
+        result = {**result, "champion_arn": champion}
+    return result
 
 
 def reconcile_job(payload: Any) -> dict[str, Any]:
@@ -252,17 +277,38 @@ def reconcile_job(payload: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- gate / register
 def quality_gate(payload: Any, settings: GateSettings) -> dict[str, Any]:
+    """The verdict on the challenger: its metric against the threshold, and against the champion's
+    value on the same held-out rows (champion_evaluation.json of the same evaluate job)."""
     state = parse(PipelineState, payload, "pipeline state")
     logger.set_correlation_id(state.run_id)
     dataset = state.need_dataset()
-    evaluation_uri = state.job("evaluate").outputs.get("evaluation", "").rstrip("/") + "/evaluation.json"
+    folder = state.job("evaluate").outputs.get("evaluation", "").rstrip("/")
+    evaluation_uri = f"{folder}/evaluation.json"
     bucket, key = adapters.split_s3_uri(evaluation_uri)
-    metric = metric_from_evaluation(adapters.get_json(bucket, key), dataset.metric, evaluation_uri)
+    evaluation = adapters.get_json(bucket, key)
+    metric = metric_from_evaluation(evaluation, dataset.metric, evaluation_uri)
+    comparison_uri = f"{folder}/comparison.json"
+    holdout_rows, champion_arn, compared_value = read_comparison(
+        adapters.get_json(*adapters.split_s3_uri(comparison_uri)), comparison_uri, dataset.metric, metric)
+    champion_metric = None
+    if champion_arn is not None:
+        champion_uri = f"{folder}/champion_evaluation.json"
+        champion_metric = metric_from_evaluation(adapters.get_json(*adapters.split_s3_uri(champion_uri)),
+                                                 dataset.metric, champion_uri)
+        if compared_value is None or not math.isclose(champion_metric, compared_value, rel_tol=1e-9, abs_tol=1e-12):
+            raise EvaluationMissing(f"{champion_uri} ({dataset.metric} {champion_metric!r}) disagrees with "
+                                    f"{comparison_uri} ({compared_value!r}).")
     threshold = dataset.threshold if dataset.threshold is not None else settings.metric_threshold
     group = registry.package_group_name(settings.model_package_group_prefix, state.model)
-    champion_arn, champion_metric = registry.champion(group, dataset.metric, settings.artifacts_bucket)
-    result = gate_inputs(dataset.metric, metric, threshold, evaluation_uri, champion_arn, champion_metric)
-    logger.info("gate inputs", extra=result)
+    current = registry.champion(group)
+    result = decide(
+        task=task_of_evaluation(evaluation, evaluation_uri), metric_name=dataset.metric, metric=metric,
+        threshold=threshold, champion_metric=champion_metric, holdout_rows=holdout_rows,
+        direction=dataset.direction, min_improvement=dataset.min_improvement, promote_ties=dataset.promote_ties,
+        champion_arn=champion_arn, evaluation_uri=evaluation_uri,
+        current_champion_arn=current.arn if current else None, check_current=True,
+    )
+    logger.info("gate verdict", extra=result)
     metrics.add_metric(name="ChallengerMetric", unit=MetricUnit.NoUnit, value=metric)
     return result
 
@@ -272,6 +318,8 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
     logger.set_correlation_id(state.run_id)
     if state.gate is None:
         raise InvalidEvent("the pipeline state has no gate result")
+    if state.gate.get("verdict") != "Promote":
+        raise InvalidEvent(f"the gate's verdict is {state.gate.get('verdict')!r}, not 'Promote': nothing to register")
     artifacts = state.job("train").model_artifacts
     if not artifacts:
         raise JobFailed("the training job reported no model artifacts")
@@ -281,7 +329,9 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
         model_artifacts=artifacts, evaluation_uri=state.gate["evaluation_uri"],
         metric_name=state.gate["metric_name"], metric=state.gate["metric"],
         approval_status=settings.approval_status, source_uri=state.source.uri,
-        trigger=state.trigger.model_dump(),
+        trigger=state.trigger.model_dump(), direction=state.gate.get("direction"),
+        champion_arn=state.gate.get("champion_arn"), champion_metric=state.gate.get("champion_metric"),
+        holdout_rows=state.gate.get("holdout_rows"),
     )
     arn = registry.register(request, client_token=state.run_id)  # a retried registration returns the same package
     logger.info("model registered", extra={"arn": arn, "approval_status": settings.approval_status})

@@ -123,20 +123,26 @@ def test_model_below_the_threshold_is_not_registered(local):
     assert "RegisterModel" not in run.path
 
 
-def test_model_below_the_champion_is_not_registered(local):
+def test_a_champion_that_cannot_be_scored_on_the_same_rows_fails_the_run_by_name(local):
+    """A champion is compared on the challenger's holdout, so its model must be scorable:
+    one whose model data is not an Autoloop training artifact stops the run at Evaluate.
+    (tests/e2e/test_champion_gate.py covers a challenger that loses to a real champion.)"""
     sm = local.client("sagemaker")
     group = f"{local.stack.name}-churn"
-    sm.create_model_package(
+    fake = sm.create_model_package(
         ModelPackageGroupName=group, ModelApprovalStatus="Approved",
         InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://x/model.tar.gz"}],
                                 "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
         CustomerMetadataProperties={"autoloop:metric-name": "auc", "autoloop:metric-value": "0.9999"},
-    )
+    )["ModelPackageArn"]
     count = len(sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
-    run = local.run(csv(seed=8), "incoming/churn/below-champion.csv")
+    try:
+        run = local.run(csv(seed=8), "incoming/churn/below-champion.csv")
+    finally:
+        sm.update_model_package(ModelPackageArn=fake, ModelApprovalStatus="Rejected")
     assert run.status == "FAILED"
-    assert run.path[-4:] == ["GateDecision", "BelowChampion", "NotifyFailure", "RunFailed"]
-    assert run.output == {} and "0.9999" in run.description["cause"]
+    assert run.path[-4:] == ["EvaluateFailed", "ReleaseRunSlotAfterFailure", "NotifyFailure", "RunFailed"]
+    assert "ChampionNotComparable" in run.description["cause"] and "s3://x/model.tar.gz" in run.description["cause"]
     assert len(sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]) == count
 
 

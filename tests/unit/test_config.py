@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,48 @@ def test_settings_are_typed_and_defaulted():
             {"ARTIFACTS_BUCKET": "a", "TASK_TOKEN_TABLE": "t", "SAGEMAKER_ROLE_ARN": "r",
              "FRAMEWORK_IMAGE_URI": "i", "JOB_MAX_RUNTIME_SECONDS": "ten"},
         )
+
+
+# ----------------------------------------------------------------------------- the gate's settings
+def churn(**changes):
+    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    raw.update(changes)
+    return json.dumps(raw)
+
+
+def test_gate_settings_default_to_a_strict_gate_in_the_metrics_direction():
+    raw = json.loads(churn())
+    for key in ("direction", "min_improvement", "promote_ties"):
+        raw.pop(key, None)
+    config = parse_model_config(json.dumps(raw), "churn.json")
+    assert (config.direction, config.min_improvement, config.promote_ties) == (None, 0.0, False)
+    tuned = parse_model_config(churn(direction="higher", min_improvement=0.005, promote_ties=True,
+                                     threshold=0.8), "churn.json")
+    assert (tuned.direction, tuned.min_improvement, tuned.promote_ties, tuned.threshold) == (
+        "higher", 0.005, True, 0.8)
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"direction": "up"}, "direction: Input should be 'higher' or 'lower' (got 'up')"),
+    ({"direction": "lower"}, "direction 'lower' contradicts auc, which is better higher"),
+    ({"min_improvement": -0.01}, "min_improvement -0.01 must be a finite number >= 0"),
+    ({"min_improvement": "NaN"}, "min_improvement nan must be a finite number >= 0"),
+    ({"promote_ties": "yes"}, "promote_ties: Input should be a valid boolean"),
+    ({"threshold": 1.5}, "threshold 1.5 for auc must be in [0, 1]"),
+    ({"threshold": -0.2}, "threshold -0.2 for auc must be in [0, 1]"),
+    ({"promote_tie": True}, "unknown key 'promote_tie' (did you mean 'promote_ties'?)"),
+    ({"min_improvment": 0.1}, "unknown key 'min_improvment' (did you mean 'min_improvement'?)"),
+])
+def test_gate_settings_are_validated_by_name(changes, problem):
+    with pytest.raises(InvalidModelConfig, match=re.escape(problem)):
+        parse_model_config(churn(**changes), "churn.json")
+
+
+def test_launch_finds_the_champion_under_the_stack_unless_told_otherwise():
+    base = {"ARTIFACTS_BUCKET": "a", "TASK_TOKEN_TABLE": "t", "SAGEMAKER_ROLE_ARN": "arn:aws:iam::1:role/r",
+            "FRAMEWORK_IMAGE_URI": "img"}
+    assert load_settings(LaunchSettings, {**base, "STACK_NAME": "s"}).package_group_prefix() == "s"
+    told = load_settings(LaunchSettings, {**base, "STACK_NAME": "s", "MODEL_PACKAGE_GROUP_PREFIX": "p"})
+    assert told.package_group_prefix() == "p"
+    with pytest.raises(ConfigError, match="cannot find the champion"):
+        load_settings(LaunchSettings, base).package_group_prefix()

@@ -1,7 +1,18 @@
 import pytest
 
 from autoloop import gate, registry
-from autoloop.errors import EvaluationMissing
+from autoloop.errors import ChampionNotComparable, EvaluationMissing
+from tests.request_rules import violations
+
+CHAMPION = "arn:aws:sagemaker:us-east-1:123456789012:model-package/autoloop-dev-churn/3"
+
+
+def request(**kw):
+    return registry.model_package_request(**{
+        "group": "stack-churn", "run_id": "churn-0123456789", "image_uri": "img",
+        "model_artifacts": "s3://a/model.tar.gz", "evaluation_uri": "s3://a/evaluation.json", "metric_name": "auc",
+        "metric": 0.8123, "approval_status": "Approved", "source_uri": "s3://d/incoming/churn/x (1).csv",
+        "trigger": {"type": "drift"}, **kw})
 
 
 def test_metric_is_read_from_the_model_registry_shape():
@@ -11,21 +22,61 @@ def test_metric_is_read_from_the_model_registry_shape():
         gate.metric_from_evaluation(doc, "f1", "e.json")
     with pytest.raises(EvaluationMissing, match="finite"):
         gate.metric_from_evaluation({"binary_classification_metrics": {"auc": {"value": "NaN"}}}, "auc", "e")
+    assert gate.metric_from_evaluation({"regression_metrics": {"rmse": {"value": 2}}}, "rmse", "e") == 2.0
 
 
 def test_package_request_round_trips_the_metric_for_the_next_gate():
-    request = registry.model_package_request(
-        group="stack-churn", run_id="churn-0123456789", image_uri="img", model_artifacts="s3://a/model.tar.gz",
-        evaluation_uri="s3://a/evaluation.json", metric_name="auc", metric=0.8123, approval_status="Approved",
-        source_uri="s3://d/incoming/churn/x.csv", trigger={"type": "drift"},
-    )
-    assert request["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == "s3://a/evaluation.json"
-    assert request["InferenceSpecification"]["Containers"][0]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert request["CustomerMetadataProperties"]["autoloop:trigger"] == "drift"
-    assert registry.metric_from_package(request, "auc") == 0.8123
-    assert registry.metric_from_package(request, "f1") is None
+    first = request()
+    assert first["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == "s3://a/evaluation.json"
+    assert first["InferenceSpecification"]["Containers"][0]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert first["CustomerMetadataProperties"]["autoloop:trigger"] == "drift"
+    assert registry.metric_from_package(first, "auc") == 0.8123
+    assert registry.metric_from_package(first, "f1") is None
     with pytest.raises(ValueError, match="approval status"):
-        registry.model_package_request(
-            group="g", run_id="r", image_uri="i", model_artifacts="m", evaluation_uri="e", metric_name="auc",
-            metric=0.5, approval_status="Maybe", source_uri="s",
-        )
+        request(approval_status="Maybe")
+
+
+def test_package_records_challenger_and_champion_on_the_same_holdout():
+    package = request(direction="higher", champion_arn=CHAMPION, champion_metric=0.8021, holdout_rows=300)
+    props = package["CustomerMetadataProperties"]
+    assert props["autoloop:metric-value"] == "0.8123" and props["autoloop:champion-metric-value"] == "0.8021"
+    assert props["autoloop:champion-arn"] == CHAMPION and props["autoloop:holdout-rows"] == "300"
+    assert registry.gate_comparison(package) == {"champion_arn": CHAMPION, "champion_metric": 0.8021,
+                                                 "holdout_rows": 300, "direction": "higher"}
+    assert violations("sagemaker", "CreateModelPackage", package) == []
+    # a first model: nothing compared
+    first = request(holdout_rows=250)
+    assert registry.gate_comparison(first) == {"champion_arn": None, "champion_metric": None,
+                                               "holdout_rows": 250, "direction": None}
+    assert violations("sagemaker", "CreateModelPackage", first) == []
+    # tiny and huge values stay in the metadata pattern (no "inf", no "nan")
+    assert violations("sagemaker", "CreateModelPackage",
+                      request(metric=1e-300, champion_arn=CHAMPION, champion_metric=-2.5e17)) == []
+    with pytest.raises(ValueError, match="not a finite number"):
+        request(metric=float("nan"))
+    with pytest.raises(ValueError, match="go together"):
+        request(champion_arn=CHAMPION)
+
+
+def described(url, metric="0.81"):
+    return {"ModelPackageArn": CHAMPION,
+            "InferenceSpecification": {"Containers": [{"Image": "img", "ModelDataUrl": url}]},
+            "CustomerMetadataProperties": {"autoloop:metric-name": "auc", "autoloop:metric-value": metric}}
+
+
+def test_the_champion_to_compare_is_an_autoloop_training_artifact(monkeypatch):
+    url = "s3://art/runs/churn/churn-0123456789/train/output/j/output/model.tar.gz"
+    monkeypatch.setattr(registry, "latest_approved_package", lambda group: described(url))
+    found = registry.comparable_champion("s-churn", "art")
+    assert found == registry.Champion(arn=CHAMPION, model_data_url=url, metric_name="auc", metric=0.81)
+    for elsewhere in ("s3://other/runs/model.tar.gz", "s3://art/models/model.tar.gz", "https://x/model.tar.gz"):
+        monkeypatch.setattr(registry, "latest_approved_package", lambda group, u=elsewhere: described(u))
+        with pytest.raises(ChampionNotComparable, match="not an Autoloop training artifact"):
+            registry.comparable_champion("s-churn", "art")
+    two = described(url)
+    two["InferenceSpecification"]["Containers"].append({"Image": "img", "ModelDataUrl": url})
+    monkeypatch.setattr(registry, "latest_approved_package", lambda group: two)
+    with pytest.raises(ChampionNotComparable, match="no single container"):
+        registry.comparable_champion("s-churn", "art")
+    monkeypatch.setattr(registry, "latest_approved_package", lambda group: None)
+    assert registry.comparable_champion("s-churn", "art") is None

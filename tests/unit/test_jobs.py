@@ -54,8 +54,26 @@ def test_training_request_is_script_mode_with_code_as_a_channel():
 def test_evaluate_request_reads_model_and_test_split():
     spec = jobs.evaluate_request(CTX, "s3://art/m/model.tar.gz", "s3://art/test", "churned")
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in spec["ProcessingInputs"]}
-    assert inputs["model"] == "s3://art/m/model.tar.gz" and inputs["test"] == "s3://art/test"
+    assert inputs == {"model": "s3://art/m/model.tar.gz", "test": "s3://art/test", "code": "s3://art/code/ml/"}
     assert spec["ProcessingOutputConfig"]["Outputs"][0]["OutputName"] == "evaluation"
+    args = spec["AppSpecification"]["ContainerArguments"]
+    assert args[args.index("--task") + 1] == "binary" and "--champion-dir" not in args
+
+
+def test_evaluate_request_scores_the_champion_on_the_same_test_split():
+    champion = "arn:aws:sagemaker:us-east-1:123456789012:model-package/autoloop-dev-churn/3"
+    spec = jobs.evaluate_request(CTX, "s3://art/m/model.tar.gz", "s3://art/test", "churned", task="regression",
+                                 metric="rmse", direction="lower", champion_model="s3://art/c/model.tar.gz",
+                                 champion_arn=champion)
+    inputs = {i["InputName"]: i["S3Input"] for i in spec["ProcessingInputs"]}
+    assert inputs["champion"]["S3Uri"] == "s3://art/c/model.tar.gz"
+    assert inputs["champion"]["LocalPath"] == "/opt/ml/processing/input/champion"
+    args = spec["AppSpecification"]["ContainerArguments"]
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    assert pairs["--champion-dir"] == "/opt/ml/processing/input/champion" and pairs["--champion-arn"] == champion
+    assert pairs["--task"] == "regression" and pairs["--metric"] == "rmse" and pairs["--direction"] == "lower"
+    with pytest.raises(ValueError, match="go together"):
+        jobs.evaluate_request(CTX, "s3://m", "s3://t", "y", champion_model="s3://art/c/model.tar.gz")
 
 
 def test_job_result_shapes_match_for_both_kinds():
@@ -105,7 +123,9 @@ def every_job_request(security: jobs.JobSecurity, spot: bool = False) -> dict[st
     return {
         "preprocess": ("CreateProcessingJob", jobs.preprocess_request(ctx, "s3://data/incoming/churn/x.csv")),
         "train": ("CreateTrainingJob", jobs.training_request(ctx, "s3://art/t", "s3://art/v", {"C": 1}, "churned")),
-        "evaluate": ("CreateProcessingJob", jobs.evaluate_request(ctx, "s3://art/m.tar.gz", "s3://art/t", "churned")),
+        "evaluate": ("CreateProcessingJob", jobs.evaluate_request(
+            ctx, "s3://art/m.tar.gz", "s3://art/t", "churned", metric="auc", champion_model="s3://art/c.tar.gz",
+            champion_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/autoloop-dev-churn/3")),
         "baseline": ("CreateProcessingJob", monitoring.baseline_request(ctx, "s3://art/b", "monitor:1")),
         "calibrate": ("CreateProcessingJob", monitoring.calibrate_request(ctx, "s3://art/b", "s3://art/c", MONITORING)),
         "prepare": ("CreateProcessingJob", batch.prepare_request(ctx, BATCH_PLAN, "s3://art/config/models/churn.json")),
