@@ -408,8 +408,9 @@ def summarise(console: Console, result: DemoResult) -> None:
     monthly = [r for r in result.runs if r.name.startswith("BatchTransform")]
     if monthly and monthly[0].output.get("report"):
         say("  Monthly batch: " + str(monthly[0].output["report"].get("message", "")).splitlines()[0])
-    if len(result.runs) > 2:
-        retrain = result.runs[2].output.get("gate") or {}
+    retrains = [r for r in result.runs[1:] if r.name.startswith("TrainingPipeline")]
+    if retrains:
+        retrain = retrains[0].output.get("gate") or {}
         if retrain:
             champion = retrain.get("champion_metric")
             say(f"  Retrain gate: {retrain['metric']:.4f} vs champion "

@@ -136,8 +136,9 @@ def plan_monitoring(payload: Any, settings: MonitorPlanSettings, now: datetime |
     threshold = config.threshold if config.threshold is not None else settings.metric_threshold
     group = registry.package_group_name(settings.model_package_group_prefix, request.model)
     champion = registry.latest_approved_package(group)
-    champion_arn, champion_metric = registry.champion(group, metric, settings.artifacts_bucket) \
-        if champion else (None, None)
+    champion_arn = str(champion["ModelPackageArn"]) if champion else None
+    # The quality baseline: the champion's metric as registered (on the holdout it was judged on).
+    champion_metric = registry.metric_from_package(champion, metric) if champion else None
     plan = MonitoringPlan(
         **base, action="monitor",
         reason=f"{len(captured)} capture file(s), {len(labels)} ground-truth file(s)",
