@@ -2158,10 +2158,10 @@ def judge_quality(value: float | None, rows: int, q: QualityArgs) -> tuple[list[
     violations, reasons = [], []
     limits = []
     if q.threshold is not None:
-        limits.append((q.threshold, f"the threshold {q.threshold!r}"))
+        limits.append((q.threshold, f"the threshold {q.threshold:.4g}"))
     if q.champion is not None:
         bound = q.champion - q.margin if higher else q.champion + q.margin
-        limits.append((bound, f"the champion's {q.champion!r} {'-' if higher else '+'} margin {q.margin!r}"))
+        limits.append((bound, f"the champion's {q.champion:.4g} {'-' if higher else '+'} margin {q.margin:.4g}"))
     for bound, what in limits:
         worse = value < bound if higher else value > bound
         if worse:

@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoloop.config import ModelConfig
 from autoloop.errors import BatchSchemaMismatch, InvalidEvent, NoBatchInput, TooManyMalformedRows
-from autoloop.jobs import PROC, JobContext, JobKind, processing_guards, s3_input, s3_output
-from autoloop.monitoring import MONITOR_OUTPUT
+from autoloop.jobs import PROC, JobContext, JobKind, config_key, processing_guards, s3_input, s3_output
+from autoloop.monitoring import MONITOR_OUTPUT, MONITOR_SCRIPT
 from autoloop.naming import BATCH_STEPS, MAX_JOB_NAME, batch_job_name, parse_month
 from autoloop.state import JobResult
 
@@ -389,6 +389,29 @@ def transform_request(ctx: JobContext, plan: BatchPlan, clean_uri: str, max_payl
 
 MONITOR_DATA = f"{PROC}/input/data"
 MONITOR_BASELINE = f"{PROC}/baseline"
+
+
+def own_monitor_request(ctx: JobContext, plan: BatchPlan, monitor_data_uri: str) -> dict[str, Any]:
+    """The autoloop backend's check of the month's input: ``monitor.py check --csv-dir`` in the
+    framework image, against the training run's baseline, calibrated at the month's size. Its
+    report lands where the Model Monitor image's would; the batch reads it the same way."""
+    if not plan.monitoring.enabled:
+        raise InvalidEvent(f"monitoring is off for this run: {plan.monitoring.skipped}")
+    baseline = str(plan.monitoring.statistics_uri).rsplit("/", 1)[0]
+    config = f"s3://{ctx.artifacts_bucket}/{config_key(plan.model)}"
+    return _processing_job(
+        ctx, "monitor",
+        {"ImageUri": ctx.image_uri, "ContainerEntrypoint": ["python3", f"{PROC}/input/code/{MONITOR_SCRIPT}"],
+         "ContainerArguments": ["check", "--config", f"{PROC}/input/config/{plan.model}.json",
+                                "--baseline-dir", MONITOR_BASELINE, "--csv-dir", MONITOR_DATA,
+                                "--output-dir", MONITOR_OUTPUT]},
+        [s3_input("month_input", monitor_data_uri, MONITOR_DATA),
+         s3_input("baseline", baseline, MONITOR_BASELINE),
+         s3_input("config", config, f"{PROC}/input/config"),
+         s3_input("code", ctx.code_uri, f"{PROC}/input/code")],
+        [s3_output("monitoring_output", ctx.uri("monitor"), MONITOR_OUTPUT)],
+        {"AUTOLOOP_RUN_ID": ctx.run_id},
+    )
 
 
 def monitor_request(ctx: JobContext, plan: BatchPlan, monitor_data_uri: str, monitor_image: str) -> dict[str, Any]:

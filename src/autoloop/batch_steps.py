@@ -44,6 +44,7 @@ from autoloop.batch import (
     monitor_request,
     oldest_first,
     output_prefix,
+    own_monitor_request,
     prepare_request,
     report,
     resolve_month,
@@ -213,12 +214,14 @@ def _ensure_model(name: str, package: ServablePackage, role_arn: str, tags: list
     return True
 
 
-def _monitoring(artifacts_bucket: str, model: str, training_run: str | None) -> Monitoring:
-    """The calibrated baseline of the package's training run, made by the DeployPipeline."""
+def _monitoring(artifacts_bucket: str, model: str, training_run: str | None, backend: str) -> Monitoring:
+    """The baseline of the package's training run, made by the DeployPipeline (calibrated there
+    for Model Monitor; Autoloop's own job calibrates at the month's size)."""
     if not training_run:
         return Monitoring(skipped=f"the package was not registered by an Autoloop run (no {RUN_ID_KEY})")
     prefix = run_prefix(model, training_run)
-    constraints, statistics = f"{prefix}/calibrate/constraints.json", f"{prefix}/baseline/statistics.json"
+    step = "baseline" if backend == "autoloop" else "calibrate"
+    constraints, statistics = f"{prefix}/{step}/constraints.json", f"{prefix}/baseline/statistics.json"
     missing = [k for k in (constraints, statistics) if not adapters.object_exists(artifacts_bucket, k)]
     if missing:
         return Monitoring(skipped=(
@@ -280,7 +283,7 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
         columns=list(cols.input), features=list(cols.features), output_columns=list(cols.output),
         input_filter=cols.input_filter, output_filter=cols.output_filter,
         max_malformed_fraction=config.batch.max_malformed_fraction, input_digest=digest,
-        monitoring=_monitoring(artifacts, model, package.training_run_id),
+        monitoring=_monitoring(artifacts, model, package.training_run_id, settings.monitoring_backend),
         **{**base, "run_id": batch_run_id(model, month, data, attempt)},
     )
     logger.info("month planned", extra={"run_id": plan.run_id, "reason": why, "files": len(files),
@@ -311,6 +314,8 @@ def _job_spec(request: BatchLaunchRequest, settings: BatchLaunchSettings) -> dic
         check_malformed(adapters.get_json(*adapters.split_s3_uri(summary_uri)), plan.max_malformed_fraction,
                         prepared["malformed"].rstrip("/") + "/malformed.csv")
         return transform_request(ctx, plan, prepared["clean"], settings.transform_max_payload_mb)
+    if settings.monitoring_backend == "autoloop":
+        return own_monitor_request(ctx, plan, prepared["monitor"])
     if not settings.model_monitor_image_uri:
         raise ConfigError("MODEL_MONITOR_IMAGE_URI is not set.")
     return monitor_request(ctx, plan, prepared["monitor"], settings.model_monitor_image_uri)

@@ -361,6 +361,7 @@ ModelConfig.model_rebuild()
 
 
 class BatchPlanSettings(SecurityKnobs):
+    monitoring_backend: Literal["autoloop", "model-monitor"] = "autoloop"
     stack_name: str
     data_bucket: str
     artifacts_bucket: str
@@ -370,6 +371,7 @@ class BatchPlanSettings(SecurityKnobs):
 
 
 class BatchLaunchSettings(SecurityKnobs):
+    monitoring_backend: Literal["autoloop", "model-monitor"] = "autoloop"
     stack_name: str
     artifacts_bucket: str
     task_token_table: str

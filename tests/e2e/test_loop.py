@@ -1,11 +1,13 @@
 """The whole loop, as the demo runs it, with at-least-once delivery as AWS promises it.
 
-Train, register and approve, deploy, traffic, drift, retrain, blue/green update, the monthly
-batch transform: the demo's loop, with the local EventBridge delivering every event it routes
-twice (the copy after later events) and holding a seeded quarter back behind later events,
-while the local Lambda runtime runs invocations concurrently. It must end as without
-duplicates: each approval deployed once, no execution failed, every training slot given back,
-no task token left waiting, one retrain for the drift report.
+Train, register and approve, deploy, traffic, a monitoring run that finds drift but no labels
+(no retrain), ground truth, a monitoring run that finds the quality drop and retrains on the
+fresh labels, the gate on the same holdout, blue/green update, the monthly batch transform: the
+demo's loop (MonitoringBackend=autoloop, the default), with the local EventBridge delivering
+every event it routes twice (the copy after later events) and holding a seeded quarter back
+behind later events, while the local Lambda runtime runs invocations concurrently. It must end
+as without duplicates: each approval deployed once, no execution failed, every training slot
+given back, no task token left waiting, one retrain for the quality drop.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ SEED = 15
 
 TRAIN = ["ValidateInput", "AcquireRunSlot", "Preprocess", "Train", "Evaluate", "ReleaseRunSlot", "QualityGate",
          "GateDecision", "RegisterModel", "NotifySuccess", "Succeeded"]
-DEPLOY = ["PlanDeployment", "HasWork", "DeployEndpoint", "CleanupOldVersions", "Baseline", "CalibrateThresholds",
-          "HasDataCapture", "ScheduleMonitoring", "NotifyDeployed", "Deployed"]
+DEPLOY = ["PlanDeployment", "HasWork", "DeployEndpoint", "CleanupOldVersions", "MonitoringBackend", "Baseline",
+          "NeedsCalibration", "HasDataCapture", "ScheduleMonitoring", "NotifyDeployed", "Deployed"]
+MONITOR = ["PlanMonitoring", "HasTraffic", "Monitor", "Judge", "Monitored"]
+NAMES = ["TrainingPipeline", "DeployPipeline", "MonitoringPipeline", "MonitoringPipeline",
+         "TrainingPipeline (fresh labels)", "DeployPipeline (update)"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +53,7 @@ def loop() -> Any:
     patch.setattr(server, "start", start_with_at_least_once)
     lambda_runtime.reset_invocations()
     try:
-        result = demo.run(rows=1200, seed=7, timeout=240, console=Console(stages=9, out=out), keep_server=True)
+        result = demo.run(rows=1200, seed=7, timeout=240, console=Console(stages=12, out=out), keep_server=True)
         eventbridge.drain(60)
         yield result, out.getvalue(), eventbridge.held_stats(), eventbridge.deliveries()
     finally:
@@ -69,36 +74,49 @@ def physical(logical: str) -> str:
 def test_every_execution_of_the_loop_succeeds_on_its_expected_path(loop):
     result, log, _, _ = loop
     assert result.status == "SUCCEEDED", log[-3000:]
-    assert [r.name for r in result.runs][:4] == ["TrainingPipeline", "DeployPipeline", "TrainingPipeline (drift)",
-                                                 "DeployPipeline (update)"]
-    assert [r.path for r in result.runs][:4] == [TRAIN, DEPLOY, TRAIN, DEPLOY]
-    monthly = result.runs[4]
+    assert [r.name for r in result.runs][:6] == NAMES
+    assert [r.path for r in result.runs][:6] == [TRAIN, DEPLOY, MONITOR, MONITOR, TRAIN, DEPLOY]
+    monthly = result.runs[6]
     assert monthly.name.startswith("BatchTransform") and monthly.status == "SUCCEEDED"
     assert monthly.output["report"]["rows"] > 0 and monthly.output["report"]["files"] > 0
+    quality = monthly.output["report"]["data_quality"]
+    assert quality["report"] and not quality["status"].startswith(("not checked", "report unreadable")), quality
 
 
-def test_drift_is_found_and_starts_a_retrain_with_its_context(loop):
+def test_drift_without_labels_notifies_and_does_not_retrain(loop):
     result, _, _, _ = loop
-    retrain = result.runs[2].output
-    assert retrain["trigger"]["type"] == "drift"
-    assert retrain["trigger"]["detail"]["features"], "the drift context names the violated features"
-    flagged = [row["feature"] for row in result.drift["table"]
-               if row["distance"] is not None and row["distance"] > row["calibrated"]]
-    assert set(retrain["trigger"]["detail"]["features"]) <= {r["feature"] for r in result.drift["table"]}
-    assert flagged
-    assert any(n.startswith("Autoloop: drift detected") for n in result.notifications)
+    decision = result.runs[2].output["decision"]
+    assert decision["retrain"] is False and decision["violations"] > 0
+    assert "no new labelled data since" in decision["reason"] and "upload labels to s3://" in decision["reason"]
 
 
-def test_the_retrain_passes_the_champion_gate_and_is_deployed_blue_green_with_no_failed_calls(loop):
+def test_the_quality_drop_on_fresh_labels_retrains_on_them_with_its_context(loop):
     result, _, _, _ = loop
-    gate = result.runs[2].output["gate"]
-    assert gate["champion_metric"] is not None and gate["metric"] >= gate["champion_metric"]
-    first, update = result.runs[1].output["plan"], result.runs[3].output["plan"]
+    decision = result.runs[3].output["decision"]
+    assert decision["retrain"] is True and decision["quality_violation"] is True
+    retrain = result.runs[4].output
+    assert retrain["trigger"]["type"] == "quality"
+    detail = retrain["trigger"]["detail"]
+    assert detail["labelled_rows"] == decision["labelled_rows"] >= 1000 and detail["upload_included"] is True
+    assert retrain["source"]["key"].startswith("retrain/churn/") and retrain["source"]["version_id"]
+    flagged = {row["name"] for row in result.drift["features"] if row["violated"]}
+    assert flagged and set(detail["features"]) - {"auc"} <= flagged
+    thresholds = {row["threshold"] for row in result.drift["features"]}
+    assert len(thresholds) > 1, "calibrated per feature, not one number"
+    assert any(n.startswith("Autoloop: a quality drop detected") for n in result.notifications)
+
+
+def test_the_retrain_beats_the_champion_on_the_same_holdout_and_is_deployed_blue_green(loop):
+    result, _, _, _ = loop
+    gate = result.runs[4].output["gate"]
+    assert gate["verdict"] == "Promote" and gate["holdout_rows"] > 0
+    assert gate["metric"] > gate["champion_metric"]
+    first, update = result.runs[1].output["plan"], result.runs[5].output["plan"]
     assert first["action"] == "create" and update["action"] == "update"
     assert update["package_version"] == first["package_version"] + 1
     assert result.invocations_during_update > 0
     assert result.failed_invocations == 0
-    cleanup = result.runs[3].output["cleanup"]
+    cleanup = result.runs[5].output["cleanup"]
     assert cleanup["configs"] == [first["config_name"]] and cleanup["models"] == [first["model_name"]]
 
 
@@ -118,15 +136,14 @@ def test_duplicates_and_reordering_really_happened(loop, record_property):
 def test_the_loop_succeeds_with_one_deployment_per_approval(loop):
     result, log, _, _ = loop
     assert result.status == "SUCCEEDED", log[-3000:]
-    assert [r.name for r in result.runs][:4] == ["TrainingPipeline", "DeployPipeline", "TrainingPipeline (drift)",
-                                                 "DeployPipeline (update)"]
+    assert [r.name for r in result.runs][:6] == NAMES
     from localaws.clients import client
 
     sfn = client("stepfunctions")
     deploys = list(executions.executions(sfn, result.outputs["DeployPipelineArn"]))
     assert len(deploys) == 2, [d["name"] for d in deploys]  # one per approval, duplicates started nothing
     assert {d["status"] for d in deploys} == {"SUCCEEDED"}
-    plans = [result.runs[1].output["plan"], result.runs[3].output["plan"]]
+    plans = [result.runs[1].output["plan"], result.runs[5].output["plan"]]
     assert [p["action"] for p in plans] == ["create", "update"]
     assert lambda_runtime.invocations().get(physical("DeployEndpointFunction")) == 2  # no second UpdateEndpoint
 
@@ -137,7 +154,7 @@ def test_no_execution_failed_because_of_a_duplicate(loop):
 
     sfn = client("stepfunctions")
     statuses = {}
-    for key in ("TrainingPipelineArn", "DeployPipelineArn", "BatchTransformArn"):
+    for key in ("TrainingPipelineArn", "DeployPipelineArn", "BatchTransformArn", "MonitoringPipelineArn"):
         for execution in executions.executions(sfn, result.outputs[key]):
             statuses[execution["name"]] = execution["status"]
     assert statuses and set(statuses.values()) == {"SUCCEEDED"}, statuses
@@ -159,20 +176,17 @@ def test_no_task_token_is_left_waiting(loop):
     assert items == []
 
 
-def test_the_drift_report_retrains_once_under_the_cooldown(loop):
+def test_the_quality_drop_retrains_once(loop):
     result, _, _, _ = loop
     from localaws.clients import client
 
     sfn = client("stepfunctions")
     runs = list(executions.executions(sfn, result.outputs["TrainingPipelineArn"]))
-    drift = [r for r in runs if '"type": "drift"' in (sfn.describe_execution(executionArn=r["executionArn"])
-                                                      .get("input") or "")]
-    assert len(drift) == 1  # the report's event came twice; one retrain
+    retrains = [r for r in runs if '"type": "quality"' in (sfn.describe_execution(executionArn=r["executionArn"])
+                                                            .get("input") or "")]
+    assert len(retrains) == 1
     state = client("dynamodb").scan(TableName=physical("DriftStateTable"), ConsistentRead=True)["Items"]
     assert [i["model"]["S"] for i in state] == ["churn"]
-    # The report's second delivery was turned away (a retrain in flight, or the cooldown), and said why.
-    reasons = [n for n in result.notifications if n.startswith("Autoloop: drift detected")]
-    assert len(reasons) >= 2 and any("No retrain" in n for n in reasons), reasons
 
 
 def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop):
@@ -184,7 +198,8 @@ def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop
     sm, cfn, prefix = client("sagemaker"), client("cloudformation"), f"{demo.STACK}-"
     stack_id = cfn.describe_stacks(StackName=demo.STACK)["Stacks"][0]["StackId"]
     assert sm.describe_endpoint(EndpointName=f"{prefix}churn")["EndpointStatus"] == "InService"
-    assert sm.list_monitoring_schedules(NameContains=prefix)["MonitoringScheduleSummaries"]
+    scheduler = client("scheduler")
+    assert [s["Name"] for s in scheduler.list_schedules()["Schedules"] if s["Name"].endswith("-monitor")]
 
     cfn.delete_stack(StackName=demo.STACK)
 
@@ -195,7 +210,7 @@ def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop
         [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
         + [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
         + [m["ModelName"] for m in sm.list_models()["Models"]]
-        + [s["MonitoringScheduleName"] for s in sm.list_monitoring_schedules()["MonitoringScheduleSummaries"]]
+        + [s["Name"] for s in scheduler.list_schedules()["Schedules"]]
     ) if name.startswith(prefix)]
     assert ours == []
     running = [job for kind in ("Processing", "Training", "Transform")
@@ -224,7 +239,7 @@ def test_the_demo_writes_a_lifecycle_report_that_renders_every_section_with_data
     assert counts["graph"]["failed_nodes"] == 0
     assert counts["timeline"]["state_bars"] >= len(TRAIN) and counts["timeline"]["job_bars"] >= 3
     assert counts["evaluation"]["metric_bars"] > 0
-    assert counts["drift"]["drift_plots"] == len(result.drift["table"]) > 0
+    assert counts["drift"]["drift_plots"] == len(result.drift["features"]) > 0
     assert counts["drift"]["baseline_bars"] > 0 and counts["drift"]["current_bars"] > 0
     assert counts["drift"]["thresholds"] > 0
     assert counts["deployments"]["deploy_rows"] >= 2 and counts["deployments"]["serving_bars"] >= 2
