@@ -494,9 +494,12 @@ def _plan_from_history(events: list[dict[str, Any]]) -> dict[str, Any]:
 def drift(clients: Clients, run: ExecutionRun, endpoint: str | None, notes: dict[str, str]) -> Drift | None:
     """The monitoring execution that triggered this run (drift-triggered runs), else the
     endpoint's latest monitoring execution."""
-    sagemaker = clients("sagemaker")
     trigger = run.input.get("trigger") or {}
-    detail = trigger.get("detail") or {} if trigger.get("type") == "drift" else {}
+    detail = trigger.get("detail") or {} if trigger.get("type") in {"drift", "quality"} else {}
+    if detail.get("report") and not str(detail["report"]).endswith(".json"):
+        return _own_drift(clients, str(detail["report"]).rstrip("/"), str(detail.get("baseline") or "").rstrip("/"),
+                          endpoint or "", notes)
+    sagemaker = clients("sagemaker")
     schedule = str(detail.get("schedule") or "")
     if not schedule and endpoint:
         try:
@@ -552,6 +555,44 @@ def drift(clients: Clients, run: ExecutionRun, endpoint: str | None, notes: dict
                  baseline_uri=_file_uri(statistics_uri, "statistics.json") if statistics_uri else "",
                  constraints_uri=_file_uri(constraints_uri, "constraints.json") if constraints_uri else "",
                  features=features, distance_source=source)
+
+
+def _own_drift(clients: Clients, folder: str, baseline: str, endpoint: str, notes: dict[str, str]) -> Drift | None:
+    """A run of Autoloop's own monitoring job (MonitoringBackend=autoloop): its report folder holds
+    the window's statistics, the violations and ``monitoring_report.json`` (the distances and the
+    thresholds calibrated at the window's size); the retrain's trigger names the baseline."""
+    s3 = clients("s3")
+    try:
+        report = _s3_json(s3, f"{folder}/monitoring_report.json")
+        current = _s3_json(s3, f"{folder}/statistics.json")
+    except Exception as exc:
+        notes["drift"] = f"No drift data: the monitoring report {folder} could not be read ({exc})."
+        return None
+    try:
+        violations = _s3_json(s3, f"{folder}/constraint_violations.json").get("violations") or []
+    except Exception:
+        violations = []
+    base = _s3_json(s3, f"{baseline}/statistics.json") if baseline else {}
+    constraints = _s3_json(s3, f"{baseline}/constraints.json") if baseline else {}
+    rows = {str(f["name"]): f for f in report.get("features") or []}
+    features = _features(base, current, constraints, violations,
+                         {n: float(f["distance"]) for n, f in rows.items() if f.get("distance") is not None})
+    for feature in features:  # the threshold each feature was judged by, at the window's size
+        if rows.get(feature.name, {}).get("threshold") is not None:
+            feature.threshold = float(rows[feature.name]["threshold"])
+    window = report.get("window") or {}
+    return Drift(endpoint=endpoint, schedule=folder.split("/")[-6] if folder.count("/") > 6 else "",
+                 job_name="", when=_when(window.get("end")), status="Completed", report_uri=folder,
+                 baseline_uri=f"{baseline}/statistics.json" if baseline else "",
+                 constraints_uri=f"{baseline}/constraints.json" if baseline else "",
+                 features=features, distance_source="monitoring_report.json (Autoloop's monitoring job)")
+
+
+def _when(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
 
 
 def _file_uri(uri: str, name: str) -> str:

@@ -208,7 +208,8 @@ def _retrain_on_fresh_labels(settings: DriftSettings, model: str, plan: Monitori
         window_start=datetime.now(UTC) - timedelta(days=settings.retrain_window_days),
         metadata={"autoloop-report": folder[:1024]},
     )
-    detail = {"report": folder, "features": [v.feature for v in decision.counted],
+    detail = {"report": folder, "baseline": plan.baseline_uri.rstrip("/"),
+              "features": [v.feature for v in decision.counted],
               "severity": round(decision.severity, 4) if math.isfinite(decision.severity) else None,
               "labelled_rows": dataset["labelled_rows"], "upload_included": dataset["upload_rows_included"],
               "window": [plan.window_start, plan.window_end]}

