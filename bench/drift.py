@@ -97,6 +97,8 @@ def child_ours(root: Path) -> dict[str, Any]:
 
     out = root / "ours-out"
     os.environ.update(monitoring_env(root, out))
+    sys.path.insert(0, str(ANALYZER_SCRIPT.parent))  # as when run as a script: its folder first (its helpers)
+    sys.argv = [str(ANALYZER_SCRIPT)]  # no arguments: its environment-variable mode, as the image runs it
     try:
         runpy.run_path(str(ANALYZER_SCRIPT), run_name="__main__")
     except SystemExit as exc:

@@ -16,7 +16,7 @@ Pure domain (no AWS calls, except ``config.load_model_config``)
     ``monitoring``      monitoring requests, both backends (baselines, jobs, schedules)
     ``state``           the state machines' payloads, as pydantic models
     ``events``          the EventBridge events the handlers take (Powertools ``EventBridgeModel``)
-    ``gate``            the quality gate's inputs
+    ``gate``            the quality gate's verdict (challenger vs threshold and champion, same rows)
     ``config``          model configs and handler settings
     ``validation``      the CSV checks made before any job starts
 Model Registry and shared AWS machinery

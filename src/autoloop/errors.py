@@ -129,13 +129,6 @@ class ValueOutOfRange(NonNumericValue):
     )
 
 
-class ChampionMetricMissing(AutoloopError):
-    hint = (
-        "The current Approved package carries no comparable metric. Register models through "
-        "Autoloop, attach evaluation.json as ModelMetrics, or reject that package."
-    )
-
-
 class ChampionNotComparable(AutoloopError):
     """The current champion cannot be scored on the challenger's held-out rows."""
 

@@ -80,3 +80,19 @@ def test_the_champion_to_compare_is_an_autoloop_training_artifact(monkeypatch):
         registry.comparable_champion("s-churn", "art")
     monkeypatch.setattr(registry, "latest_approved_package", lambda group: None)
     assert registry.comparable_champion("s-churn", "art") is None
+
+
+def test_the_longest_champion_arn_fits_the_metadata_and_the_job_arguments():
+    from autoloop import jobs, naming
+    from tests.contract.test_request_patterns import ARTIFACTS, LONG_MODEL, LONG_STACK
+
+    group = registry.package_group_name(LONG_STACK, LONG_MODEL)
+    arn = f"arn:aws:sagemaker:eu-central-1:123456789012:model-package/{group}/999999"
+    package = request(group=group, champion_arn=arn, champion_metric=0.5, holdout_rows=10**7, direction="higher")
+    assert violations("sagemaker", "CreateModelPackage", package) == []
+    ctx = jobs.JobContext(run_id=naming.run_id(LONG_MODEL, "b", "incoming/k.csv", "v"), model=LONG_MODEL,
+                          artifacts_bucket=ARTIFACTS, role_arn="arn:aws:iam::123456789012:role/r", image_uri="img",
+                          instance_type="ml.m5.large", max_runtime_seconds=3600)
+    spec = jobs.evaluate_request(ctx, ctx.uri("train", "model.tar.gz"), ctx.uri("preprocess", "test"), "churned",
+                                 metric="auc", champion_model=f"s3://{ARTIFACTS}/runs/x/model.tar.gz", champion_arn=arn)
+    assert violations("sagemaker", "CreateProcessingJob", spec) == []
