@@ -15,8 +15,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def prod():
+    # The second upload repeats the first one's rows: ties must promote here (approvals, not the gate).
     yield from boot("autoloop-prod", {"Environment": "prod", "BlueGreenBakeSeconds": "4",
-                                      "TerminationWaitSeconds": "1", "MonitoringSampleSize": "400"})
+                                      "TerminationWaitSeconds": "1", "MonitoringSampleSize": "400"},
+                    churn_config={"promote_ties": True})
 
 
 def deploys(local) -> list[dict]:

@@ -213,7 +213,8 @@ class Matrix:
 
 @pytest.fixture(scope="module")
 def matrix() -> Iterator[Matrix]:
-    for local in boot(STACK, PARAMS):
+    # Every case uploads the same good rows: ties must promote here (this module tests faults, not the gate).
+    for local in boot(STACK, PARAMS, churn_config={"promote_ties": True}):
         m = Matrix(local)
         faults.install()
         try:
