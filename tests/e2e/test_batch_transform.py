@@ -32,7 +32,8 @@ HAPPY = ["PlanBatch", "ScoreOrSkip", "PrepareInput", "Transform", "CheckData", "
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    yield from boot("autoloop-bt")
+    # This module builds a Model Monitor baseline by hand and checks that backend's monthly check.
+    yield from boot("autoloop-bt", {"MonitoringBackend": "model-monitor"})
 
 
 def customers(rows: int, seed: int, drift: float = 0.0, first_id: int = 1, label: bool = False,

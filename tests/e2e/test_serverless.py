@@ -13,8 +13,8 @@ from tests.support import find_execution
 
 pytestmark = pytest.mark.e2e
 
-DEPLOY = ["PlanDeployment", "HasWork", "DeployEndpoint", "CleanupOldVersions", "Baseline", "CalibrateThresholds",
-          "HasDataCapture", "NoMonitoringSchedule", "NotifyDeployed", "Deployed"]
+DEPLOY = ["PlanDeployment", "HasWork", "DeployEndpoint", "CleanupOldVersions", "MonitoringBackend", "Baseline",
+          "NeedsCalibration", "HasDataCapture", "NoMonitoringSchedule", "NotifyDeployed", "Deployed"]
 
 
 @pytest.fixture(scope="module")
