@@ -78,7 +78,6 @@ def boot(stack_name: str, parameters: dict[str, str] | None = None,
          churn_config: dict[str, Any] | None = None) -> Iterator[Local]:
     """A local AWS with the stack deployed and ml/ published; ``churn_config`` overrides keys of
     the published churn config (e.g. ``promote_ties`` for modules that upload the same rows again)."""
-    from autoloop.jobs import config_key
     from autoloop_cli import publish
     from localaws import server
     from localaws.cloudformation import stack
@@ -92,9 +91,8 @@ def boot(stack_name: str, parameters: dict[str, str] | None = None,
         local = Local(local_aws, deployed)
         publish.publish(local.client("s3"), deployed.outputs["ArtifactsBucketName"])
         if churn_config:
-            config = json.loads((ROOT / "ml" / "models" / "churn.json").read_text())
-            local.client("s3").put_object(Bucket=deployed.outputs["ArtifactsBucketName"], Key=config_key("churn"),
-                                          Body=json.dumps({**config, **churn_config}).encode())
+            publish.publish_config_with(local.client("s3"), deployed.outputs["ArtifactsBucketName"], "churn",
+                                        churn_config)
         yield local
     finally:
         sfn_time.set_time_scale(1.0)

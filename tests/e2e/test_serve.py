@@ -31,6 +31,7 @@ from autoloop_cli import datagen
 from tests.conftest import ROOT
 from tests.support import wait_until
 
+WINDOW_ROWS = 50  # one request of this many rows is each monitoring window
 SCALE = 0.005  # the hourly monitoring schedule fires every 18 s: a few jobs, not one every 3.6 s
 MODEL_GROUP = "autoloop-local-churn"
 ENDPOINT = "autoloop-local-churn"
@@ -91,8 +92,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     console = home / "console.txt"
     with console.open("wb") as out:
         process = subprocess.Popen(serve_command("--port", "0", "--time-scale", str(SCALE),
-                                                 # this module checks the SDK's Model Monitor readers
-                                                 "--parameter", "MonitoringBackend=model-monitor"), cwd=ROOT,
+                                                 # this module checks the SDK's Model Monitor readers;
+                                                 # its windows hold one 50-row request, and Model
+                                                 # Monitor's thresholds are calibrated for that size
+                                                 "--parameter", "MonitoringBackend=model-monitor",
+                                                 "--parameter", f"MonitoringSampleSize={WINDOW_ROWS}"), cwd=ROOT,
                                    env=serve_env(home), stdout=out, stderr=subprocess.STDOUT)
     state_file = home / "server.json"
     try:
@@ -208,7 +212,7 @@ def test_a_run_through_the_aws_cli(served: Served):
 def test_the_monitoring_schedule_fires_on_its_own_and_the_sdk_reads_it(served: Served):
     wait_until(lambda: served.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"]
                == "InService", 300, "the endpoint in service", interval=0.5)
-    rows = churn_csv(40, seed=5).decode().splitlines()[1:]
+    rows = churn_csv(WINDOW_ROWS, seed=5).decode().splitlines()[1:]
     features = "\n".join(row.split(",", 1)[1] for row in rows)  # the label is the first column
     served.client("sagemaker-runtime").invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv",
                                                        Body=features.encode())

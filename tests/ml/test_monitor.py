@@ -16,7 +16,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -229,16 +228,15 @@ def test_the_null_model_is_the_checks_distance_on_windows_drawn_from_the_sketch(
     np.testing.assert_allclose(simulated, by_hand, atol=1e-12)
 
 
-def test_a_million_row_window_calibrates_fast_and_the_baseline_noise_counts() -> None:
+def test_a_million_row_window_calibrates_and_the_baseline_noise_counts() -> None:
     rng = np.random.default_rng(2)
     values = np.sort(rng.normal(size=200_000))
     stat = monitor.feature_statistics(monitor.profile_column("x", values, values.size, False))
     _, reference, n = monitor.baseline_distribution(stat)
     calibration = monitor.Calibration(draws=200)
-    started = time.perf_counter()
+    # (its cost does not grow with m: bench/monitor.py times the check at 1M rows)
     simulated = float(np.quantile(monitor.null_distances("numeric", reference, n, 1_000_000, 200,
                                                          monitor.feature_rng(42, "x")), 0.99))
-    assert time.perf_counter() - started < 1.0  # the simulation's cost does not grow with m
     # two-sample KS scale at 1M vs 200k is ~1.63 sqrt(1.2e6 / 2e11) = 0.004
     assert 0.002 < simulated < 0.006
     # without the baseline's own noise (n unknown) the one-sample scale is sqrt(6) smaller
