@@ -207,7 +207,31 @@ def _capture_line(row: str) -> str:
     )
 
 
-def _rows_text(matrix: Any) -> list[str]:
+CAPTURE_DIR = Path("capture", "bench-ep", "AllTraffic", "2024", "05", "01", "02")
+
+
+def write_baseline(root: Path, rng: Any, features: int, baseline_rows: int) -> list[str]:
+    """A ``baseline_rows`` x ``features`` N(0, 1) CSV at ``root/baseline/baseline.csv``; the names."""
+    names = [f"f{i}" for i in range(features)]
+    (root / "baseline").mkdir(parents=True, exist_ok=True)
+    with (root / "baseline" / "baseline.csv").open("w") as handle:
+        handle.write(",".join(names) + "\n")
+        handle.write("\n".join(rows_text(rng.normal(size=(baseline_rows, features)))) + "\n")
+    return names
+
+
+def drifted_block(rng: Any, block_rows: int, features: int) -> Any:
+    """N(0, 1) rows where f0 has mean +0.5, f1 scale x1.5 and f2 20 % replaced by 1 + Exp(2)."""
+    block = rng.normal(size=(block_rows, features))
+    if features > 2:
+        block[:, 0] += 0.5
+        block[:, 1] *= 1.5
+        swap = rng.random(block_rows) < 0.2
+        block[swap, 2] = 1.0 + rng.exponential(2.0, int(swap.sum()))
+    return block
+
+
+def rows_text(matrix: Any) -> list[str]:
     import io
 
     import numpy as np
@@ -226,21 +250,10 @@ def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 2
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    names = [f"f{i}" for i in range(features)]
-    base_dir = root / "baseline"
-    base_dir.mkdir(parents=True, exist_ok=True)
-    with (base_dir / "baseline.csv").open("w") as handle:
-        handle.write(",".join(names) + "\n")
-        handle.write("\n".join(_rows_text(rng.normal(size=(baseline_rows, features)))) + "\n")
+    write_baseline(root, rng, features, baseline_rows)
     block_rows = min(rows, 50_000)
-    block = rng.normal(size=(block_rows, features))
-    if features > 2:
-        block[:, 0] += 0.5
-        block[:, 1] *= 1.5
-        swap = rng.random(block_rows) < 0.2
-        block[swap, 2] = 1.0 + rng.exponential(2.0, int(swap.sum()))
-    lines = [_capture_line(r) for r in _rows_text(block)]
-    capture_dir = root / "capture" / "bench-ep" / "AllTraffic" / "2024" / "05" / "01" / "02"
+    lines = [_capture_line(r) for r in rows_text(drifted_block(rng, block_rows, features))]
+    capture_dir = root / CAPTURE_DIR
     capture_dir.mkdir(parents=True, exist_ok=True)
     per_file = -(-rows // files)
     written = 0

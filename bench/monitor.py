@@ -48,6 +48,7 @@ from typing import Any
 _STARTED = time.perf_counter()
 
 from bench.common import ROOT, Row, peak_mb, progress  # noqa: E402
+from bench.drift import CAPTURE_DIR, drifted_block, rows_text, write_baseline  # noqa: E402
 
 SCRIPT = ROOT / "ml" / "monitor.py"
 DATA = re.compile(rb'"mode":"INPUT","data":"([^"]*)","encoding":"CSV"')
@@ -57,16 +58,6 @@ HOURLY_JOBS_PER_MONTH = 24 * 30
 
 
 # ----------------------------------------------------------------------------- the data
-def _rows_text(matrix: Any) -> list[str]:
-    import io
-
-    import numpy as np
-
-    buffer = io.StringIO()
-    np.savetxt(buffer, matrix, fmt="%.4f", delimiter=",")
-    return buffer.getvalue().splitlines()
-
-
 def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 200_000, files: int = 20,
                seed: int = 0) -> dict[str, Any]:
     """Baseline CSV (``root/baseline``), model config (``root/config.json``), capture
@@ -74,23 +65,14 @@ def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 2
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    names = [f"f{i}" for i in range(features)]
-    (root / "baseline").mkdir(parents=True, exist_ok=True)
-    with (root / "baseline" / "baseline.csv").open("w") as handle:
-        handle.write(",".join(names) + "\n")
-        handle.write("\n".join(_rows_text(rng.normal(size=(baseline_rows, features)))) + "\n")
+    names = write_baseline(root, rng, features, baseline_rows)
     (root / "config.json").write_text(json.dumps({"columns": ["y", *names], "label": "y", "numeric_features": names,
                                                   "categorical_features": [], "metric": "auc"}))
     block_rows = min(rows, 50_000)
-    block = rng.normal(size=(block_rows, features))
-    block[:, 0] += 0.5
-    block[:, 1] *= 1.5
-    swap = rng.random(block_rows) < 0.2
-    block[swap, 2] = 1.0 + rng.exponential(2.0, int(swap.sum()))
-    texts = _rows_text(block)
+    texts = rows_text(drifted_block(rng, block_rows, features))
     labels = (rng.random(block_rows) < 0.3).astype(int)
     scores = np.clip(0.3 + 0.4 * labels + rng.normal(0, 0.2, block_rows), 0, 1).round(4)
-    capture_dir = root / "capture" / "bench-ep" / "AllTraffic" / "2024" / "05" / "01" / "02"
+    capture_dir = root / CAPTURE_DIR
     truth_dir = root / "truth" / "2024" / "05" / "01" / "05"
     capture_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from autoloop.config import ModelConfig
 from autoloop.errors import BatchSchemaMismatch, InvalidEvent, NoBatchInput, TooManyMalformedRows
 from autoloop.jobs import PROC, JobContext, JobKind, config_key, processing_guards, s3_input, s3_output
 from autoloop.monitoring import MONITOR_OUTPUT, MONITOR_SCRIPT
-from autoloop.naming import BATCH_STEPS, MAX_JOB_NAME, batch_job_name, parse_month
+from autoloop.naming import BATCH_STEPS, MAX_JOB_NAME, batch_job_name, parse_month, parse_time
 from autoloop.state import JobResult
 
 INPUT_PREFIX = "batch/"
@@ -148,14 +148,6 @@ def previous_month(when: datetime) -> str:
     when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     year, month = (when.year, when.month - 1) if when.month > 1 else (when.year - 1, 12)
     return f"{year:04d}-{month:02d}"
-
-
-def parse_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidEvent(f"scheduled_time {text!r} is not an ISO 8601 time.") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def resolve_month(request: BatchRequest, now: datetime) -> str:

@@ -35,7 +35,7 @@ from autoloop.drift import (
 from autoloop.errors import AutoloopError, InvalidEvent, InvalidViolationsReport
 from autoloop.events import AlarmStateChange, ProcessingJobDetail, ProcessingJobStateChange, parse_one_of
 from autoloop.monitoring import MONITORING_REPORT
-from autoloop.naming import INCOMING_PREFIX, retrain_key, run_id
+from autoloop.naming import INCOMING_PREFIX, parse_time, retrain_key, run_id
 from autoloop.observability import logger, metrics
 from autoloop.state import MonitoringPlan, MonitoringState
 
@@ -276,7 +276,7 @@ def _report(uri: str) -> dict[str, Any]:
 
 
 def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return parse_time(text, "a monitoring plan's time") if text else None
 
 
 def judge_monitoring_run(payload: Any, settings: DriftSettings, now: datetime) -> dict[str, Any]:

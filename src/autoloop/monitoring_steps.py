@@ -31,15 +31,14 @@ from autoloop import adapters, registry, tasks
 from autoloop.adapters import aws_call, client
 from autoloop.config import MonitorPlanSettings, load_model_config
 from autoloop.errors import InvalidEvent
+from autoloop.gate import resolve_direction
 from autoloop.monitoring import monitoring_run_id, report_uri
-from autoloop.naming import GROUND_TRUTH_PREFIX
+from autoloop.naming import GROUND_TRUTH_PREFIX, parse_time
 from autoloop.observability import logger
 from autoloop.state import MonitoringPlan
 
 #: Scheduler's placeholder, left as is when the state machine is started by hand.
 _DUE_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
-#: Metrics where lower is better; every other metric Autoloop reports is better higher.
-LOWER_IS_BETTER = frozenset({"rmse", "mse", "mae"})
 
 
 class MonitoringRequest(BaseModel):
@@ -55,18 +54,8 @@ class MonitoringRequest(BaseModel):
     scheduled_time: str = _DUE_PLACEHOLDER
 
 
-def direction_of(metric: str) -> str:
-    return "lower" if metric in LOWER_IS_BETTER else "higher"
-
-
 def _due(text: str, now: datetime) -> datetime:
-    if not text or text == _DUE_PLACEHOLDER:
-        return now
-    try:
-        due = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidEvent(f"scheduled_time {text!r} is not an ISO 8601 time.") from exc
-    return due if due.tzinfo else due.replace(tzinfo=UTC)
+    return now if not text or text == _DUE_PLACEHOLDER else parse_time(text)
 
 
 def _iso(moment: datetime) -> str:
@@ -122,9 +111,8 @@ def plan_monitoring(payload: Any, settings: MonitorPlanSettings, now: datetime |
     if not capture:
         return _skip(base, start, f"endpoint {request.endpoint} captures no data")
     cap_bucket, cap_root = adapters.split_s3_uri(str(capture).rstrip("/") + f"/{request.endpoint}/")
-    variants = [v["VariantName"] for v in endpoint.get("ProductionVariants", [])] or [""]
-    captured = [obj for variant in variants for hour in hours(start, due)
-                for obj in _list(cap_bucket, f"{cap_root}{variant}/{hour}/" if variant else f"{cap_root}{hour}/")]
+    captured = [obj for variant in endpoint.get("ProductionVariants", []) for hour in hours(start, due)
+                for obj in _list(cap_bucket, f"{cap_root}{variant['VariantName']}/{hour}/")]
     if not captured:
         return _skip(base, start, f"no captured requests on {request.endpoint} between {_iso(start)} and {_iso(due)}")
 
@@ -132,7 +120,7 @@ def plan_monitoring(payload: Any, settings: MonitorPlanSettings, now: datetime |
     labels = [obj for hour in hours(start, due) for obj in _list(settings.data_bucket, f"{gt_root}{hour}/")]
     config = load_model_config(settings.artifacts_bucket, request.model)
     metric = config.metric
-    direction = getattr(config, "direction", None) or direction_of(metric)
+    direction = resolve_direction(metric, config.direction)  # the config validated it already
     threshold = config.threshold if config.threshold is not None else settings.metric_threshold
     group = registry.package_group_name(settings.model_package_group_prefix, request.model)
     champion = registry.latest_approved_package(group)

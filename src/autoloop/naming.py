@@ -188,6 +188,16 @@ def job_name(run: str, step: str) -> str:
 
 
 # ----------------------------------------------------------------------------- monthly batch runs
+def parse_time(text: str, what: str = "scheduled_time") -> datetime:
+    """An ISO 8601 time (``Z`` accepted, as Scheduler and EventBridge write it), in UTC when it
+    names no zone; InvalidEvent otherwise."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidEvent(f"{what} {text!r} is not an ISO 8601 time.") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def parse_month(text: str) -> str:
     if not isinstance(text, str) or not _MONTH_RE.match(text):
         raise InvalidEvent(f"month {text!r} is not in the form YYYY-MM (for example 2026-10).")
