@@ -24,6 +24,7 @@ from autoloop.drift import (
     Decision,
     DriftPolicy,
     FreshLabels,
+    Violation,
     alarm_drift,
     decide,
     is_monitoring,
@@ -133,6 +134,20 @@ def _latest_training_object(bucket: str, model: str) -> dict[str, Any] | None:
     return latest
 
 
+def _decide(settings: DriftSettings, model: str, signals: list[Violation], now: datetime,
+            labels: FreshLabels | None = None) -> Decision:
+    """The policy's verdict with the retrain history; a yes is claimed in the drift state first,
+    so concurrent handlers for the same drift start one retrain."""
+    policy = DriftPolicy(min_severity=settings.drift_min_severity, cooldown_seconds=settings.drift_cooldown_seconds)
+    decision = decide(
+        signals, policy, now=now, last_retrain_at=_last_retrain(settings.drift_state_table, model),
+        retrain_in_flight=_retrain_in_flight(settings.state_machine_arn, model), labels=labels,
+    )
+    if decision.retrain and not _claim_retrain(settings.drift_state_table, model, now, policy.cooldown_seconds):
+        decision = decide(signals, policy, now=now, last_retrain_at=now, retrain_in_flight=False, labels=labels)
+    return decision
+
+
 def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     if isinstance(event, dict) and "monitoring" in event:
@@ -162,13 +177,7 @@ def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = Non
         # drift check that cannot read its report must not go unnoticed.
         _notify_failure(settings, endpoint or "", report_uri, exc)
         raise
-    policy = DriftPolicy(min_severity=settings.drift_min_severity, cooldown_seconds=settings.drift_cooldown_seconds)
-    decision = decide(
-        violations, policy, now=now, last_retrain_at=_last_retrain(settings.drift_state_table, model),
-        retrain_in_flight=_retrain_in_flight(settings.state_machine_arn, model),
-    )
-    if decision.retrain and not _claim_retrain(settings.drift_state_table, model, now, policy.cooldown_seconds):
-        decision = decide(violations, policy, now=now, last_retrain_at=now, retrain_in_flight=False)
+    decision = _decide(settings, model, violations, now)
     started = None
     if decision.retrain:
         started = _start_retrain(settings, model, report_uri, schedule, decision.severity,
@@ -304,13 +313,7 @@ def judge_monitoring_run(payload: Any, settings: DriftSettings, now: datetime) -
         champion_created_at=_moment(plan.champion_created_at), min_rows=settings.min_labelled_rows,
         prefix=plan.ground_truth_prefix,
     )
-    policy = DriftPolicy(min_severity=settings.drift_min_severity, cooldown_seconds=settings.drift_cooldown_seconds)
-    decision = decide(
-        signals, policy, now=now, last_retrain_at=_last_retrain(settings.drift_state_table, model),
-        retrain_in_flight=_retrain_in_flight(settings.state_machine_arn, model), labels=labels,
-    )
-    if decision.retrain and not _claim_retrain(settings.drift_state_table, model, now, policy.cooldown_seconds):
-        decision = decide(signals, policy, now=now, last_retrain_at=now, retrain_in_flight=False, labels=labels)
+    decision = _decide(settings, model, signals, now, labels)
     started = None
     if decision.retrain:
         started = _retrain_on_fresh_labels(settings, model, plan, report, decision, quality is not None)
