@@ -72,7 +72,20 @@ def test_plan_scores_a_month_with_the_latest_approved_model(deployed, plan):
     assert plan(request())["model_name"] == result["model_name"]  # the model is reused, not created again
 
 
+def test_plan_uses_the_baseline_the_deploy_pipeline_made(deployed, plan):
+    """MonitoringBackend=autoloop: the baseline job's own constraints (the check calibrates)."""
+    register(deployed)
+    month_input(deployed)
+    for key in ("runs/churn/churn-3f9a1c2b7d/baseline/constraints.json",
+                "runs/churn/churn-3f9a1c2b7d/baseline/statistics.json"):
+        put(key, b"{}", deployed.artifacts_bucket)
+    monitoring = plan(request())["monitoring"]
+    assert monitoring["constraints_uri"].endswith("/baseline/constraints.json")
+    assert monitoring["statistics_uri"].endswith("/baseline/statistics.json") and monitoring["skipped"] is None
+
+
 def test_plan_uses_the_calibrated_baseline_when_the_deploy_pipeline_made_it(deployed, plan):
+    deployed.monkeypatch.setenv("MONITORING_BACKEND", "model-monitor")
     register(deployed)
     month_input(deployed)
     for key in ("runs/churn/churn-3f9a1c2b7d/calibrate/constraints.json",
@@ -197,7 +210,22 @@ def test_launch_transform_streams_lines_joined_with_their_prediction(deployed, p
     assert job["MaxPayloadInMB"] == 6
 
 
+def test_launch_monitor_checks_the_month_with_autoloops_own_job(deployed, plan, launch):
+    put("runs/churn/churn-3f9a1c2b7d/baseline/constraints.json", b"{}", deployed.artifacts_bucket)
+    state = planned(deployed, plan)
+    state["jobs"]["prepare"] = prepared(deployed, state["batch"]["run_id"])
+    launch("monitor", state)
+    job = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=f"{state['batch']['run_id']}-monitor")
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in job["ProcessingInputs"]}
+    assert inputs["month_input"].endswith("/prepare/monitor")
+    assert inputs["baseline"].endswith("/runs/churn/churn-3f9a1c2b7d/baseline")
+    app = job["AppSpecification"]
+    assert app["ContainerEntrypoint"][-1].endswith("/monitor.py") and app["ContainerArguments"][0] == "check"
+    assert "--csv-dir" in app["ContainerArguments"] and "model-monitor" not in app["ImageUri"]
+
+
 def test_launch_monitor_checks_the_month_against_the_calibrated_baseline(deployed, plan, launch):
+    deployed.monkeypatch.setenv("MONITORING_BACKEND", "model-monitor")
     state = planned(deployed, plan)
     state["jobs"]["prepare"] = prepared(deployed, state["batch"]["run_id"])
     launch("monitor", state)
