@@ -110,16 +110,24 @@ def child_ours(root: Path) -> dict[str, Any]:
     return {"flagged": flagged}
 
 
+def baseline_sketches(root: Path) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The numeric features of the baseline job's ``statistics.json`` and each one's sketch
+    items, sorted (the floors compare the window against these)."""
+    import numpy as np
+
+    stats = json.loads((root / "baseline-out" / "statistics.json").read_text())
+    features = [f for f in stats["features"] if "numerical_statistics" in f]
+    return features, [np.sort(np.concatenate([np.asarray(level, dtype=float) for level in
+                                              f["numerical_statistics"]["distribution"]["kll"]["sketch"]["data"]]))
+                      for f in features]
+
+
 def child_floor(root: Path) -> dict[str, Any]:
     import io
 
     import numpy as np
 
-    stats = json.loads((root / "baseline-out" / "statistics.json").read_text())
-    features = [f for f in stats["features"] if "numerical_statistics" in f]
-    bases = [np.sort(np.concatenate([np.asarray(level, dtype=float) for level in
-                                     f["numerical_statistics"]["distribution"]["kll"]["sketch"]["data"]]))
-             for f in features]
+    features, bases = baseline_sketches(root)
     ranges = [(float(b[0]), float(b[-1])) for b in bases]
     counts = np.zeros((len(features), BINS), dtype=np.int64)
     below = np.zeros(len(features), dtype=np.int64)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -48,10 +47,16 @@ from typing import Any
 _STARTED = time.perf_counter()
 
 from bench.common import ROOT, Row, peak_mb, progress  # noqa: E402
-from bench.drift import CAPTURE_DIR, drifted_block, rows_text, write_baseline  # noqa: E402
+from bench.drift import (  # noqa: E402
+    CAPTURE_DIR,
+    DATA,
+    baseline_sketches,
+    drifted_block,
+    rows_text,
+    write_baseline,
+)
 
 SCRIPT = ROOT / "ml" / "monitor.py"
-DATA = re.compile(rb'"mode":"INPUT","data":"([^"]*)","encoding":"CSV"')
 START, END = "2024-05-01T02:00:00Z", "2024-05-01T03:00:00Z"
 STARTUP_SECONDS = 120.0  # assumed per-job start-up billed by SageMaker Processing (not measured here)
 HOURLY_JOBS_PER_MONTH = 24 * 30
@@ -151,11 +156,7 @@ def child_floor(root: Path) -> dict[str, Any]:
 
     import numpy as np
 
-    stats = json.loads((root / "baseline-out" / "statistics.json").read_text())
-    features = [f for f in stats["features"] if "numerical_statistics" in f]
-    sketches = [np.sort(np.concatenate([np.asarray(level, dtype=float) for level in
-                                        f["numerical_statistics"]["distribution"]["kll"]["sketch"]["data"]]))
-                for f in features]
+    features, sketches = baseline_sketches(root)
     parts: list[Any] = []
     for path in sorted((root / "capture").rglob("*.jsonl")):
         text = b"\n".join(DATA.findall(path.read_bytes())).replace(b"\\n", b"\n")

@@ -72,27 +72,18 @@ def test_plan_scores_a_month_with_the_latest_approved_model(deployed, plan):
     assert plan(request())["model_name"] == result["model_name"]  # the model is reused, not created again
 
 
-def test_plan_uses_the_baseline_the_deploy_pipeline_made(deployed, plan):
-    """MonitoringBackend=autoloop: the baseline job's own constraints (the check calibrates)."""
+@pytest.mark.parametrize(("backend", "made_by"), [("autoloop", "baseline"), ("model-monitor", "calibrate")])
+def test_plan_uses_the_baseline_the_deploy_pipeline_made(deployed, plan, backend, made_by):
+    """autoloop: the baseline job's own constraints (the check calibrates at the month's size);
+    model-monitor: the constraints the calibrate step made."""
+    deployed.monkeypatch.setenv("MONITORING_BACKEND", backend)
     register(deployed)
     month_input(deployed)
-    for key in ("runs/churn/churn-3f9a1c2b7d/baseline/constraints.json",
+    for key in (f"runs/churn/churn-3f9a1c2b7d/{made_by}/constraints.json",
                 "runs/churn/churn-3f9a1c2b7d/baseline/statistics.json"):
         put(key, b"{}", deployed.artifacts_bucket)
     monitoring = plan(request())["monitoring"]
-    assert monitoring["constraints_uri"].endswith("/baseline/constraints.json")
-    assert monitoring["statistics_uri"].endswith("/baseline/statistics.json") and monitoring["skipped"] is None
-
-
-def test_plan_uses_the_calibrated_baseline_when_the_deploy_pipeline_made_it(deployed, plan):
-    deployed.monkeypatch.setenv("MONITORING_BACKEND", "model-monitor")
-    register(deployed)
-    month_input(deployed)
-    for key in ("runs/churn/churn-3f9a1c2b7d/calibrate/constraints.json",
-                "runs/churn/churn-3f9a1c2b7d/baseline/statistics.json"):
-        put(key, b"{}", deployed.artifacts_bucket)
-    monitoring = plan(request())["monitoring"]
-    assert monitoring["constraints_uri"].endswith("/calibrate/constraints.json")
+    assert monitoring["constraints_uri"].endswith(f"/{made_by}/constraints.json")
     assert monitoring["statistics_uri"].endswith("/baseline/statistics.json") and monitoring["skipped"] is None
 
 
