@@ -402,8 +402,10 @@ def summarise(console: Console, result: DemoResult) -> None:
             say(f"    {row['name']:<18} {row['distance']:9.4f} {row['threshold']:10.4f} {row['noise']:7.4f} {flag}")
         quality = result.drift.get("quality") or {}
         if quality:
+            champion = quality.get("champion")
             say(f"  Model quality on {quality.get('labelled_rows')} labelled requests: {quality.get('metric')} "
-                f"{quality.get('value'):.4f} (champion {quality.get('champion')}, threshold {quality.get('threshold')})"
+                f"{quality.get('value'):.4f} (champion " + (f"{champion:.4f}" if champion is not None else "none")
+                + f", threshold {quality.get('threshold')})"
                 + (f": {quality.get('reason')}" if quality.get("violated") else ""))
     monthly = [r for r in result.runs if r.name.startswith("BatchTransform")]
     if monthly and monthly[0].output.get("report"):
