@@ -201,14 +201,20 @@ def test_launch_transform_streams_lines_joined_with_their_prediction(deployed, p
     assert job["MaxPayloadInMB"] == 6
 
 
-def test_launch_monitor_checks_the_month_with_autoloops_own_job(deployed, plan, launch):
-    put("runs/churn/churn-3f9a1c2b7d/baseline/constraints.json", b"{}", deployed.artifacts_bucket)
+def launched_monitor(deployed, plan, launch) -> tuple[dict, dict[str, str]]:
+    """The month's monitor job as LaunchBatchJob created it, and its inputs by name."""
     state = planned(deployed, plan)
     state["jobs"]["prepare"] = prepared(deployed, state["batch"]["run_id"])
     launch("monitor", state)
     job = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=f"{state['batch']['run_id']}-monitor")
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in job["ProcessingInputs"]}
     assert inputs["month_input"].endswith("/prepare/monitor")
+    return job, inputs
+
+
+def test_launch_monitor_checks_the_month_with_autoloops_own_job(deployed, plan, launch):
+    put("runs/churn/churn-3f9a1c2b7d/baseline/constraints.json", b"{}", deployed.artifacts_bucket)
+    job, inputs = launched_monitor(deployed, plan, launch)
     assert inputs["baseline"].endswith("/runs/churn/churn-3f9a1c2b7d/baseline")
     app = job["AppSpecification"]
     assert app["ContainerEntrypoint"][-1].endswith("/monitor.py") and app["ContainerArguments"][0] == "check"
@@ -217,12 +223,7 @@ def test_launch_monitor_checks_the_month_with_autoloops_own_job(deployed, plan, 
 
 def test_launch_monitor_checks_the_month_against_the_calibrated_baseline(deployed, plan, launch):
     deployed.monkeypatch.setenv("MONITORING_BACKEND", "model-monitor")
-    state = planned(deployed, plan)
-    state["jobs"]["prepare"] = prepared(deployed, state["batch"]["run_id"])
-    launch("monitor", state)
-    job = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=f"{state['batch']['run_id']}-monitor")
-    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in job["ProcessingInputs"]}
-    assert inputs["month_input"].endswith("/prepare/monitor")
+    job, inputs = launched_monitor(deployed, plan, launch)
     assert inputs["constraints"].endswith("/calibrate/constraints.json")
     assert "sagemaker-model-monitor-analyzer" in job["AppSpecification"]["ImageUri"]
 
