@@ -185,7 +185,7 @@ def cmd_put(args: argparse.Namespace) -> int:
         return _fail(f"say which model the file is for: --model <name> (published: {', '.join(published) or 'none'})")
     elif model not in published:
         return _fail(f"model {model!r} has no published config (published: {', '.join(published) or 'none'}); "
-                     f"add ml/models/{model}.json and publish it")
+                     f"add models/{model}/ (config.json, train.py) and publish it")
     key = args.key or f"incoming/{model}/{path.name}"
     response = client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
     print(f"uploaded s3://{bucket}/{key} (version {response.get('VersionId')})")
@@ -293,7 +293,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from autoloop_cli import publish
 
-    publish.model_configs(publish.ML_DIR)  # a bad config fails here, before any AWS call
+    publish.model_folders()  # a bad model folder fails here, before any AWS call
     session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
     outputs = {
         o["OutputKey"]: o["OutputValue"]

@@ -1,4 +1,4 @@
-"""Seeded synthetic data for the ``churn`` model (see ``ml/models/churn.json``).
+"""Seeded synthetic data for the ``churn`` model (see ``models/churn/config.json``).
 
 Each row is one telecom customer; the label ``churned`` (0/1) is the first column, as the
 data contract requires. The columns, in order::
@@ -46,7 +46,7 @@ Drift (``drift >= 0``; 0 is the reference, effects are per unit unless said othe
   unit (at most to 0) and the intercept rises by 0.1 per unit. The churn rate goes from about
   0.34 to 0.69 at drift 1.
 
-  Measured with ml/train.py's pipeline and preprocess.py's split
+  Measured with models/churn/train.py's pipeline and preprocess.py's split
   (``tests/ml/measure_concept_drift.py``, seeds 0-4): a model trained on 2000 reference rows
   scores an AUC of about 0.83 on reference rows and 0.59-0.63 on drift-1 rows (a loss of
   0.19-0.24); retrained on 2000 reference + 1000 drift-1 rows, it beats that model by

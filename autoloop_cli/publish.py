@@ -1,8 +1,18 @@
-"""Upload the ML code and the model configs to the artifacts bucket.
+"""Upload Autoloop's job scripts and each model's folder to the artifacts bucket.
 
 The same step serves AWS (`autoloop publish --stack-name autoloop-dev` after `sam deploy`)
-and local mode (run by the demo after booting the template). Processing jobs mount
-`code/ml/` and training jobs receive `code/ml/sourcedir.tar.gz` as an input channel.
+and local mode (run by the demo after booting the template).
+
+- ``ml/*.py``: Autoloop's own job scripts (preprocess, evaluate, monitor, ...), under
+  ``code/ml/``; processing jobs mount that prefix.
+- ``models/<model>/``: a model is a folder with ``config.json`` and the team's script-mode
+  ``train.py`` (plus any modules it imports, an optional ``inference.py`` that replaces
+  Autoloop's, and an optional ``requirements.txt``). Its ``sourcedir.tar.gz`` (the folder, with
+  ``autoloop_ml_common.py`` and Autoloop's ``inference.py`` unless the folder has its own) goes
+  to ``code/models/<model>/``; the model's training job receives it as its ``code`` channel.
+  The config goes to ``config/models/<model>.json``.
+
+Everything is validated before the first upload: a bad folder fails with one line naming it.
 """
 
 from __future__ import annotations
@@ -10,18 +20,25 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoloop.config import parse_model_config
+from autoloop.config import ModelConfig, parse_model_config
 from autoloop.errors import InvalidModelConfig, MlCodeMissing
-from autoloop.jobs import SOURCEDIR, code_key, config_key
+from autoloop.jobs import ENTRY_POINT, code_key, config_key, model_code_key
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 ML_DIR = ROOT / "ml"
+MODELS_DIR = ROOT / "models"
+CONFIG_FILE = "config.json"
+REQUIREMENTS = "requirements.txt"
+#: Autoloop's files every bundle gets; a model folder may replace inference.py with its own.
+BUNDLED = ("autoloop_ml_common.py", "inference.py")
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass(frozen=True)
@@ -31,51 +48,127 @@ class Published:
     models: tuple[str, ...]
 
 
-def sourcedir_bytes(ml_dir: Path = ML_DIR) -> bytes:
-    """A deterministic tar.gz of the ML scripts (same input, same bytes, same ETag)."""
+@dataclass(frozen=True)
+class ModelFolder:
+    """``models/<name>/``, validated: its config and the files of its source bundle."""
+
+    name: str
+    path: Path
+    raw_config: bytes
+    config: ModelConfig
+
+    def files(self, ml_dir: Path = ML_DIR) -> dict[str, bytes]:
+        """The bundle's files by relative path: Autoloop's defaults, then the folder's own."""
+        files = {name: (ml_dir / name).read_bytes() for name in BUNDLED}
+        for path in sorted(self.path.rglob("*")):
+            rel = path.relative_to(self.path)
+            if path.is_file() and rel.name != CONFIG_FILE and not _ignored(rel):
+                files[rel.as_posix()] = path.read_bytes()
+        return files
+
+    def unpack(self, dest: Path, ml_dir: Path = ML_DIR) -> Path:
+        """The bundle's files under ``dest``, as the training job has them in ``/opt/ml/code``
+        (to run ``train.py`` outside a job)."""
+        for name, body in self.files(ml_dir).items():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(body)
+        return dest
+
+    def bundle(self, ml_dir: Path = ML_DIR) -> bytes:
+        """``sourcedir.tar.gz``: what the training job extracts to ``/opt/ml/code``."""
+        return sourcedir_bytes(self.files(ml_dir))
+
+
+def _ignored(rel: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in rel.parts) or rel.suffix == ".pyc"
+
+
+def sourcedir_bytes(files: dict[str, bytes]) -> bytes:
+    """A deterministic tar.gz of ``files`` (same input, same bytes, same ETag)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
-        for path in sorted(ml_dir.glob("*.py")):
-            info = tarfile.TarInfo(path.name)
-            data = path.read_bytes()
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(files[name]), 0, 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
     return buffer.getvalue()
 
 
-def model_configs(ml_dir: Path = ML_DIR) -> dict[str, bytes]:
-    """Every model config, validated (InvalidModelConfig names the file and the field)."""
-    configs = {}
-    for path in sorted((ml_dir / "models").glob("*.json")):
-        config = parse_model_config(path.read_bytes(), str(path))
-        if config.model != path.stem:
-            raise InvalidModelConfig(f"{path}: 'model' is {config.model!r}, so the file must be named "
-                                     f"{config.model}.json.")
-        configs[config.model] = path.read_bytes()
-    if not configs:
-        raise InvalidModelConfig(f"no model configs in {ml_dir / 'models'}.")
-    return configs
+def check_requirements(folder: Path) -> None:
+    """Training runs with network isolation: SageMaker's framework container installs
+    ``requirements.txt`` with pip and no index is reachable. So every requirement must be
+    vendored as a wheel in the folder: the file must say ``--no-index`` and
+    ``--find-links <folder>``, and each named package must have a wheel there."""
+    path = folder / REQUIREMENTS
+    if not path.is_file():
+        return
+    where = f"{folder.name}/{REQUIREMENTS}"
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    options = " ".join(line for line in lines if line.startswith("-"))
+    links = re.findall(r"(?:--find-links|-f)[ =]\s*(\S+)", options)
+    fix = (f"training runs with network isolation, so pip cannot reach an index: put the wheels in "
+           f"models/{folder.name}/wheels/ and start {REQUIREMENTS} with '--no-index' and '--find-links wheels' "
+           "(or drop packages the framework image already has)")
+    if "--no-index" not in options.split() or not links:
+        raise InvalidModelConfig(f"{where}: {fix}.")
+    wheels = {w.name.split("-", 1)[0].lower().replace("_", "-")
+              for link in links for w in (folder / link).glob("*.whl")}
+    for line in lines:
+        match = _REQUIREMENT_NAME.match(line) if line and not line.startswith("-") else None
+        if match and match.group(1).lower().replace("_", "-") not in wheels:
+            raise InvalidModelConfig(f"{where}: no wheel for {match.group(1)!r} in {', '.join(links)}; {fix}.")
 
 
-def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR) -> Published:
-    """Validate every model config, then upload scripts, sourcedir.tar.gz and configs."""
-    configs = model_configs(ml_dir)
+def model_folders(models_dir: Path | None = None) -> dict[str, ModelFolder]:
+    """Every folder under ``models/``, validated (InvalidModelConfig names the folder and the field)."""
+    models_dir = models_dir or MODELS_DIR
+    found = {}
+    for folder in sorted(p for p in models_dir.glob("*") if p.is_dir() and not _ignored(Path(p.name))):
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file():
+            raise InvalidModelConfig(f"{folder}: no {CONFIG_FILE}; a model is a folder with {CONFIG_FILE} "
+                                     f"and {ENTRY_POINT}.")
+        raw = config_path.read_bytes()
+        config = parse_model_config(raw, str(config_path))
+        if config.model != folder.name:
+            raise InvalidModelConfig(f"{config_path}: 'model' is {config.model!r}, so the folder must be named "
+                                     f"models/{config.model}/.")
+        if not (folder / ENTRY_POINT).is_file():
+            raise InvalidModelConfig(f"{folder}: no {ENTRY_POINT}, the model's script-mode training script "
+                                     "(docs/MODELS.md says what it reads and writes).")
+        check_requirements(folder)
+        found[config.model] = ModelFolder(config.model, folder, raw, config)
+    if not found:
+        raise InvalidModelConfig(f"no models in {models_dir}: add models/<name>/{CONFIG_FILE} and {ENTRY_POINT}.")
+    return found
+
+
+def model_configs(models_dir: Path | None = None) -> dict[str, bytes]:
+    """Every model's config as published, validated."""
+    return {name: folder.raw_config for name, folder in model_folders(models_dir).items()}
+
+
+def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR, models_dir: Path | None = None) -> Published:
+    """Validate every model folder, then upload the job scripts, each model's bundle and config."""
+    folders = model_folders(models_dir)
     scripts = sorted(ml_dir.glob("*.py"))
     if not scripts:
         raise MlCodeMissing(f"no ML scripts (*.py) in {ml_dir}.", "Run autoloop from a checkout of the project.")
+    bundles = {name: folder.bundle(ml_dir) for name, folder in folders.items()}
     for path in scripts:
         s3.put_object(Bucket=bucket, Key=code_key(path.name), Body=path.read_bytes())
-    s3.put_object(Bucket=bucket, Key=code_key(SOURCEDIR), Body=sourcedir_bytes(ml_dir))
-    for model, raw in configs.items():
-        s3.put_object(Bucket=bucket, Key=config_key(model), Body=raw, ContentType="application/json")
-    log.info("published %d scripts and %d model configs to s3://%s", len(scripts), len(configs), bucket)
-    return Published(bucket, tuple(p.name for p in scripts), tuple(configs))
+    for name, folder in folders.items():
+        s3.put_object(Bucket=bucket, Key=model_code_key(name), Body=bundles[name])
+        s3.put_object(Bucket=bucket, Key=config_key(name), Body=folder.raw_config, ContentType="application/json")
+    log.info("published %d scripts and models %s to s3://%s", len(scripts), ", ".join(folders), bucket)
+    return Published(bucket, tuple(p.name for p in scripts), tuple(folders))
 
 
-def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, Any], ml_dir: Path = ML_DIR) -> None:
+def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, Any],
+                        models_dir: Path | None = None) -> None:
     """Publish ``model``'s config with some keys changed (validated like any config): for runs
     that upload the same rows again and must not stop at the gate's tie rule."""
-    config = {**json.loads(model_configs(ml_dir)[model]), **overrides}
+    config = {**json.loads(model_configs(models_dir)[model]), **overrides}
     raw = json.dumps(config).encode()
     parse_model_config(raw, f"{model}.json with {sorted(overrides)}")
     s3.put_object(Bucket=bucket, Key=config_key(model), Body=raw, ContentType="application/json")

@@ -15,7 +15,7 @@ whatever the server does.
 
 By default the client runs in a separate process, as a real caller would: the server (moto,
 werkzeug and this extension) and boto3 would otherwise share one GIL. ``--model tiny`` is an
-inline linear model (the platform's own overhead); ``churn`` trains ``ml/train.py`` on
+inline linear model (the platform's own overhead); ``churn`` trains ``models/churn/train.py`` on
 ``autoloop_cli.datagen`` data (the project's real model, about 5 ms of CPU per prediction).
 """
 
@@ -87,7 +87,9 @@ def tiny_model(weights: list[float], bias: float = 0.0) -> bytes:
 
 
 def churn_model(work: Path, rows: int = 600) -> bytes:
-    """Train ml/train.py on generated churn data; returns model.tar.gz bytes."""
+    """Train models/churn/train.py on generated churn data; returns model.tar.gz bytes."""
+    from autoloop_cli import publish
+
     train, model, out = work / "train", work / "model", work / "output"
     for folder in (train, model, out):
         folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,8 @@ def churn_model(work: Path, rows: int = 600) -> bytes:
         check=True, cwd=ROOT, env=env, capture_output=True,
     )  # fmt: skip
     subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "ml" / "train.py"), "--label", "churned", "--max-iter", "200"],
+        [sys.executable, str(publish.model_folders()["churn"].unpack(work / "code") / "train.py"),
+         "--label", "churned", "--max-iter", "200"],
         check=True, cwd=ROOT, env=env, capture_output=True,
     )  # fmt: skip
     return tar_gz({p.relative_to(model).as_posix(): p.read_bytes() for p in sorted(model.rglob("*")) if p.is_file()})

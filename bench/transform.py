@@ -35,6 +35,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from autoloop_cli import publish
 from bench.common import Row, progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,10 +89,12 @@ def train_model(work: Path, rows: int = 3000, seed: int = 5) -> Path:
     split = work / "split"
     env = {**os.environ, "SM_OUTPUT_DIR": str(work / "output"), "SM_MODEL_DIR": str(work / "model"),
            "SM_CHANNEL_TRAIN": str(split / "train"), "SM_CHANNEL_VALIDATION": str(split / "validation")}
+    churn = publish.model_folders()["churn"]
     subprocess.run([sys.executable, ML / "preprocess.py", "--input-dir", work / "raw", "--config",
-                    ML / "models" / "churn.json", "--output-dir", work / "split", "--seed", "42"],
+                    churn.path / "config.json", "--output-dir", work / "split", "--seed", "42"],
                    check=True, env=env, capture_output=True)
-    subprocess.run([sys.executable, ML / "train.py", "--label", "churned", "-C", "1.0", "--max-iter", "500"],
+    code = churn.unpack(work / "code")
+    subprocess.run([sys.executable, code / "train.py", "--label", "churned", "-C", "1.0", "--max-iter", "500"],
                    check=True, env=env, capture_output=True)
     archive = work / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

@@ -1,4 +1,4 @@
-"""Per-model configuration (``ml/models/<model>.json``, published to the artifacts bucket) and
+"""Per-model configuration (``models/<model>/config.json``, published to the artifacts bucket) and
 typed Lambda settings."""
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ class RegisterSettings(Settings):
 
 # ----------------------------------------------------------------------------- batch transform
 class BatchConfig(BaseModel):
-    """``batch`` in ``ml/models/<model>.json``: how the monthly batch transform reads and writes.
+    """``batch`` in ``models/<model>/config.json``: how the monthly batch transform reads and writes.
 
     ``id_columns`` are input columns passed through beside the features (never fed to the
     model). ``output_columns`` are the input columns kept in the results, before the

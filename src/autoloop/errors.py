@@ -28,7 +28,7 @@ class ObjectOutsideIncoming(AutoloopError):
 
 
 class UnknownModel(AutoloopError):
-    hint = "Add ml/models/<model>.json and run `autoloop publish`, or fix the key's model folder."
+    hint = "Add models/<model>/ (config.json and train.py) and run `autoloop publish`, or fix the key's model folder."
 
 
 class ConfigError(AutoloopError):
@@ -36,7 +36,7 @@ class ConfigError(AutoloopError):
 
 
 class InvalidModelConfig(AutoloopError):
-    hint = "Fix ml/models/<model>.json and run `autoloop publish` again."
+    hint = "Fix models/<model>/config.json and run `autoloop publish` again."
 
 
 # -- input data (raised before any job starts) -----------------------------------------
@@ -76,7 +76,7 @@ class TooFewRows(InvalidInputData):
 
 # -- jobs ---------------------------------------------------------------------------------
 class MlCodeMissing(AutoloopError):
-    hint = "Run `autoloop publish --stack-name <stack>` to upload ml/ to the artifacts bucket."
+    hint = "Run `autoloop publish --stack-name <stack>` to upload ml/ and models/ to the artifacts bucket."
 
 
 class JobFailed(AutoloopError):

@@ -43,6 +43,15 @@ def code_key(name: str) -> str:
     return f"{CODE_PREFIX}{name}"
 
 
+#: A model's script-mode training script, at the top of its source bundle (``models/<model>/``).
+ENTRY_POINT = "train.py"
+
+
+def model_code_key(model: str) -> str:
+    """The model's source bundle: its folder with Autoloop's shared files (``autoloop publish``)."""
+    return f"code/models/{model}/{SOURCEDIR}"
+
+
 @dataclass(frozen=True)
 class JobSecurity:
     """Encryption and network placement of every SageMaker job, model and schedule.
@@ -252,7 +261,7 @@ def training_request(ctx: JobContext, train_uri: str, validation_uri: str,
                      hyperparameters: Mapping[str, object], label: str) -> dict[str, Any]:
     name = job_name(ctx.run_id, "train")
     hps: dict[str, object] = {
-        "sagemaker_program": "train.py",
+        "sagemaker_program": ENTRY_POINT,
         "sagemaker_submit_directory": f"{TRAIN_CODE_CHANNEL}/{SOURCEDIR}",
         "sagemaker_container_log_level": 20,
         "sagemaker_job_name": name,
@@ -267,7 +276,7 @@ def training_request(ctx: JobContext, train_uri: str, validation_uri: str,
         "InputDataConfig": [
             _channel("train", train_uri),
             _channel("validation", validation_uri),
-            _channel("code", f"{ctx.code_uri}{SOURCEDIR}", None),
+            _channel("code", f"s3://{ctx.artifacts_bucket}/{model_code_key(ctx.model)}", None),
         ],
         "OutputDataConfig": {"S3OutputPath": ctx.uri("train", "output"), **ctx.security.key()},
         "ResourceConfig": {"InstanceType": ctx.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30,

@@ -32,12 +32,12 @@ from autoloop.errors import (
 from autoloop.events import arn_origin, parse_s3_object_created
 from autoloop.gate import decide, metric_from_evaluation, read_comparison, task_of_evaluation
 from autoloop.jobs import (
-    SOURCEDIR,
     STEP_KIND,
     JobContext,
     JobKind,
     code_key,
     evaluate_request,
+    model_code_key,
     preprocess_request,
     training_request,
 )
@@ -56,7 +56,7 @@ from autoloop.observability import logger, metrics
 from autoloop.state import DeployState, LaunchRequest, MonitoringPlan, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
 
-SCRIPTS = {"preprocess": "preprocess.py", "train": SOURCEDIR, "evaluate": "evaluate.py", "calibrate": "calibrate.py",
+SCRIPTS = {"preprocess": "preprocess.py", "evaluate": "evaluate.py", "calibrate": "calibrate.py",
            "monitor": MONITOR_SCRIPT}
 
 
@@ -210,8 +210,9 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
         security=settings.security(), spot=settings.spot(),
     )
     script = MONITOR_SCRIPT if step == "baseline" and settings.monitoring_backend == "autoloop" else SCRIPTS.get(step)
-    if script and not adapters.object_exists(settings.artifacts_bucket, code_key(script)):
-        raise MlCodeMissing(f"s3://{settings.artifacts_bucket}/{code_key(script)} does not exist.")
+    key = model_code_key(model) if step == "train" else code_key(script) if script else None
+    if key and not adapters.object_exists(settings.artifacts_bucket, key):
+        raise MlCodeMissing(f"s3://{settings.artifacts_bucket}/{key} does not exist.")
     if step == "monitor":
         return run, kind, check_request(ctx, monitoring.check_inputs(), settings.monitoring())
     baseline_uri = ctx.uri("preprocess", "baseline")

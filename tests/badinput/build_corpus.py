@@ -187,7 +187,7 @@ def report_files() -> dict[str, bytes]:
 
 
 def config_files() -> dict[str, bytes]:
-    churn = json.loads((HERE.parents[1] / "ml/models/churn.json").read_text())
+    churn = json.loads((HERE.parents[1] / "models/churn/config.json").read_text())
 
     def variant(**changes: Any) -> bytes:
         return json.dumps({**churn, "model": "badcfg", **changes}, indent=2).encode()

@@ -122,7 +122,7 @@ def test_no_approved_model_fails_clearly_and_scores_nothing(local):
 @pytest.fixture(scope="module")
 def trained(local):
     """An Approved churn model (one TrainingPipeline run) with its calibrated baseline."""
-    config = json.loads((publish.ML_DIR / "models" / "churn.json").read_text())
+    config = json.loads((publish.MODELS_DIR / "churn" / "config.json").read_text())
     config["batch"] = BATCH
     local.client("s3").put_object(Bucket=local.outputs["ArtifactsBucketName"], Key="config/models/churn.json",
                                   Body=json.dumps(config).encode())

@@ -49,7 +49,7 @@ def csv_body(seed: int, rows: int = 2000) -> bytes:
 def config(local: Local, **changes: Any) -> Iterator[None]:
     """The churn config with these changes published for the runs inside the block."""
     s3, bucket = local.client("s3"), local.outputs["ArtifactsBucketName"]
-    raw = json.loads((publish.ML_DIR / "models" / "churn.json").read_text())
+    raw = json.loads((publish.MODELS_DIR / "churn" / "config.json").read_text())
     s3.put_object(Bucket=bucket, Key=CONFIG_KEY, Body=json.dumps({**raw, **changes}).encode())
     try:
         yield

@@ -105,7 +105,7 @@ def test_failed_processing_job_fails_the_run_with_its_reason(local):
 
 
 def test_failed_training_job_fails_the_run_with_its_reason(local):
-    with replaced(local, "code/ml/sourcedir.tar.gz", failing_sourcedir()):
+    with replaced(local, "code/models/churn/sourcedir.tar.gz", failing_sourcedir()):
         run = local.run(csv(seed=5), "incoming/churn/train-fails.csv")
     assert run.status == "FAILED"
     assert run.path[-4:] == ["TrainFailed", "ReleaseRunSlotAfterFailure", "NotifyFailure", "RunFailed"]
@@ -113,7 +113,7 @@ def test_failed_training_job_fails_the_run_with_its_reason(local):
 
 
 def test_model_below_the_threshold_is_not_registered(local):
-    config = json.loads((publish.ML_DIR / "models" / "churn.json").read_text())
+    config = json.loads((publish.MODELS_DIR / "churn" / "config.json").read_text())
     config["threshold"] = 0.999
     with replaced(local, "config/models/churn.json", json.dumps(config).encode()):
         run = local.run(csv(seed=6), "incoming/churn/below-threshold.csv")

@@ -226,7 +226,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 @pytest.mark.parametrize("code", [
     # what `autoloop publish`, `autoloop report` and `autoloop gen-data` load
-    "from autoloop_cli import cli, publish, report, executions, datagen; publish.sourcedir_bytes(); "
+    "from autoloop_cli import cli, publish, report, executions, datagen; publish.model_folders()['churn'].bundle(); "
     "cli.parser().parse_args(['publish', '--stack-name', 'x'])",
 ])
 def test_the_command_line_works_without_the_emulator(code: str) -> None:

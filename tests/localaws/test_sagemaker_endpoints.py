@@ -2,7 +2,7 @@
 
 Most tests run in-process (``server.in_process()``: ``moto.mock_aws`` with every extension)
 with tiny inline inference modules, which load in well under a second; one serves the
-project's real churn model (trained by ``ml/train.py``), and one load-checks server mode.
+project's real churn model (trained by ``models/churn/train.py``), and one load-checks server mode.
 Every wait is bounded. Deployment waits run at a time scale of 0.01 or so.
 """
 
@@ -65,7 +65,7 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
 
 @pytest.fixture(scope="module")
 def churn_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """model.tar.gz of the project's churn model: ml/train.py on autoloop_cli.datagen rows."""
+    """model.tar.gz of the project's churn model: models/churn/train.py on autoloop_cli.datagen rows."""
     return churn_model(tmp_path_factory.mktemp("churn"))
 
 

@@ -1,4 +1,4 @@
-"""Measure the demo's concept drift (autoloop_cli.datagen at drift 1) with ml/train.py's pipeline.
+"""Measure the demo's concept drift (autoloop_cli.datagen at drift 1) with models/churn/train.py's pipeline.
 
 Not a test (pytest does not collect it; about a second a seed). For each seed it prints:
 
@@ -9,7 +9,7 @@ Not a test (pytest does not collect it; about a second a seed). For each seed it
   the reference model. The demo needs >= 0.03: the retrain beats the champion on the same rows.
 
 Both models are fitted as the TrainingPipeline fits them: ml/preprocess.py's stratified
-70/15/15 split (its default seed, 42) and ml/train.py's ``build_pipeline`` with the churn
+70/15/15 split (its default seed, 42) and models/churn/train.py's ``build_pipeline`` with the churn
 config's hyperparameters (C=1.0, max-iter 500). The reference model is the first run's: trained
 on the train split of the 2000 reference rows, which are also part of the retrain dataset.
 
@@ -29,10 +29,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "ml")]
+sys.path[:0] = [str(REPO), str(REPO / "ml"), str(REPO / "models" / "churn")]
 
 from preprocess import stratified_split  # noqa: E402  (ml/preprocess.py)
-from train import build_pipeline  # noqa: E402  (ml/train.py)
+from train import build_pipeline  # noqa: E402  (models/churn/train.py)
 
 from autoloop_cli import datagen  # noqa: E402
 

@@ -16,7 +16,7 @@ import pytest
 from autoloop_cli import datagen
 
 ML = Path(__file__).resolve().parents[2] / "ml"
-CONFIG = json.loads((ML / "models" / "churn.json").read_text())
+CONFIG = json.loads((ML.parent / "models" / "churn" / "config.json").read_text())
 FEATURES = CONFIG["columns"][1:]
 
 

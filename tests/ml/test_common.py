@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"
 COMMON = "autoloop_ml_common"
 ML_FILES = sorted(p.name for p in ML.glob("*.py"))
+CHURN_TRAIN = REPO / "models" / "churn" / "train.py"
+#: What runs in SageMaker's framework containers: Autoloop's scripts and every model's own code.
+CONTAINER_FILES = sorted([*ML.glob("*.py"), *(REPO / "models").glob("*/**/*.py")])
 PROCESSING_SCRIPTS = ("preprocess.py", "evaluate.py", "batch_prepare.py", "calibrate.py")
 PY39 = Path.home() / ".pyenv" / "versions" / "3.9.18" / "bin" / "python"
 
@@ -67,9 +70,10 @@ def isolated(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProce
 # --- Python 3.9 ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ML_FILES)
-def test_every_ml_file_is_python39_grammar(name: str) -> None:
-    source = (ML / name).read_text(encoding="utf-8")
+@pytest.mark.parametrize("path", CONTAINER_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_ml_file_is_python39_grammar(path: Path) -> None:
+    name = path.name
+    source = path.read_text(encoding="utf-8")
     tree = ast.parse(source, feature_version=(3, 9))
     # annotations are never evaluated, so `X | Y` in one cannot break 3.9 at run time
     assert "from __future__ import annotations" in source
@@ -85,7 +89,7 @@ def test_every_ml_file_is_python39_grammar(name: str) -> None:
 def test_every_ml_file_compiles_on_python39(tmp_path: Path) -> None:
     code = ("import py_compile, sys\n"
             "for i, f in enumerate(sys.argv[1:]): py_compile.compile(f, cfile=f'{i}.pyc', doraise=True)")
-    done = isolated([str(PY39), "-c", code, *(str(ML / n) for n in ML_FILES)], tmp_path)
+    done = isolated([str(PY39), "-c", code, *map(str, CONTAINER_FILES)], tmp_path)
     assert done.returncode == 0, done.stderr
 
 
@@ -118,7 +122,8 @@ def test_the_shared_module_needs_the_standard_library_only() -> None:
 def test_only_the_job_scripts_import_the_shared_module() -> None:
     siblings = {Path(n).stem for n in ML_FILES}
     users = {n for n in ML_FILES if COMMON in imports(ML / n)}
-    assert users == {"preprocess.py", "train.py", "evaluate.py", "batch_prepare.py", "calibrate.py", "monitor.py"}
+    assert users == {"preprocess.py", "evaluate.py", "batch_prepare.py", "calibrate.py", "monitor.py"}
+    assert imports(CHURN_TRAIN) & (siblings | {"train"}) == {COMMON}  # bundled beside it by publish
     for name in ML_FILES:  # calibrate.py reuses monitor.py's distance and null model
         assert imports(ML / name) & siblings <= ({COMMON, "monitor"} if name == "calibrate.py" else {COMMON}), name
     # model.tar.gz:code/ holds inference.py alone (train.py copies just that file)
@@ -129,12 +134,13 @@ def test_only_the_job_scripts_import_the_shared_module() -> None:
 
 
 def test_publish_ships_the_shared_module(published: dict[str, bytes]) -> None:
-    with tarfile.open(fileobj=io.BytesIO(publish.sourcedir_bytes())) as tar:
+    bundle = publish.model_folders()["churn"].bundle()
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
         names = set(tar.getnames())
-    assert f"{COMMON}.py" in names
-    assert names == set(ML_FILES)
+    assert names == {f"{COMMON}.py", "inference.py", "train.py"}  # the model's folder and what it uses of ml/
     assert published[f"code/ml/{COMMON}.py"] == (ML / f"{COMMON}.py").read_bytes()
-    assert published["code/ml/sourcedir.tar.gz"] == publish.sourcedir_bytes()
+    assert published["code/models/churn/sourcedir.tar.gz"] == bundle == publish.model_folders()["churn"].bundle()
+    assert "code/ml/train.py" not in published and published["config/models/churn.json"]
 
 
 @pytest.mark.parametrize("script", PROCESSING_SCRIPTS)
@@ -159,7 +165,7 @@ def test_training_and_serving_run_from_what_is_shipped(published: dict[str, byte
     opt = tmp_path / "opt" / "ml"
     code = opt / "code"
     code.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(published["code/ml/sourcedir.tar.gz"])) as tar:
+    with tarfile.open(fileobj=io.BytesIO(published["code/models/churn/sourcedir.tar.gz"])) as tar:
         tar.extractall(code, filter="data")
     (opt / "input" / "data" / "train").mkdir(parents=True)
     datagen.write_csv(opt / "input" / "data" / "train" / "train.csv", 400, seed=5)

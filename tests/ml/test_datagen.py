@@ -22,7 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from autoloop_cli import datagen
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = json.loads((REPO / "ml" / "models" / "churn.json").read_text())
+CONFIG = json.loads((REPO / "models" / "churn" / "config.json").read_text())
 NUMERIC = CONFIG["numeric_features"]
 CATEGORICAL = CONFIG["categorical_features"]
 
@@ -176,7 +176,7 @@ def test_concept_drift_turns_heavy_usage_and_age_into_churn(reference: pd.DataFr
 
 
 def test_a_model_of_the_reference_loses_auc_on_drifted_rows() -> None:
-    """The demo's premise (measured fully, with ml/train.py's pipeline, by measure_concept_drift.py)."""
+    """The demo's premise (measured fully, with models/churn/train.py's pipeline, by measure_concept_drift.py)."""
     features = NUMERIC + CATEGORICAL
     model = make_pipeline(
         ColumnTransformer(

@@ -30,7 +30,7 @@ from autoloop_cli import datagen
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "ml" / "monitor.py"
-CHURN = REPO / "ml" / "models" / "churn.json"
+CHURN = REPO / "models" / "churn" / "config.json"
 COLUMNS = list(datagen.COLUMNS)
 FEATURES = COLUMNS[1:]
 SHIFTED = {"monthly_charges", "data_usage_gb", "tenure_months", "contract"}  # datagen's strong shifts

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import importlib.util
 import io
 import json
@@ -16,6 +17,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -25,11 +27,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from autoloop_cli import datagen
+from autoloop_cli import datagen, publish
 
 REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"
-CONFIG_PATH = ML / "models" / "churn.json"
+CONFIG_PATH = ML.parent / "models" / "churn" / "config.json"
 CONFIG = json.loads(CONFIG_PATH.read_text())
 LABEL = CONFIG["label"]
 FEATURES = CONFIG["columns"][1:]
@@ -37,12 +39,23 @@ SCRIPTS = ("preprocess.py", "train.py", "evaluate.py", "inference.py")
 INVALID_LABELS = ("", "2", "yes", "-1", "0.5", "NaN", "churned?")
 
 
+@functools.cache
+def churn_code() -> Path:
+    """The churn model's source bundle, extracted as the training job extracts it (/opt/ml/code)."""
+    return publish.model_folders()["churn"].unpack(Path(tempfile.mkdtemp(prefix="churn-code-")))
+
+
+def script_path(script: str) -> Path:
+    """train.py from the churn model's bundle; Autoloop's own scripts from ml/."""
+    return churn_code() / script if script == "train.py" else ML / script
+
+
 def run(script: str, *args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ml/<script> like a container would: own process, SM_* from ``env`` only."""
+    """Run <script> like a container would: own process, SM_* from ``env`` only."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
     base.update(env or {})
     return subprocess.run(
-        [sys.executable, str(ML / script), *map(str, args)],
+        [sys.executable, str(script_path(script)), *map(str, args)],
         capture_output=True,
         text=True,
         env=base,
@@ -516,7 +529,7 @@ def test_inference_unseen_category_is_ignored(served: SimpleNamespace) -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_scripts_stay_python39_and_import_only_the_shared_helpers(script: str) -> None:
-    source = (ML / script).read_text(encoding="utf-8")
+    source = script_path(script).read_text(encoding="utf-8")
     tree = ast.parse(source, feature_version=(3, 9))
     assert "from __future__ import annotations" in source
     imported = set()

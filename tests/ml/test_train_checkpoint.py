@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,19 +27,22 @@ from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"
-LABEL = json.loads((ML / "models" / "churn.json").read_text())["label"]
+LABEL = json.loads((ML.parent / "models" / "churn" / "config.json").read_text())["label"]
 EVERY = 2  # solver iterations a round: many rounds, so an interruption lands mid-fit
 
 
 def load_train() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("train_under_test", ML / "train.py")
+    """The churn model's train.py from its bundle, as the job has it (autoloop_ml_common and
+    inference.py beside it)."""
+    code = str(publish.model_folders()["churn"].unpack(Path(tempfile.mkdtemp(prefix="churn-code-"))))
+    spec = importlib.util.spec_from_file_location("train_under_test", f"{code}/train.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ML))  # as when run: its folder first (autoloop_ml_common)
+    sys.path.insert(0, code)
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(ML))
+        sys.path.remove(code)
     return module
 
 
@@ -137,7 +141,8 @@ def test_a_spot_training_job_checkpoints_to_s3_and_a_restart_resumes(data: Path,
     with server.in_process():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="art")
-        s3.put_object(Bucket="art", Key="code/ml/sourcedir.tar.gz", Body=publish.sourcedir_bytes())
+        s3.put_object(Bucket="art", Key="code/models/churn/sourcedir.tar.gz",
+                      Body=publish.model_folders()["churn"].bundle())
         s3.put_object(Bucket="art", Key="data/train/train.csv", Body=(data / "train" / "train.csv").read_bytes())
         sm = boto3.client("sagemaker")
         for name in ("first", "restart"):

@@ -14,12 +14,12 @@ from autoloop.config import ModelConfig, parse_model_config
 from autoloop.jobs import JobContext
 from tests.conftest import ROOT
 
-CONFIG = parse_model_config((ROOT / "ml" / "models" / "churn.json").read_bytes(), "churn.json")
+CONFIG = parse_model_config((ROOT / "models" / "churn" / "config.json").read_bytes(), "churn.json")
 NOW = datetime(2026, 11, 25, 19, 0, tzinfo=UTC)
 
 
 def config(**batch_options: object) -> ModelConfig:
-    raw = json.loads((ROOT / "ml" / "models" / "churn.json").read_text())
+    raw = json.loads((ROOT / "models" / "churn" / "config.json").read_text())
     raw["batch"] = batch_options
     return parse_model_config(json.dumps(raw), "test")
 

@@ -11,10 +11,10 @@ from autoloop_cli import cli, publish
 
 
 @pytest.fixture
-def ml_dir(tmp_path, monkeypatch):
-    shutil.copytree(publish.ML_DIR / "models", tmp_path / "models")
-    monkeypatch.setattr(publish, "ML_DIR", tmp_path)
-    return tmp_path
+def models(tmp_path, monkeypatch):
+    shutil.copytree(publish.MODELS_DIR, tmp_path / "models", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(publish, "MODELS_DIR", tmp_path / "models")
+    return tmp_path / "models"
 
 
 def run(argv, capsys):
@@ -23,28 +23,58 @@ def run(argv, capsys):
     return code, captured.err.strip()
 
 
-def test_a_misspelled_config_key_is_named_before_any_aws_call(ml_dir, capsys, monkeypatch):
+def test_a_misspelled_config_key_is_named_before_any_aws_call(models, capsys, monkeypatch):
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # would fail on AWS if it got that far
-    config = json.loads((ml_dir / "models" / "churn.json").read_text())
+    config = json.loads((models / "churn" / "config.json").read_text())
     config["metrik"] = config.pop("metric")
-    (ml_dir / "models" / "churn.json").write_text(json.dumps(config))
+    (models / "churn" / "config.json").write_text(json.dumps(config))
     code, err = run(["publish", "--stack-name", "s"], capsys)
     assert code == 2
     assert err.startswith("autoloop publish: model config ") and "unknown key 'metrik' (did you mean 'metric'?)" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_a_metric_the_evaluation_does_not_report_is_refused(ml_dir, capsys):
-    config = json.loads((ml_dir / "models" / "churn.json").read_text())
-    (ml_dir / "models" / "churn.json").write_text(json.dumps({**config, "metric": "AUC"}))
+def test_a_metric_the_evaluation_does_not_report_is_refused(models, capsys):
+    config = json.loads((models / "churn" / "config.json").read_text())
+    (models / "churn" / "config.json").write_text(json.dumps({**config, "metric": "AUC"}))
     code, err = run(["publish", "--stack-name", "s"], capsys)
     assert code == 2 and "metric 'AUC' is not one that ml/evaluate.py reports; use one of auc" in err
 
 
-def test_a_config_named_for_another_model_is_refused(ml_dir, capsys):
-    (ml_dir / "models" / "churn.json").rename(ml_dir / "models" / "churn2.json")
+def test_a_config_named_for_another_model_is_refused(models, capsys):
+    (models / "churn").rename(models / "churn2")
     code, err = run(["publish", "--stack-name", "s"], capsys)
-    assert code == 2 and "must be named churn.json" in err
+    assert code == 2 and "'model' is 'churn', so the folder must be named models/churn/" in err
+
+
+def test_a_model_without_its_training_script_is_refused(models, capsys):
+    (models / "churn" / "train.py").unlink()
+    code, err = run(["publish", "--stack-name", "s"], capsys)
+    assert code == 2 and "churn: no train.py, the model's script-mode training script" in err
+
+
+def test_a_folder_without_a_config_is_refused(models, capsys):
+    (models / "scratch").mkdir()
+    code, err = run(["publish", "--stack-name", "s"], capsys)
+    assert code == 2 and "scratch: no config.json; a model is a folder with config.json and train.py" in err
+
+
+@pytest.mark.parametrize(("requirements", "wheels", "problem"), [
+    ("lightgbm==4.5.0\n", [], "training runs with network isolation, so pip cannot reach an index"),
+    ("--no-index\n--find-links wheels\nlightgbm==4.5.0\n", [], "no wheel for 'lightgbm' in wheels"),
+    ("--no-index\n--find-links wheels\nlightgbm==4.5.0\n", ["lightgbm-4.5.0-py3-none-any.whl"], None),
+])
+def test_requirements_must_be_vendored_because_training_has_no_network(models, capsys, requirements, wheels, problem):
+    (models / "churn" / "requirements.txt").write_text(requirements)
+    (models / "churn" / "wheels").mkdir()
+    for wheel in wheels:
+        (models / "churn" / "wheels" / wheel).write_bytes(b"")
+    if problem is None:
+        assert set(publish.model_folders()) == {"churn"}
+        assert "wheels/lightgbm-4.5.0-py3-none-any.whl" in publish.model_folders()["churn"].files()
+        return
+    code, err = run(["publish", "--stack-name", "s"], capsys)
+    assert code == 2 and err.startswith("autoloop publish: churn/requirements.txt: ") and problem in err
 
 
 def test_no_region_says_how_to_set_one(capsys, monkeypatch):

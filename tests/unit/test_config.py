@@ -11,28 +11,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_model_configs_are_valid():
-    for path in (ROOT / "ml" / "models").glob("*.json"):
+    for path in (ROOT / "models").glob("*/config.json"):
         config = parse_model_config(path.read_bytes(), str(path))
-        assert config.model == path.stem
+        assert config.model == path.parent.name
         assert config.columns[0] == config.label
 
 
 def test_label_must_come_first():
-    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    raw = json.loads((ROOT / "models/churn/config.json").read_text())
     raw["columns"] = raw["columns"][1:] + raw["columns"][:1]
     with pytest.raises(InvalidModelConfig, match="label must be the first"):
         parse_model_config(json.dumps(raw), "churn.json")
 
 
 def test_features_must_cover_columns():
-    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    raw = json.loads((ROOT / "models/churn/config.json").read_text())
     raw["numeric_features"] = raw["numeric_features"][1:]
     with pytest.raises(InvalidModelConfig, match="exactly the non-label columns"):
         parse_model_config(json.dumps(raw), "churn.json")
 
 
 def test_unknown_keys_are_rejected():
-    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    raw = json.loads((ROOT / "models/churn/config.json").read_text())
     raw["lable"] = "x"
     with pytest.raises(InvalidModelConfig):
         parse_model_config(json.dumps(raw), "churn.json")
@@ -68,7 +68,7 @@ def test_settings_are_typed_and_defaulted():
 
 # ----------------------------------------------------------------------------- the gate's settings
 def churn(**changes):
-    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    raw = json.loads((ROOT / "models/churn/config.json").read_text())
     raw.update(changes)
     return json.dumps(raw)
 

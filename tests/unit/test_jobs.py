@@ -45,7 +45,7 @@ def test_training_request_is_script_mode_with_code_as_a_channel():
     assert hps["sagemaker_submit_directory"] == "/opt/ml/input/data/code/sourcedir.tar.gz"
     assert hps["C"] == 0.5 and hps["max-iter"] == 100 and hps["label"] == "churned"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in spec["InputDataConfig"]}
-    assert channels == {"train": "s3://art/t", "validation": "s3://art/v", "code": "s3://art/code/ml/sourcedir.tar.gz"}
+    assert channels == {"train": "s3://art/t", "validation": "s3://art/v", "code": "s3://art/code/models/churn/sourcedir.tar.gz"}
     assert spec["EnableNetworkIsolation"] is True
     assert spec["OutputDataConfig"]["S3OutputPath"].startswith("s3://art/runs/churn/churn-0123456789/")
     assert len(spec["TrainingJobName"]) <= MAX_JOB_NAME

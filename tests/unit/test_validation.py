@@ -10,7 +10,7 @@ from autoloop.config import parse_model_config
 from autoloop.validation import validate_csv
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = parse_model_config((ROOT / "ml/models/churn.json").read_bytes(), "churn.json").model_copy(
+CONFIG = parse_model_config((ROOT / "models/churn/config.json").read_bytes(), "churn.json").model_copy(
     update={"min_rows": 3}
 )
 HEADER = ",".join(CONFIG.columns)
@@ -111,7 +111,7 @@ def test_the_published_limit_is_what_validate_input_can_check_and_one_byte_more_
 
 
 def test_a_model_config_cannot_raise_max_bytes_beyond_what_validate_input_can_check():
-    raw = json.loads((ROOT / "ml/models/churn.json").read_text())
+    raw = json.loads((ROOT / "models/churn/config.json").read_text())
     with pytest.raises(errors.InvalidModelConfig, match="max_bytes"):
         parse_model_config(json.dumps({**raw, "max_bytes": 2 * 1024**3}), "churn.json")
 
