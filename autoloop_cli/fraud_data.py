@@ -8,7 +8,8 @@ About 4 % of transactions are fraud. The label comes from interactions a linear 
 the raw columns cannot express and trees can: large amounts matter only when the card is not
 present, night hours only for online and electronics merchants, and a new account only with
 many recent transactions. Some fraud is unobservable noise: on 4000 rows, gradient-boosted
-trees reach a validation AUC of about 0.8 and a logistic regression on the raw columns about 0.7. The same ``(rows, seed)`` always gives the same rows.
+trees reach a validation AUC of about 0.8 and a logistic regression on the raw columns about
+0.7. The same ``(rows, seed)`` always gives the same rows.
 """
 
 from __future__ import annotations

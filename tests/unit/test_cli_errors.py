@@ -70,7 +70,7 @@ def test_requirements_must_be_vendored_because_training_has_no_network(models, c
     for wheel in wheels:
         (models / "churn" / "wheels" / wheel).write_bytes(b"")
     if problem is None:
-        assert set(publish.model_folders()) == {"churn"}
+        assert "churn" in publish.model_folders()
         assert "wheels/lightgbm-4.5.0-py3-none-any.whl" in publish.model_folders()["churn"].files()
         return
     code, err = run(["publish", "--stack-name", "s"], capsys)
