@@ -486,7 +486,7 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
         remaining += _delete_endpoints(late, deadline, report)
 
     if remaining:
-        report.failures.append(f"endpoint configs, models and rollback alarms kept while endpoint(s) "
+        report.failures.append(f"endpoint configs and models kept (and rollback alarms) while endpoint(s) "
                                f"{', '.join(remaining)} exist")
     else:
         _delete_owned(stack, "endpoint config", sagemaker.list_endpoint_configs, "EndpointConfigs",
