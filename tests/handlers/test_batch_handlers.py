@@ -14,8 +14,8 @@ import pytest
 from autoloop import adapters, batch, errors, naming
 from tests.conftest import load_event, load_handler
 from tests.handlers.conftest import STACK
-from tests.support import seed_package
 from tests.handlers.test_jobs_handlers import RecordingStepFunctions
+from tests.support import seed_package
 
 MONTH = "2026-10"
 HEADER = "tenure_months,monthly_charges,support_calls,data_usage_gb,age,contract,payment_method,region"

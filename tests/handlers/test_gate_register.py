@@ -8,7 +8,6 @@ import json
 
 import boto3
 import pytest
-
 from botocore.exceptions import ClientError
 
 from autoloop import adapters, errors

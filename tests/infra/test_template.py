@@ -259,7 +259,8 @@ def test_the_template_names_no_model():
         word = re.compile(rf"(?<![A-Za-z0-9]){re.escape(model)}(?![A-Za-z0-9])", re.IGNORECASE)
         for where, text in texts.items():
             found = word.search(text)
-            assert found is None, f"{where} names the model {model!r}: ...{text[max(0, found.start() - 60):found.end() + 60]}..."
+            context = text[max(0, found.start() - 60):found.end() + 60] if found else ""
+            assert found is None, f"{where} names the model {model!r}: ...{context}..."
 
 
 # ----------------------------------------------------------------------------- operations dashboard
