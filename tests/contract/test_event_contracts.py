@@ -224,3 +224,14 @@ def test_the_schedule_sends_a_valid_batch_transform_input():
     request = parse(BatchRequest, rendered, "schedule input")
     assert request.trigger.type == "schedule"
     assert resolve_month(request, datetime(2026, 11, 1, 3, 0, 5, tzinfo=UTC)) == "2026-10"
+
+
+@pytest.mark.parametrize("model", ["churn", "fraud", "price-2"])
+def test_an_approval_in_a_group_of_any_model_reaches_the_deployment(model):
+    """Models are data: a group that did not exist when the stack was deployed (the model's first
+    registration creates it) is matched by the rule's stack prefix, and parsed for its model."""
+    event = load_event("sagemaker_model_package_approved")
+    event["detail"]["ModelPackageGroupName"] = f"{STACK}-{model}"
+    event["detail"]["ModelPackageArn"] = f"arn:aws:sagemaker:us-east-1:111122223333:model-package/{STACK}-{model}/1"
+    assert matches("StartDeploymentFunction", event)
+    assert parse_package_event(event, STACK).model == model
