@@ -24,7 +24,7 @@ from typing import Any, Literal
 from autoloop.errors import InvalidEvent, ServerlessNotPossible
 from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.jobs import DEFAULT_SECURITY, JobSecurity
-from autoloop.naming import tag_value
+from autoloop.naming import STACK_TAG, tag_value
 from autoloop.registry import deployable
 from autoloop.state import DeployPlan as Plan
 
@@ -62,7 +62,7 @@ def rollback_alarm_requests(endpoint: str, *, stack: str, model: str) -> list[di
     ``-model-errors``, ``-latency``), which the deploy step puts before every create or update,
     so every model's blue/green update rolls back on them. Tagged with the stack (when given)
     for the teardown; CloudWatch ignores the tags of an alarm that exists."""
-    tags = [{"Key": k, "Value": tag_value(v)} for k, v in (("autoloop:stack", stack), ("autoloop:model", model)) if v]
+    tags = [{"Key": k, "Value": tag_value(v)} for k, v in ((STACK_TAG, stack), ("autoloop:model", model)) if v]
     requests = []
     for suffix, what, metric, statistic, periods, threshold, comparison in ROLLBACK_ALARMS:
         request: dict[str, Any] = {

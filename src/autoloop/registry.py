@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from autoloop import adapters
 from autoloop.adapters import aws_call, client
 from autoloop.errors import ChampionNotComparable, NoApprovedModel, PackageNotDeployable
-from autoloop.naming import RUN_ID_KEY, description_text, tag_value
+from autoloop.naming import RUN_ID_KEY, STACK_TAG, description_text, tag_value
 
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
 METRIC_NAME_KEY = "autoloop:metric-name"
@@ -193,9 +193,6 @@ def deployable(description: Mapping[str, Any]) -> Deployable:
 
 
 # ----------------------------------------------------------------------------- lookups (AWS)
-STACK_TAG = "autoloop:stack"
-
-
 def _group_missing(exc: ClientError) -> bool:
     """SageMaker's answer about a group that does not exist (ValidationException "... does not exist")."""
     return "does not exist" in str(exc)

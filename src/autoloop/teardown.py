@@ -77,9 +77,9 @@ from autoloop.config import Settings
 from autoloop.errors import AutoloopError, InvalidEvent
 from autoloop.lifecycle import mark_teardown
 from autoloop.monitoring import SCHEDULE_GROUP
+from autoloop.naming import STACK_TAG
 from autoloop.observability import logger
 
-STACK_TAG = "autoloop:stack"
 REQUEST_TYPES = frozenset({"Create", "Update", "Delete"})
 #: CloudFormation refuses a response body over 4096 bytes.
 MAX_RESPONSE_BYTES = 4096
