@@ -381,7 +381,7 @@ def parser() -> argparse.ArgumentParser:
         ex.set_defaults(func=cmd_executions)
 
     fire = local.add_parser("fire-schedule", help="fire a schedule (or schedule rule) of the running local AWS now")
-    fire.add_argument("rule", help="schedule name or ARN (e.g. autoloop-local-batch-churn), or a rule name")
+    fire.add_argument("rule", help="schedule name or ARN (e.g. autoloop-local-churn-batch), or a rule name")
     fire.add_argument("--time", help="the scheduled time to pretend, ISO 8601 (default now)")
     fire.add_argument("--group", help="the schedule group (default: default)")
     fire.set_defaults(func=cmd_fire_schedule)

@@ -65,7 +65,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("cfn_template_cache", "localaws.cloudformation.template_cache",
               "moto's CloudFormation re-parses the same template body with pure-Python PyYAML on every boot", True),
     Extension("sagemaker_models", "localaws.sagemaker.models",
-              "moto's DescribeModel returns an empty VpcConfig, which AWS omits and SDK v3's shapes reject", True),
+              "moto's DescribeModel returns an empty VpcConfig (AWS omits it; SDK v3's shapes reject it), and "
+              "CreateModelPackageGroup replaces an existing group instead of refusing it", True),
     Extension("sagemaker_search", "localaws.sagemaker.search",
               "moto's Search refuses nested property names (ModelArtifacts.S3ModelArtifacts), which SDK v2 uses", True),
     Extension("sagemaker_jobs", "localaws.sagemaker.jobs.runner",

@@ -167,3 +167,19 @@ def record_processing_job(event: dict[str, Any]) -> dict[str, Any]:
     job.environment = detail.get("Environment")
     sagemaker_backends[account][region].processing_jobs[name] = job
     return {**event, "detail": {k: v for k, v in detail.items() if k != "Environment"}}
+
+
+def seed_package(sagemaker: Any, stack: str, model: str = "churn", **request: Any) -> str:
+    """Put a model package straight into the model's group (as a person or another tool would),
+    creating the group first as the model's first registration does (``autoloop.registry``)."""
+    from botocore.exceptions import ClientError
+
+    from autoloop import registry
+
+    group = registry.package_group_name(stack, model)
+    try:
+        sagemaker.create_model_package_group(**registry.package_group_request(group, stack, model))
+    except ClientError as exc:
+        if "already exist" not in str(exc).lower():
+            raise
+    return str(sagemaker.create_model_package(ModelPackageGroupName=group, **request)["ModelPackageArn"])

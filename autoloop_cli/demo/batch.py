@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from autoloop.batch import schedule_name as batch_schedule_name
 from autoloop_cli import executions
 from autoloop_cli.console import Console
 from localaws import clients
@@ -122,14 +123,15 @@ def _wait_for_execution(state_machine_arn: str, known: set[str], timeout: float)
     raise TimeoutError(f"no BatchTransform execution started within {timeout:.0f} s")
 
 
-def run_month(outputs: dict[str, str], *, model: str = "churn", month: str | None = None, rows: int = 4000,
+def run_month(outputs: dict[str, str], *, stack: str, model: str = "churn", month: str | None = None, rows: int = 4000,
               seed: int = 21, drift: float = 0.0, console: Console | None = None,
               timeout: float = 300.0) -> MonthlyRun:
     """The demo's monthly run: upload the month, fire the real schedule, follow, print.
 
-    ``outputs`` are the deployed stack's outputs (``DataBucketName``, ``BatchTransformArn``,
-    ``BatchTransformScheduleName``). Call it after a model is registered (Approved); with the
-    DeployPipeline's calibrated baseline in place the run also checks the month's data quality.
+    ``outputs`` are the deployed stack's outputs (``DataBucketName``, ``BatchTransformArn``). Call
+    it after the model is deployed: the DeployPipeline puts the model's monthly schedule
+    (``<stack>-<model>-batch``), which this fires; with its calibrated baseline in place the run
+    also checks the month's data quality.
     """
     from localaws.scheduler import schedules as scheduler
 
@@ -142,7 +144,7 @@ def run_month(outputs: dict[str, str], *, model: str = "churn", month: str | Non
         console.say(f"      uploaded {len(uploaded)} files to s3://{outputs['DataBucketName']}/batch/{model}/{month}/ "
                     "(one with 2 malformed rows, one empty)")
         known = {e["executionArn"] for e in executions.executions(sfn, machine)}
-        fired = scheduler.fire(outputs["BatchTransformScheduleName"], due_time(month), force=True)
+        fired = scheduler.fire(batch_schedule_name(stack, model), due_time(month), force=True)
         console.say(f"      fired schedule {fired.schedule if fired else '?'} as at {due_time(month)}")
         arn = fired.execution_arn if fired and fired.execution_arn else _wait_for_execution(machine, known, 30)
         console.say(f"      BatchTransform execution {arn.rsplit(':', 1)[-1]}")

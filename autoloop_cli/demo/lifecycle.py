@@ -334,7 +334,7 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
             console.say(f"      invocation error: {error}")
     from autoloop_cli.demo import batch as batch_demo
 
-    result.runs.append(batch_demo.run_month(outputs, console=console, timeout=timeout))  # type: ignore[arg-type]
+    result.runs.append(batch_demo.run_month(outputs, stack=STACK, console=console, timeout=timeout))  # type: ignore[arg-type]
 
 
 def _monitoring_run(state_machine: str, schedule: str, console: Console, timeout: float) -> executions.RunSummary:

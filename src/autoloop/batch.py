@@ -32,11 +32,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autoloop.config import ModelConfig
+from autoloop.config import BATCH_MONTHLY, ModelConfig
 from autoloop.errors import BatchSchemaMismatch, InvalidEvent, NoBatchInput, TooManyMalformedRows
 from autoloop.jobs import PROC, JobContext, JobKind, config_key, processing_guards, s3_input, s3_output
-from autoloop.monitoring import MONITOR_OUTPUT, MONITOR_SCRIPT
-from autoloop.naming import BATCH_STEPS, MAX_JOB_NAME, batch_job_name, parse_month, parse_time
+from autoloop.monitoring import MAX_SCHEDULE_NAME, MONITOR_OUTPUT, MONITOR_SCRIPT, SCHEDULE_GROUP
+from autoloop.naming import BATCH_STEPS, MAX_JOB_NAME, batch_job_name, fit_name, parse_month, parse_time
 from autoloop.state import JobResult
 
 INPUT_PREFIX = "batch/"
@@ -46,6 +46,7 @@ MALFORMED_FOLDER = "_malformed/"
 PREPARE_SCRIPT = "batch_prepare.py"
 BATCH_STEP_KIND: dict[str, JobKind] = dict(zip(BATCH_STEPS, ("processing", "transform", "processing"), strict=True))
 MAX_ATTEMPTS = 20
+SCHEDULE_STATES = ("ENABLED", "DISABLED")
 FAILED_STATUSES = frozenset({"Failed", "Stopped"})
 CSV = "text/csv"
 
@@ -514,3 +515,36 @@ def message(doc: Mapping[str, Any]) -> str:
     lines.append(f"Data quality: {dq.get('status')}" + (f" (report {dq['report']})" if dq.get("report") else ""))
     lines.append(f"Run {doc['run_id']}, transform job {doc['transform_job']}.")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the monthly schedule
+def schedule_name(stack: str, model: str) -> str:
+    """The model's monthly EventBridge Scheduler schedule: ``<stack>-<model>-batch`` (at most 64)."""
+    return fit_name(f"{stack}-{model}", "-batch", MAX_SCHEDULE_NAME)
+
+
+def schedule_request(*, stack: str, model: str, target_arn: str, role_arn: str, expression: str = BATCH_MONTHLY,
+                     state: str = "ENABLED", kms_key_arn: str = "") -> dict[str, Any]:
+    """The CreateSchedule/UpdateSchedule request of a model's monthly batch transform, which the
+    DeployPipeline puts for every model whose config has ``batch.schedule`` on (the default).
+
+    Scheduler replaces ``<aws.scheduler.scheduled-time>`` with the due time: the month scored is
+    the one before it, so a late or repeated delivery scores the same month."""
+    if state not in SCHEDULE_STATES:
+        raise ValueError(f"schedule state {state!r} is not one of {SCHEDULE_STATES}")
+    payload = {"model": model, "trigger": {"type": "schedule", "scheduled_time": "<aws.scheduler.scheduled-time>",
+                                           "schedule": "<aws.scheduler.schedule-arn>"}}
+    return {
+        "Name": schedule_name(stack, model),
+        "GroupName": SCHEDULE_GROUP,
+        "Description": f"Autoloop: score the month before with the latest Approved {model} model"[:512],
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "State": state,
+        "Target": {
+            "Arn": target_arn, "RoleArn": role_arn, "Input": json.dumps(payload),
+            "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600},
+        },
+        **({"KmsKeyArn": kms_key_arn} if kms_key_arn else {}),
+    }

@@ -39,6 +39,9 @@ VALIDATE_VCPUS = 1.0
 VALIDATE_TIMEOUT_SECONDS = 900
 VALIDATE_IO_SECONDS = 120
 MAX_VALIDATED_BYTES = 1024**3
+#: The monthly batch schedule's default expression (template parameter BatchTransformSchedule):
+#: 03:00 UTC on the 1st scores the month before.
+BATCH_MONTHLY = "cron(0 3 1 * ? *)"
 
 
 class ModelConfig(BaseModel):
@@ -259,6 +262,12 @@ class EndpointSettings(SecurityKnobs):
     data_capture_percentage: int = Field(default=100, ge=0, le=100)
     bake_seconds: int = Field(default=300, ge=0)
     termination_wait_seconds: int = Field(default=120, ge=0)
+    #: The model's monthly batch schedule (put by the deploy step): the BatchTransform machine,
+    #: the role Scheduler assumes to start it, and the template's BatchTransformSchedule(State).
+    batch_transform_arn: str
+    batch_scheduler_role_arn: str
+    batch_schedule: str = BATCH_MONTHLY
+    batch_schedule_state: Literal["ENABLED", "DISABLED"] = "ENABLED"
 
 
 class MonitorScheduleSettings(MonitoringKnobs, SecurityKnobs):
@@ -330,6 +339,7 @@ class BatchConfig(BaseModel):
     model). ``output_columns`` are the input columns kept in the results, before the
     prediction (default: every id column and feature). Malformed rows are skipped and
     counted; a month with more than ``max_malformed_fraction`` of them fails instead.
+    ``schedule`` turns the model's monthly schedule on (the default) or off.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -338,6 +348,9 @@ class BatchConfig(BaseModel):
     output_columns: tuple[str, ...] | None = None
     prediction_column: str = Field(default="prediction", min_length=1)
     max_malformed_fraction: float = Field(default=0.01, ge=0, le=1)
+    #: Whether the DeployPipeline keeps a monthly schedule for the model (false: months are
+    #: scored by hand only, and the next deployment deletes a schedule that exists).
+    schedule: StrictBool = True
 
     def check(self, columns: tuple[str, ...]) -> None:
         """Raise ValueError unless consistent with the model's ``columns`` (label first)."""

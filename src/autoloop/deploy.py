@@ -24,6 +24,7 @@ from typing import Any, Literal
 from autoloop.errors import InvalidEvent, ServerlessNotPossible
 from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.jobs import DEFAULT_SECURITY, JobSecurity
+from autoloop.naming import STACK_TAG, tag_value
 from autoloop.registry import deployable
 from autoloop.state import DeployPlan as Plan
 
@@ -41,8 +42,46 @@ def endpoint_name(stack: str, model: str) -> str:
 
 
 def rollback_alarms(endpoint: str) -> list[str]:
-    """The CloudWatch alarms that roll back a blue/green update (defined in template.yaml)."""
-    return [f"{endpoint}-5xx", f"{endpoint}-model-errors", f"{endpoint}-latency"]
+    """The CloudWatch alarms that roll back a blue/green update (:func:`rollback_alarm_requests`)."""
+    return [request["AlarmName"] for request in rollback_alarm_requests(endpoint, stack="", model="")]
+
+
+#: Each rollback alarm: (name suffix, what it watches, metric, statistic, periods, threshold,
+#: comparison). 5xx: any server error in a minute; model errors: 5 or more 4xx (ModelError)
+#: in a minute; latency: p99 ModelLatency (microseconds) above 500 ms for two minutes.
+ROLLBACK_ALARMS: tuple[tuple[str, str, str, str, int, float, str], ...] = (
+    ("-5xx", "Server errors", "Invocation5XXErrors", "Sum", 1, 1.0, "GreaterThanOrEqualToThreshold"),
+    ("-model-errors", "Model errors (4xx, ModelError)", "Invocation4XXErrors", "Sum", 1, 5.0,
+     "GreaterThanOrEqualToThreshold"),
+    ("-latency", "Model latency above 500 ms (p99)", "ModelLatency", "p99", 2, 500000.0, "GreaterThanThreshold"),
+)
+
+
+def rollback_alarm_requests(endpoint: str, *, stack: str, model: str) -> list[dict[str, Any]]:
+    """The PutMetricAlarm requests of the endpoint's rollback alarms (``<endpoint>-5xx``,
+    ``-model-errors``, ``-latency``), which the deploy step puts before every create or update,
+    so every model's blue/green update rolls back on them. Tagged with the stack (when given)
+    for the teardown; CloudWatch ignores the tags of an alarm that exists."""
+    tags = [{"Key": k, "Value": tag_value(v)} for k, v in ((STACK_TAG, stack), ("autoloop:model", model)) if v]
+    requests = []
+    for suffix, what, metric, statistic, periods, threshold, comparison in ROLLBACK_ALARMS:
+        request: dict[str, Any] = {
+            "AlarmName": f"{endpoint}{suffix}",
+            "AlarmDescription": f"{what} on endpoint {endpoint} (rolls back a blue/green update)",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric,
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}],
+            "Period": 60,
+            "EvaluationPeriods": periods,
+            "Threshold": threshold,
+            "ComparisonOperator": comparison,
+            "TreatMissingData": "notBreaching",
+            ("ExtendedStatistic" if statistic.startswith("p") else "Statistic"): statistic,
+        }
+        if tags:
+            request["Tags"] = tags
+        requests.append(request)
+    return requests
 
 
 def versioned_name(endpoint: str, package_arn: str, version: int) -> str:

@@ -12,7 +12,15 @@ from botocore.exceptions import ClientError
 
 from autoloop import adapters, tasks
 from autoloop.adapters import aws_call, client, error_code
-from autoloop.config import EndpointSettings, MonitorScheduleSettings, PlanSettings, StartDeploySettings
+from autoloop.batch import schedule_name as batch_schedule_name
+from autoloop.batch import schedule_request as batch_schedule_request
+from autoloop.config import (
+    EndpointSettings,
+    MonitorScheduleSettings,
+    PlanSettings,
+    StartDeploySettings,
+    load_model_config,
+)
 from autoloop.deploy import (
     VERSIONS_SEARCH_LENGTH,
     PackageEvent,
@@ -22,13 +30,14 @@ from autoloop.deploy import (
     model_request,
     parse_package_event,
     plan,
+    rollback_alarm_requests,
     rollback_alarms,
     stale_versions,
 )
-from autoloop.errors import EndpointBusy, InvalidEvent
+from autoloop.errors import EndpointBusy, InvalidEvent, InvalidModelConfig, UnknownModel
 from autoloop.events import ModelPackageStateChange, parse_event
 from autoloop.lifecycle import teardown_started
-from autoloop.monitoring import schedule_name, schedule_request, scheduler_request
+from autoloop.monitoring import SCHEDULE_GROUP, schedule_name, schedule_request, scheduler_request
 from autoloop.naming import RUN_ID_KEY, execution_arn
 from autoloop.observability import logger, metrics
 from autoloop.registry import latest_approved_package
@@ -128,6 +137,11 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
     if p.action == "none" or not p.config_name or not p.model_name:
         raise InvalidEvent("the deploy step got a plan with nothing to deploy.")
     tags = _tags(p, settings.stack_name)
+    # The model's own resources, which no template names: the alarms that roll back its
+    # blue/green updates (before the endpoint is created or updated) and its monthly schedule.
+    alarms = put_rollback_alarms(p, settings.stack_name)
+    schedule = put_batch_schedule(p.model, settings)
+    logger.info("model resources put", extra={"alarms": alarms, "batch_schedule": schedule})
     sagemaker = client("sagemaker")
     _create_ignoring_existing(f"creating model {p.model_name}", sagemaker.create_model,
                               **model_request(p, settings.sagemaker_role_arn, tags, settings.security()))
@@ -152,7 +166,8 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
             task = tasks.send_endpoint_outcome(request.task_token, p.endpoint_name, result)
         metrics.add_metric(name="DeploymentsAlreadyServing", unit=MetricUnit.Count, value=1)
         logger.info("already serving", extra={"endpoint": p.endpoint_name, "config": p.config_name, "task": task})
-        return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": "none", "task": task}
+        return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": "none", "task": task,
+                "alarms": alarms, "batch_schedule": schedule}
     if existing is not None and existing["EndpointStatus"] in BUSY:
         raise EndpointBusy(f"endpoint {p.endpoint_name} is {existing['EndpointStatus']}.")
     if request.task_token:
@@ -172,7 +187,8 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
             action = "update"
     metrics.add_metric(name="Deployments", unit=MetricUnit.Count, value=1)
     logger.info("deployment started", extra={"endpoint": p.endpoint_name, "config": p.config_name, "action": action})
-    return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": action}
+    return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": action, "alarms": alarms,
+            "batch_schedule": schedule}
 
 
 def reconcile_endpoint(payload: Any) -> dict[str, Any]:
@@ -252,9 +268,18 @@ def _schedule_own_monitoring(state: DeployState, settings: MonitorScheduleSettin
         role_arn=settings.scheduler_role_arn, statistics_uri=f"{baseline}/statistics.json",
         constraints_uri=f"{baseline}/constraints.json", kms_key_arn=settings.kms_key_arn,
     )
+    name = request["Name"]
+    exists = put_schedule(request, f"scheduling monitoring {name}")
+    logger.info("monitoring scheduled", extra={"schedule": name, "baseline": baseline})
+    return {"schedule_name": name, "backend": "autoloop", "constraints_uri": f"{baseline}/constraints.json",
+            "statistics_uri": f"{baseline}/statistics.json", "updated": exists}
+
+
+def put_schedule(request: dict[str, Any], what: str) -> bool:
+    """Create or update an EventBridge Scheduler schedule (at-least-once safe); True if it existed."""
     scheduler = client("scheduler")
     name = request["Name"]
-    with aws_call(f"scheduling monitoring {name}"):
+    with aws_call(what):
         try:
             scheduler.get_schedule(Name=name, GroupName=request["GroupName"])
             exists = True
@@ -272,6 +297,47 @@ def _schedule_own_monitoring(state: DeployState, settings: MonitorScheduleSettin
                     raise
                 scheduler.update_schedule(**request)
                 exists = True
-    logger.info("monitoring scheduled", extra={"schedule": name, "baseline": baseline})
-    return {"schedule_name": name, "backend": "autoloop", "constraints_uri": f"{baseline}/constraints.json",
-            "statistics_uri": f"{baseline}/statistics.json", "updated": exists}
+    return exists
+
+
+# ----------------------------------------------------------------------------- per-model resources
+def put_rollback_alarms(p: Plan, stack: str) -> list[str]:
+    """Put the endpoint's rollback alarms (:func:`autoloop.deploy.rollback_alarm_requests`):
+    PutMetricAlarm creates one that is missing and rewrites one that exists (keeping its state),
+    so a retried or duplicated deploy step is harmless."""
+    cloudwatch = client("cloudwatch")
+    names = []
+    for request in rollback_alarm_requests(p.endpoint_name, stack=stack, model=p.model):
+        with aws_call(f"putting rollback alarm {request['AlarmName']}"):
+            cloudwatch.put_metric_alarm(**request)
+        names.append(request["AlarmName"])
+    return names
+
+
+def put_batch_schedule(model: str, settings: EndpointSettings) -> dict[str, Any]:
+    """The model's monthly batch schedule, as its published config says: created or updated when
+    ``batch.schedule`` is on (the default), deleted when it is off. A config that cannot be read
+    leaves the schedule as it is (and says so): it must not stop a deployment or a rollback."""
+    name = batch_schedule_name(settings.stack_name, model)
+    try:
+        wanted = load_model_config(settings.artifacts_bucket, model).batch.schedule
+    except (UnknownModel, InvalidModelConfig) as exc:
+        logger.warning("batch schedule left as it is", extra={"schedule": name, "reason": str(exc)})
+        return {"schedule_name": name, "action": "kept", "reason": str(exc)}
+    if not wanted:
+        with aws_call(f"deleting batch schedule {name}"):
+            try:
+                client("scheduler").delete_schedule(Name=name, GroupName=SCHEDULE_GROUP)
+                action = "deleted"
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise
+                action = "none"
+        return {"schedule_name": name, "action": action}
+    request = batch_schedule_request(
+        stack=settings.stack_name, model=model, target_arn=settings.batch_transform_arn,
+        role_arn=settings.batch_scheduler_role_arn, expression=settings.batch_schedule,
+        state=settings.batch_schedule_state, kms_key_arn=settings.kms_key_arn,
+    )
+    existed = put_schedule(request, f"scheduling the monthly batch transform {name}")
+    return {"schedule_name": name, "action": "updated" if existed else "created"}

@@ -32,6 +32,8 @@ JOB_STEPS = ("preprocess", "train", "evaluate", "baseline", "calibrate", "monito
 BATCH_STEPS = ("prepare", "transform", "monitor")
 #: The tag (on jobs, models, endpoints) and model package metadata key that names a run.
 RUN_ID_KEY = "autoloop:run-id"
+#: The tag that says which stack a resource the pipelines created belongs to (the teardown reads it).
+STACK_TAG = "autoloop:stack"
 
 _MODEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

@@ -1,6 +1,8 @@
 """The Model Registry: package requests and checks (pure), and the lookups the pipelines make.
 
-One package group per model (``<prefix>-<model>``). A package registered by Autoloop carries
+One package group per model (``<prefix>-<model>``), created by the model's first registration
+(:func:`register`), tagged ``autoloop:stack``; a group that does not exist yet has no champion.
+No template resource names a model. A package registered by Autoloop carries
 in ``CustomerMetadataProperties`` its run id, its metric (the challenger's value on its
 holdout) and what the quality gate compared it with: the champion's ARN and value on the
 same held-out rows, and how many rows those were. The champion is the group's most recently
@@ -18,8 +20,8 @@ from botocore.exceptions import ClientError
 
 from autoloop import adapters
 from autoloop.adapters import aws_call, client
-from autoloop.errors import ChampionNotComparable, NoApprovedModel, PackageNotDeployable, UnknownModel
-from autoloop.naming import RUN_ID_KEY, description_text, tag_value
+from autoloop.errors import ChampionNotComparable, NoApprovedModel, PackageNotDeployable
+from autoloop.naming import RUN_ID_KEY, STACK_TAG, description_text, tag_value
 
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
 METRIC_NAME_KEY = "autoloop:metric-name"
@@ -191,15 +193,14 @@ def deployable(description: Mapping[str, Any]) -> Deployable:
 
 
 # ----------------------------------------------------------------------------- lookups (AWS)
-def _unknown_group(group: str, exc: ClientError) -> UnknownModel | None:
-    if "does not exist" not in str(exc):
-        return None
-    return UnknownModel(f"model package group {group} does not exist.",
-                        "Add an AWS::SageMaker::ModelPackageGroup for the model to template.yaml.")
+def _group_missing(exc: ClientError) -> bool:
+    """SageMaker's answer about a group that does not exist (ValidationException "... does not exist")."""
+    return "does not exist" in str(exc)
 
 
 def latest_approved_package(group: str) -> dict[str, Any] | None:
-    """The Describe response of the group's most recent Approved package (the champion)."""
+    """The Describe response of the group's most recent Approved package (the champion); None
+    when there is none, also when the group does not exist yet (the model never registered)."""
     sagemaker = client("sagemaker")
     with aws_call(f"finding the latest Approved package of {group}"):
         try:
@@ -208,9 +209,8 @@ def latest_approved_package(group: str) -> dict[str, Any] | None:
                 SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
             )["ModelPackageSummaryList"]
         except ClientError as exc:
-            unknown = _unknown_group(group, exc)
-            if unknown:
-                raise unknown from exc
+            if _group_missing(exc):
+                return None
             raise
         if not listed:
             return None
@@ -276,15 +276,46 @@ def comparable_champion(group: str, artifacts_bucket: str) -> Champion | None:
     return found
 
 
-def register(request: Mapping[str, Any], client_token: str) -> str:
-    """Create the package; the same ``client_token`` returns the same package on a retry."""
+def package_group_request(group: str, stack: str, model: str) -> dict[str, Any]:
+    """CreateModelPackageGroup for a model's first registration, tagged with the stack (and the
+    model) so that what the system created can be told from groups made by hand."""
+    return {
+        "ModelPackageGroupName": group,
+        "ModelPackageGroupDescription": description_text(f"Autoloop models of {model} (stack {stack})"),
+        "Tags": [{"Key": STACK_TAG, "Value": tag_value(stack)}, {"Key": "autoloop:model", "Value": tag_value(model)}],
+    }
+
+
+def ensure_package_group(request: Mapping[str, Any]) -> bool:
+    """Create the group unless it exists; True if this call created it. Two first registrations
+    of a model may race: the loser's "already exists" is the group it wanted, so a success."""
     group = str(request["ModelPackageGroupName"])
+    with aws_call(f"creating model package group {group}"):
+        try:
+            client("sagemaker").create_model_package_group(**request)
+        except ClientError as exc:
+            if "already exist" not in str(exc).lower():
+                raise
+            return False
+    return True
+
+
+def register(request: Mapping[str, Any], client_token: str, group_request: Mapping[str, Any]) -> str:
+    """Create the package; the same ``client_token`` returns the same package on a retry. The
+    model's first registration finds no group: it creates it (``group_request``), then registers."""
+    group = str(request["ModelPackageGroupName"])
+    if group_request["ModelPackageGroupName"] != group:
+        raise ValueError(f"the group request names {group_request['ModelPackageGroupName']}, the package {group}")
+    sagemaker = client("sagemaker")
     with aws_call(f"registering the model in {group}"):
         try:
-            response = client("sagemaker").create_model_package(ClientToken=client_token, **request)
+            response = sagemaker.create_model_package(ClientToken=client_token, **request)
         except ClientError as exc:
-            unknown = _unknown_group(group, exc)
-            if unknown:
-                raise unknown from exc
-            raise
+            if not _group_missing(exc):
+                raise
+            response = None
+    if response is None:
+        ensure_package_group(group_request)
+        with aws_call(f"registering the model in {group}"):
+            response = sagemaker.create_model_package(ClientToken=client_token, **request)
     return str(response["ModelPackageArn"])

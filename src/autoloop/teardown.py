@@ -1,7 +1,9 @@
 """Stack teardown: on ``sam delete``, remove what the pipelines created outside CloudFormation.
 
 The DeployPipeline creates the endpoint ``<stack>-<model>``, its configs and models
-(``<endpoint>-v<N>-<hash>``) and the schedule ``<endpoint>-dq``; the BatchTransform creates
+(``<endpoint>-v<N>-<hash>``), its rollback alarms, its monitoring schedule (``<endpoint>-monitor``,
+or Model Monitor's ``<endpoint>-dq``) and the model's monthly batch schedule
+(``<stack>-<model>-batch``); the BatchTransform creates
 models ``<stack>-<model>-v<N>-<hash>-bt``; both pipelines run jobs. None of them is a
 stack resource, so without this CloudFormation would delete the stack and leave the
 endpoint running and billing. The template's ``Teardown`` custom resource calls
@@ -13,16 +15,25 @@ endpoint running and billing. The template's ``Teardown`` custom resource calls
    stack goes;
 1. stop the running executions of the stack's state machines (no new endpoint or job is
    started behind our back);
-2. stop the in-progress monitoring executions of the stack's schedules, delete the
-   schedules (a schedule must go before its endpoint; one still ``Pending`` is retried);
+2. delete the stack's EventBridge Scheduler schedules (each endpoint's ``<endpoint>-monitor``,
+   each model's monthly ``<stack>-<model>-batch``); with Model Monitor, stop the in-progress
+   monitoring executions of the stack's schedules and delete the schedules (a schedule must go
+   before its endpoint; one still ``Pending`` is retried);
 3. stop the stack's in-progress processing, training and transform jobs;
 4. delete the stack's endpoints (one still ``Creating``/``Updating`` is retried) and wait
    until they are gone;
    Then once more: stop executions and look for endpoints again, so that one created by a
    deploy step already running when the marker was written (it planned before the marker)
    is deleted too, not left billing;
-5. then their endpoint configs (never delete a config an endpoint is using), then the models;
+5. then their endpoint configs (never delete a config an endpoint is using), then the models,
+   and the models' rollback alarms (``<endpoint>-5xx``, ``-model-errors``, ``-latency``);
 6. wait until the stopped jobs have stopped.
+
+Kept: each model's package group ``<stack>-<model>`` and its packages (created by the model's
+first registration). They are the registry: every version's metrics, lineage and approval
+history, which the retained buckets' artifacts and evaluations belong to. AWS deletes a group
+only once all its packages are deleted, and a deleted package cannot be restored, so a stack
+deletion never does it; the README says how to delete them by hand.
 
 What belongs to this stack: a name that starts with ``<stack>-`` *and* the tag
 ``autoloop:stack`` = ``<stack>`` (stack ``a`` must not delete ``a-b``'s endpoint
@@ -66,15 +77,17 @@ from autoloop.config import Settings
 from autoloop.errors import AutoloopError, InvalidEvent
 from autoloop.lifecycle import mark_teardown
 from autoloop.monitoring import SCHEDULE_GROUP
+from autoloop.naming import STACK_TAG
 from autoloop.observability import logger
 
-STACK_TAG = "autoloop:stack"
 REQUEST_TYPES = frozenset({"Create", "Update", "Delete"})
 #: CloudFormation refuses a response body over 4096 bytes.
 MAX_RESPONSE_BYTES = 4096
 #: Seconds kept back from the Lambda timeout to send the response.
 RESPONSE_MARGIN_SECONDS = 30.0
 JOB_KINDS = ("processing", "training", "transform")
+#: DeleteAlarms takes at most 100 names.
+MAX_ALARMS_PER_DELETE = 100
 RUNNING_JOB = frozenset({"InProgress", "Stopping"})
 
 
@@ -343,28 +356,68 @@ def _delete_endpoints(names: set[str], deadline: Deadline, report: Report) -> li
     return remaining
 
 
+#: The EventBridge Scheduler schedules the pipelines create, by the state machine they start:
+#: ``<endpoint>-monitor`` (autoloop monitoring backend) and ``<stack>-<model>-batch``.
+SCHEDULE_TARGETS = {"monitoring-pipeline": "monitoring_schedules", "batch-transform": "batch_schedules"}
+
+
 def _delete_scheduler_schedules(stack: str, deadline: Deadline, report: Report) -> None:
-    """The autoloop backend's EventBridge Scheduler schedules (``<endpoint>-monitor``, those that
-    start this stack's MonitoringPipeline), first, so no monitoring run starts while the endpoints go."""
+    """The stack's EventBridge Scheduler schedules (those that start this stack's MonitoringPipeline
+    or BatchTransform), first, so no monitoring or batch run starts while the endpoints go."""
     scheduler = client("scheduler")
     try:
         rows = _paged(scheduler.list_schedules, "Schedules", NamePrefix=f"{stack}-", GroupName=SCHEDULE_GROUP)
     except ClientError as exc:
-        report.failures.append(_problem("listing monitoring schedules", exc))
+        report.failures.append(_problem("listing schedules", exc))
         return
-    pipeline = f":stateMachine:{stack}-monitoring-pipeline"
     for row in rows:
         name = str(row["Name"])
-        # Ours: it starts this stack's MonitoringPipeline (not the template's own batch schedule,
-        # nor a schedule of a stack whose name starts with ours).
-        if not str((row.get("Target") or {}).get("Arn", "")).endswith(pipeline):
+        # Ours: it starts one of this stack's state machines (not a schedule of a stack whose
+        # name starts with ours, whose machines are named after that stack).
+        target = str((row.get("Target") or {}).get("Arn", ""))
+        kind = next((k for machine, k in SCHEDULE_TARGETS.items()
+                     if target.endswith(f":stateMachine:{stack}-{machine}")), None)
+        if kind is None:
             continue
         problem = _delete_with_retry(f"deleting schedule {name}",
                                      partial(scheduler.delete_schedule, Name=name, GroupName=SCHEDULE_GROUP), deadline)
         if problem:
             report.failures.append(problem)
         else:
-            report.add("monitoring_schedules", name)
+            report.add(kind, name)
+
+
+def _delete_rollback_alarms(stack: str, report: Report) -> None:
+    """The rollback alarms the deploy step put (``<stack>-<model>-5xx``, ...): named ``<stack>-...``
+    and tagged ``autoloop:stack=<stack>`` (the template's own alarms, and alarms a person made,
+    such as ``<stack>-drift-...``, carry no such tag and stay)."""
+    cloudwatch = client("cloudwatch")
+    try:
+        alarms = _paged(cloudwatch.describe_alarms, "MetricAlarms", AlarmNamePrefix=f"{stack}-",
+                        AlarmTypes=["MetricAlarm"])
+    except ClientError as exc:
+        report.failures.append(_problem("listing alarms", exc))
+        return
+    ours = []
+    for alarm in alarms:
+        name = str(alarm["AlarmName"])
+        try:
+            tags = cloudwatch.list_tags_for_resource(ResourceARN=str(alarm["AlarmArn"])).get("Tags") or []
+        except ClientError as exc:
+            if not _gone(exc):
+                report.failures.append(_problem(f"reading the tags of alarm {name}", exc))
+            continue
+        if owns(stack, name, {str(t["Key"]): str(t["Value"]) for t in tags}):
+            ours.append(name)
+    for start in range(0, len(ours), MAX_ALARMS_PER_DELETE):
+        names = ours[start:start + MAX_ALARMS_PER_DELETE]
+        try:
+            cloudwatch.delete_alarms(AlarmNames=names)
+        except ClientError as exc:
+            report.failures.append(_problem(f"deleting alarms {', '.join(names)}", exc))
+            continue
+        for name in names:
+            report.add("alarms", name)
 
 
 def _delete_model_monitor_schedules(stack: str, ours: set[str], deadline: Deadline, report: Report) -> list[str]:
@@ -425,11 +478,9 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
 
     ours = _owned_endpoints(stack, report)
 
-    if monitoring_backend == "autoloop":
-        _delete_scheduler_schedules(stack, deadline, report)
-        deleting = []
-    else:
-        deleting = _delete_model_monitor_schedules(stack, ours, deadline, report)
+    _delete_scheduler_schedules(stack, deadline, report)  # monitoring (autoloop backend) and batch
+    deleting = [] if monitoring_backend == "autoloop" else _delete_model_monitor_schedules(
+        stack, ours, deadline, report)
 
     jobs = _running_jobs(stack, report)
     for kind, name in jobs:
@@ -446,12 +497,15 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
         remaining += _delete_endpoints(late, deadline, report)
 
     if remaining:
-        report.failures.append(f"endpoint configs and models kept while endpoint(s) {', '.join(remaining)} exist")
+        report.failures.append(f"endpoint configs and models kept (and rollback alarms) while endpoint(s) "
+                               f"{', '.join(remaining)} exist")
     else:
         _delete_owned(stack, "endpoint config", sagemaker.list_endpoint_configs, "EndpointConfigs",
                       lambda n: sagemaker.delete_endpoint_config(EndpointConfigName=n), deadline, report)
         _delete_owned(stack, "model", sagemaker.list_models, "Models",
                       lambda n: sagemaker.delete_model(ModelName=n), deadline, report)
+        # After the endpoints: no update can be rolling back on them any more.
+        _delete_rollback_alarms(stack, report)
 
     for kind, name in jobs:
         status = "InProgress"

@@ -334,7 +334,10 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
         champion_arn=state.gate.get("champion_arn"), champion_metric=state.gate.get("champion_metric"),
         holdout_rows=state.gate.get("holdout_rows"),
     )
-    arn = registry.register(request, client_token=state.run_id)  # a retried registration returns the same package
+    # The model's first registration creates its group (the stack's prefix is the stack's name).
+    group_request = registry.package_group_request(group, settings.model_package_group_prefix, state.model)
+    arn = registry.register(request, client_token=state.run_id,  # a retry returns the same package
+                            group_request=group_request)
     logger.info("model registered", extra={"arn": arn, "approval_status": settings.approval_status})
     metrics.add_metric(name="ModelsRegistered", unit=MetricUnit.Count, value=1)
     return {"arn": arn, "group": group, "approval_status": settings.approval_status}

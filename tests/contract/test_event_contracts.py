@@ -223,18 +223,32 @@ def test_batch_transform_samples_are_valid_execution_inputs(name):
 
 
 def test_the_schedule_sends_a_valid_batch_transform_input():
+    """The input of each model's monthly schedule (autoloop.batch.schedule_request), as Scheduler
+    renders it, is the scheduled sample's shape and a valid BatchTransform input for the month before."""
     from datetime import UTC, datetime
 
-    from autoloop.batch import BatchRequest, resolve_month
+    from autoloop.batch import BatchRequest, resolve_month, schedule_request
     from localaws.scheduler.schedules import render
 
-    machine = resources()["BatchTransform"]["Properties"]
-    schedules = [e["Properties"] for e in machine["Events"].values() if e["Type"] == "ScheduleV2"]
-    assert schedules
-    for schedule in schedules:
-        text = render(schedule["Input"], {"schedule-arn": "arn:aws:scheduler:us-east-1:1:schedule/default/s",
-                                          "scheduled-time": "2026-11-01T03:00:00Z", "execution-id": "x",
-                                          "attempt-number": "1"})
-        request = parse(BatchRequest, json.loads(text), "schedule input")
-        assert request.trigger.type == "schedule"
-        assert resolve_month(request, datetime(2026, 11, 1, 3, 0, 5, tzinfo=UTC)) == "2026-10"
+    request_ = schedule_request(stack="autoloop-dev", model="churn", target_arn="arn:x", role_arn="arn:r")
+    arn = f"arn:aws:scheduler:us-east-1:111122223333:schedule/default/{request_['Name']}"
+    text = render(request_["Target"]["Input"], {"schedule-arn": arn, "scheduled-time": "2026-11-01T03:00:00Z",
+                                                "execution-id": "x", "attempt-number": "1"})
+    rendered = json.loads(text)
+    sample = load_event("batch_transform_scheduled")
+    assert rendered["trigger"]["schedule"] == sample["trigger"]["schedule"]
+    assert set(rendered) == set(sample) and set(rendered["trigger"]) == set(sample["trigger"])
+    request = parse(BatchRequest, rendered, "schedule input")
+    assert request.trigger.type == "schedule"
+    assert resolve_month(request, datetime(2026, 11, 1, 3, 0, 5, tzinfo=UTC)) == "2026-10"
+
+
+@pytest.mark.parametrize("model", ["churn", "fraud", "price-2"])
+def test_an_approval_in_a_group_of_any_model_reaches_the_deployment(model):
+    """Models are data: a group that did not exist when the stack was deployed (the model's first
+    registration creates it) is matched by the rule's stack prefix, and parsed for its model."""
+    event = load_event("sagemaker_model_package_approved")
+    event["detail"]["ModelPackageGroupName"] = f"{STACK}-{model}"
+    event["detail"]["ModelPackageArn"] = f"arn:aws:sagemaker:us-east-1:111122223333:model-package/{STACK}-{model}/1"
+    assert matches("StartDeploymentFunction", event)
+    assert parse_package_event(event, STACK).model == model

@@ -204,7 +204,20 @@ def every_request(security: jobs.JobSecurity, key: str) -> list[tuple[str, dict]
         ("UpdateEndpoint", {
             "EndpointName": endpoint, "EndpointConfigName": deploy_plan.config_name,
             "DeploymentConfig": deploy.deployment_config(deploy.rollback_alarms(endpoint), 3600, 3600)}),
+        ("CreateModelPackageGroup", registry.package_group_request(
+            registry.package_group_name(LONG_STACK, LONG_MODEL), LONG_STACK, LONG_MODEL)),
     ]
+
+
+def test_the_per_model_alarm_and_schedule_requests_fit_their_models_at_the_limits():
+    """What the deploy step puts for each model (no template names them), at the longest names."""
+    endpoint = longest_names()["endpoint"]
+    problems = [f"PutMetricAlarm: {v}" for request in deploy.rollback_alarm_requests(
+        endpoint, stack=LONG_STACK, model=LONG_MODEL) for v in violations("cloudwatch", "PutMetricAlarm", request)]
+    schedule = batch.schedule_request(stack=LONG_STACK, model=LONG_MODEL, target_arn=f"arn:aws:states:us-east-1:"
+                                      f"123456789012:stateMachine:{LONG_STACK}-batch-transform", role_arn=ROLE)
+    problems += [f"CreateSchedule: {v}" for v in violations("scheduler", "CreateSchedule", schedule)]
+    assert problems == []
 
 
 @pytest.mark.parametrize("security", [jobs.JobSecurity(), SECURE], ids=["defaults", "kms-and-vpc"])

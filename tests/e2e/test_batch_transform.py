@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from autoloop.batch import schedule_name as batch_schedule_name
 from autoloop_cli import datagen, executions, publish
 from autoloop_cli.demo import batch as batch_demo
 from localaws.scheduler import schedules as scheduler
@@ -130,6 +131,10 @@ def trained(local):
     run = local.run(frame.to_csv(index=False).encode(), "incoming/churn/train.csv")
     assert run.status == "SUCCEEDED", run.description.get("cause")
     ensure_calibrated_baseline(local, run.output["run_id"])
+    # The approval's DeployPipeline puts the model's monthly schedule (no template names it).
+    name = batch_schedule_name(local.stack.name, MODEL)
+    wait_until(lambda: name in {s["Name"] for s in local.client("scheduler").list_schedules()["Schedules"]}, 90,
+               f"the DeployPipeline put the schedule {name}", interval=0.2)
     return run
 
 
@@ -141,7 +146,7 @@ def test_the_schedule_scores_last_month_and_publishes_it(local, trained):
     other = customers(400, seed=12, first_id=1000, reverse=True)  # columns in another order
     put_month(local, "2026-10", {"a.csv": body(good), "b.csv": body(other), "empty.csv": b""})
 
-    fired = scheduler.fire(local.outputs["BatchTransformScheduleName"], "2026-11-01T03:00:00Z")
+    fired = scheduler.fire(batch_schedule_name(local.stack.name, MODEL), "2026-11-01T03:00:00Z")
     assert fired is not None and fired.execution_arn
     run = follow(local, fired.execution_arn)
     assert run.status == "SUCCEEDED", run.description.get("cause")

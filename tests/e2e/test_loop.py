@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from autoloop.batch import schedule_name as batch_schedule_name
+from autoloop.deploy import rollback_alarms
 from autoloop_cli import executions
 from autoloop_cli.console import Console
 from autoloop_cli.demo import lifecycle as demo
@@ -229,6 +231,10 @@ def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop
     assert sm.describe_endpoint(EndpointName=f"{prefix}churn")["EndpointStatus"] == "InService"
     scheduler = client("scheduler")
     assert [s["Name"] for s in scheduler.list_schedules()["Schedules"] if s["Name"].endswith("-monitor")]
+    # What the system made for the model, which no template names: its batch schedule and alarms.
+    scheduler.get_schedule(Name=batch_schedule_name(demo.STACK, "churn"))
+    cloudwatch, alarms = client("cloudwatch"), rollback_alarms(f"{prefix}churn")
+    assert len(cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]) == 3
 
     cfn.delete_stack(StackName=demo.STACK)
 
@@ -242,11 +248,13 @@ def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop
         + [s["Name"] for s in scheduler.list_schedules()["Schedules"]]
     ) if name.startswith(prefix)]
     assert ours == []
+    assert cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"] == []
     running = [job for kind in ("Processing", "Training", "Transform")
                for job in getattr(sm, f"list_{kind.lower()}_jobs")(StatusEquals="InProgress")[f"{kind}JobSummaries"]]
     assert running == []
     assert client("lambda").list_functions()["Functions"] == []  # the stack itself is gone
     client("s3").head_bucket(Bucket=result.outputs["DataBucketName"])  # raw data is retained
+    # The registry is retained (README, "Deploy to AWS"): the group its first registration made.
     assert sm.describe_model_package_group(ModelPackageGroupName=f"{prefix}churn")["ModelPackageGroupName"]
 
 

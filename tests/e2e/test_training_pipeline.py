@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from autoloop_cli import datagen, publish
+from tests.support import seed_package
 
 pytestmark = pytest.mark.e2e
 
@@ -129,12 +130,12 @@ def test_a_champion_that_cannot_be_scored_on_the_same_rows_fails_the_run_by_name
     (tests/e2e/test_champion_gate.py covers a challenger that loses to a real champion.)"""
     sm = local.client("sagemaker")
     group = f"{local.stack.name}-churn"
-    fake = sm.create_model_package(
-        ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+    fake = seed_package(
+        sm, local.stack.name, ModelApprovalStatus="Approved",
         InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://x/model.tar.gz"}],
                                 "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
         CustomerMetadataProperties={"autoloop:metric-name": "auc", "autoloop:metric-value": "0.9999"},
-    )["ModelPackageArn"]
+    )
     count = len(sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
     try:
         run = local.run(csv(seed=8), "incoming/churn/below-champion.csv")

@@ -15,6 +15,7 @@ from autoloop import adapters, batch, errors, naming
 from tests.conftest import load_event, load_handler
 from tests.handlers.conftest import STACK
 from tests.handlers.test_jobs_handlers import RecordingStepFunctions
+from tests.support import seed_package
 
 MONTH = "2026-10"
 HEADER = "tenure_months,monthly_charges,support_calls,data_usage_gb,age,contract,payment_method,region"
@@ -26,15 +27,15 @@ def put(key: str, body: bytes, bucket: str) -> None:
 
 
 def register(deployed, run_id: str = "churn-3f9a1c2b7d", status: str = "Approved") -> str:
-    return boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName=f"{STACK}-churn",
+    return seed_package(
+        boto3.client("sagemaker"), STACK,
         ModelApprovalStatus=status,
         InferenceSpecification={
             "Containers": [{"Image": "img", "ModelDataUrl": "s3://a/model.tar.gz",
                             "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}],
             "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
         CustomerMetadataProperties={"autoloop:run-id": run_id},
-    )["ModelPackageArn"]
+    )
 
 
 def request(month: str | None = MONTH, force: bool = False, **trigger: str) -> dict:

@@ -1,16 +1,23 @@
 """plan_deployment, deploy_endpoint and cleanup_endpoint against moto (template resources)."""
 
+import json
+
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from autoloop import errors
+from autoloop import batch, errors
+from autoloop.deploy import rollback_alarms
+from autoloop.jobs import config_key
+from autoloop_cli.publish import publish_config_with
 from tests.conftest import load_event, load_handler
 from tests.handlers.conftest import STACK
+from tests.support import seed_package
 
 
 def register(status="Approved", metadata=True, metrics=True):
     request = {
-        "ModelPackageGroupName": f"{STACK}-churn", "ModelApprovalStatus": status,
+        "ModelApprovalStatus": status,
         "InferenceSpecification": {"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/model.tar.gz",
                                                    "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}],
                                    "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
@@ -21,7 +28,7 @@ def register(status="Approved", metadata=True, metrics=True):
     if metadata:
         request["CustomerMetadataProperties"] = {"autoloop:run-id": "churn-0123456789",
                                                  "autoloop:metric-name": "auc", "autoloop:metric-value": "0.85"}
-    return boto3.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
+    return seed_package(boto3.client("sagemaker"), STACK, **request)
 
 
 def package_event(arn, status="Approved", group=f"{STACK}-churn"):
@@ -71,7 +78,8 @@ def test_deploy_creates_model_config_with_capture_and_endpoint(deployed, planner
     plan = planner(package_event(register()), lambda_context)
     deployed.use_env("DeployEndpointFunction")
     result = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
-    assert result == {"endpoint_name": plan["endpoint_name"], "config_name": plan["config_name"], "action": "create"}
+    assert {k: result[k] for k in ("endpoint_name", "config_name", "action")} == {
+        "endpoint_name": plan["endpoint_name"], "config_name": plan["config_name"], "action": "create"}
     sm = boto3.client("sagemaker")
     config = sm.describe_endpoint_config(EndpointConfigName=plan["config_name"])
     capture = config["DataCaptureConfig"]
@@ -92,6 +100,71 @@ def test_deploy_creates_model_config_with_capture_and_endpoint(deployed, planner
     # Deploying the same plan again (a retried task) creates nothing twice.
     deployed.use_env("PlanDeploymentFunction")
     assert planner(package_event(plan["package_arn"]), lambda_context)["action"] == "none"
+
+
+def alarms_of(endpoint):
+    described = boto3.client("cloudwatch").describe_alarms(AlarmNamePrefix=endpoint)["MetricAlarms"]
+    return {a["AlarmName"].removeprefix(endpoint): a for a in described}
+
+
+def test_deploy_puts_the_models_rollback_alarms_and_monthly_schedule(deployed, planner, lambda_context):
+    """No template resource names a model: its rollback alarms and its monthly batch schedule
+    are put before its endpoint is created, and again (unchanged) by a retried step."""
+    plan = planner(package_event(register()), lambda_context)
+    endpoint = plan["endpoint_name"]
+    env = deployed.use_env("DeployEndpointFunction")
+    result = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    assert result["alarms"] == rollback_alarms(endpoint)
+    alarms = alarms_of(endpoint)
+    # The thresholds the template's alarms had: any 5xx, 5 model errors a minute, p99 over 500 ms twice.
+    watched = {suffix: (a["MetricName"], a.get("Statistic") or a.get("ExtendedStatistic"), a["Threshold"],
+                        a["EvaluationPeriods"], a["ComparisonOperator"]) for suffix, a in alarms.items()}
+    assert watched == {
+        "-5xx": ("Invocation5XXErrors", "Sum", 1.0, 1, "GreaterThanOrEqualToThreshold"),
+        "-model-errors": ("Invocation4XXErrors", "Sum", 5.0, 1, "GreaterThanOrEqualToThreshold"),
+        "-latency": ("ModelLatency", "p99", 500000.0, 2, "GreaterThanThreshold"),
+    }
+    for alarm in alarms.values():
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"EndpointName": endpoint,
+                                                                         "VariantName": "AllTraffic"}
+        tags = boto3.client("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+        assert {"Key": "autoloop:stack", "Value": STACK} in tags
+
+    name = batch.schedule_name(STACK, "churn")
+    assert result["batch_schedule"] == {"schedule_name": name, "action": "created"}
+    schedule = boto3.client("scheduler").get_schedule(Name=name)
+    assert schedule["ScheduleExpression"] == env["BATCH_SCHEDULE"] == "cron(0 3 1 * ? *)"
+    assert schedule["State"] == "ENABLED" and schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["Target"]["Arn"] == deployed.outputs["BatchTransformArn"] == env["BATCH_TRANSFORM_ARN"]
+    assert schedule["Target"]["RoleArn"] == env["BATCH_SCHEDULER_ROLE_ARN"]
+    assert json.loads(schedule["Target"]["Input"]) == {"model": "churn", "trigger": {
+        "type": "schedule", "scheduled_time": "<aws.scheduler.scheduled-time>",
+        "schedule": "<aws.scheduler.schedule-arn>"}}
+
+    again = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    assert again["batch_schedule"]["action"] == "updated" and set(alarms_of(endpoint)) == set(alarms)
+
+
+def test_the_schedule_follows_the_models_config(deployed, planner, lambda_context):
+    """batch.schedule false: the next deployment deletes the schedule; a config that no longer
+    parses leaves it as it is (a deployment, or a rollback, must not fail on it)."""
+    plan = planner(package_event(register()), lambda_context)
+    deployed.use_env("DeployEndpointFunction")
+    name = batch.schedule_name(STACK, "churn")
+    load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    s3 = boto3.client("s3")
+    publish_config_with(s3, deployed.artifacts_bucket, "churn", {"batch": {"schedule": False}})
+    result = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    assert result["batch_schedule"] == {"schedule_name": name, "action": "deleted"}
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        boto3.client("scheduler").get_schedule(Name=name)
+    publish_config_with(s3, deployed.artifacts_bucket, "churn", {"batch": {"schedule": True}})
+    assert load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)[
+        "batch_schedule"]["action"] == "created"
+    s3.put_object(Bucket=deployed.artifacts_bucket, Key=config_key("churn"), Body=b"{not json")
+    kept = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    assert kept["batch_schedule"]["action"] == "kept" and "not valid JSON" in kept["batch_schedule"]["reason"]
+    assert boto3.client("scheduler").get_schedule(Name=name)["State"] == "ENABLED"
 
 
 def test_cleanup_keeps_only_the_serving_version(deployed, planner, lambda_context):

@@ -8,11 +8,13 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from autoloop import errors
+from autoloop import adapters, errors
 from autoloop.naming import job_name
 from tests.conftest import load_handler
 from tests.handlers.conftest import STACK
+from tests.support import seed_package
 
 RUN = "churn-0123456789"
 LATER = "churn-9876543210"
@@ -124,8 +126,8 @@ def test_evaluation_scores_the_approved_champion_on_the_same_rows(deployed, gate
 
 
 def test_a_champion_that_cannot_be_scored_fails_the_launch_by_name(deployed, launch, lambda_context):
-    boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName=f"{STACK}-churn", ModelApprovalStatus="Approved",
+    seed_package(
+        boto3.client("sagemaker"), STACK, ModelApprovalStatus="Approved",
         InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://elsewhere/model.tar.gz"}],
                                 "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
     )
@@ -247,9 +249,59 @@ def test_registered_model_records_its_evaluation(deployed, gate, register, lambd
     assert props["autoloop:holdout-rows"] == "300" and "autoloop:champion-arn" not in props
 
 
-def test_unknown_model_group_is_named_at_registration(deployed, gate, register, lambda_context):
+def test_a_models_first_registration_creates_its_group_tagged_with_the_stack(deployed, gate, register,
+                                                                           lambda_context):
+    """No template resource names a model: the group <stack>-<model> comes with its first package."""
+    sm = boto3.client("sagemaker")
+    group = f"{STACK}-fraud"
+    with pytest.raises(ClientError, match="does not exist"):
+        sm.describe_model_package_group(ModelPackageGroupName=group)
+    payload = state(deployed, 0.9)
+    payload["gate"] = gate(payload, lambda_context)  # no group yet: no champion
+    assert payload["gate"]["verdict"] == "Promote" and payload["gate"]["champion_arn"] is None
+    payload["model"] = "fraud"
+    result = register(payload, lambda_context)
+    assert result["group"] == group and result["arn"].split("/")[-2] == group
+    described = sm.describe_model_package_group(ModelPackageGroupName=group)
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=described["ModelPackageGroupArn"])["Tags"]}
+    assert tags == {"autoloop:stack": STACK, "autoloop:model": "fraud"}
+    assert [p["ModelPackageArn"] for p in sm.list_model_packages(ModelPackageGroupName=group)[
+        "ModelPackageSummaryList"]] == [result["arn"]]
+
+
+def test_concurrent_first_registrations_of_a_model_both_succeed(deployed, gate, register, lambda_context):
+    """Two runs of a new model register at once: both find no group; the one that creates it second
+    gets AWS's "already exists", which is the group it wanted."""
+    sm = adapters.client("sagemaker")
+    first = state(deployed, 0.9)
+    first["gate"] = gate(first, lambda_context)
+    second = state(deployed, 0.91, run=LATER)
+    second["gate"] = gate(second, lambda_context)
+    for payload in (first, second):
+        payload["model"] = "fraud"
+    raced: list[str] = []
+
+    def the_other_run_registers_first(**_: object) -> None:
+        if not raced:  # the first run's CreateModelPackageGroup: the second run gets there before it
+            raced.append("racing")
+            raced[0] = register(second, lambda_context)["arn"]
+
+    sm.meta.events.register("before-call.sagemaker.CreateModelPackageGroup", the_other_run_registers_first)
+    try:
+        arn = register(first, lambda_context)["arn"]
+    finally:
+        sm.meta.events.unregister("before-call.sagemaker.CreateModelPackageGroup", the_other_run_registers_first)
+    assert raced and raced[0] != arn
+    listed = sm.list_model_packages(ModelPackageGroupName=f"{STACK}-fraud")["ModelPackageSummaryList"]
+    assert sorted(p["ModelPackageArn"] for p in listed) == sorted([arn, raced[0]])
+
+
+def test_a_group_made_by_hand_is_used_as_it_is(deployed, gate, register, lambda_context):
+    sm = boto3.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName=f"{STACK}-fraud", ModelPackageGroupDescription="by hand")
     payload = state(deployed, 0.9)
     payload["gate"] = gate(payload, lambda_context)
     payload["model"] = "fraud"
-    with pytest.raises(errors.UnknownModel, match=f"{STACK}-fraud"):
-        register(payload, lambda_context)
+    register(payload, lambda_context)
+    described = sm.describe_model_package_group(ModelPackageGroupName=f"{STACK}-fraud")
+    assert described["ModelPackageGroupDescription"] == "by hand"

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, lifecycle, teardown
+from autoloop import adapters, deploy, lifecycle, teardown
 from autoloop.monitoring import MonitoringSettings, schedule_request
 from tests.conftest import load_handler
 from tests.handlers.conftest import STACK
@@ -167,21 +167,46 @@ def job_status(name: str) -> str:
     return str(boto3.client("sagemaker").describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"])
 
 
-def test_the_autoloop_backends_scheduler_schedules_go_first(handler, responses, deployed):
-    deployed.monkeypatch.setenv("MONITORING_BACKEND", "autoloop")
+@pytest.mark.parametrize("backend", ["autoloop", "model-monitor"])
+def test_the_stacks_scheduler_schedules_go_first(handler, responses, deployed, backend):
+    """Each endpoint's monitoring schedule and each model's monthly batch schedule (the deploy
+    step puts both) go, with either monitoring backend; another stack's, and a schedule of ours
+    by name that starts none of our machines, stay."""
+    deployed.monkeypatch.setenv("MONITORING_BACKEND", backend)
     scheduler = boto3.client("scheduler")
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:{}-{}"
     for stack in (STACK, OTHER):
-        scheduler.create_schedule(
-            Name=f"{stack}-churn-monitor", ScheduleExpression="cron(0 * * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
-            Target={"Arn": f"arn:aws:states:us-east-1:123456789012:stateMachine:{stack}-monitoring-pipeline",
-                    "RoleArn": ROLE, "Input": "{}"})
+        for name, target in ((f"{stack}-churn-monitor", "monitoring-pipeline"), (f"{stack}-churn-batch",
+                                                                                 "batch-transform")):
+            scheduler.create_schedule(
+                Name=name, ScheduleExpression="cron(0 * * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
+                Target={"Arn": machine.format(stack, target), "RoleArn": ROLE, "Input": "{}"})
+    scheduler.create_schedule(
+        Name=f"{STACK}-by-hand", ScheduleExpression="cron(0 * * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": machine.format(OTHER, "batch-transform"), "RoleArn": ROLE, "Input": "{}"})
     result = handler(request("Delete", responses.url), context())
     assert result["Status"] == "SUCCESS", result
     assert result["deleted"]["monitoring_schedules"] == [f"{STACK}-churn-monitor"]
+    assert result["deleted"]["batch_schedules"] == [f"{STACK}-churn-batch"]
     left = {s["Name"] for s in scheduler.list_schedules()["Schedules"]}
-    # The other stack's schedule stays, and so does the template's own batch schedule (CloudFormation's).
-    assert f"{STACK}-churn-monitor" not in left and f"{OTHER}-churn-monitor" in left
-    assert any(name.startswith(f"{STACK}-batch") for name in left), left
+    assert left == {f"{OTHER}-churn-monitor", f"{OTHER}-churn-batch", f"{STACK}-by-hand"}
+
+
+def test_the_rollback_alarms_the_deploy_step_put_go_and_others_stay(handler, responses):
+    cloudwatch = boto3.client("cloudwatch")
+    for stack in (STACK, OTHER):
+        for alarm in deploy.rollback_alarm_requests(f"{stack}-churn", stack=stack, model="churn"):
+            cloudwatch.put_metric_alarm(**alarm)
+    # A drift alarm a person made (no autoloop:stack tag), like the template's own alarms.
+    cloudwatch.put_metric_alarm(AlarmName=f"{STACK}-drift-tenure", Namespace="aws/sagemaker/Endpoints/data-metrics",
+                                MetricName="feature_baseline_drift_tenure_months", Statistic="Maximum", Period=3600,
+                                EvaluationPeriods=1, Threshold=0.1, ComparisonOperator="GreaterThanThreshold")
+    result = handler(request("Delete", responses.url), context())
+    assert result["Status"] == "SUCCESS", result
+    assert sorted(result["deleted"]["alarms"]) == sorted(deploy.rollback_alarms(f"{STACK}-churn"))
+    left = {a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(deploy.rollback_alarms(f"{OTHER}-churn")) <= left and f"{STACK}-drift-tenure" in left
+    assert not set(deploy.rollback_alarms(f"{STACK}-churn")) & left
 
 
 def test_delete_removes_this_stacks_serving_resources_and_stops_its_jobs_only(handler, responses):

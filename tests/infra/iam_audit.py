@@ -12,8 +12,9 @@ and the Lambda functions its tasks invoke.
 
 The IAM action of an operation is its API name with the service's prefix, except where
 IAM names it otherwise (``IAM_EXCEPTIONS``). Some actions are needed without a call of that
-name (``implied``): tags on a create call need ``sagemaker:AddTags``, a request that names
-a role needs ``iam:PassRole``, and with ``KmsKeyArn`` set, reading and writing encrypted
+name (``implied``): tags on a create call need ``sagemaker:AddTags`` (on PutMetricAlarm,
+``cloudwatch:TagResource``), a request that names a role (SageMaker's, or a Scheduler
+schedule's target) needs ``iam:PassRole``, and with ``KmsKeyArn`` set, reading and writing encrypted
 objects or the encrypted topic needs the key.
 """
 
@@ -191,6 +192,11 @@ def implied_actions(service: str, method: str) -> dict[str, str]:
         out["sagemaker:AddTags"] = f"{method} with Tags"
     if service == "sagemaker" and _mentions(shape, {"RoleArn", "ExecutionRoleArn"}):
         out["iam:PassRole"] = f"{method} names a role"
+    if service == "scheduler" and method in {"create_schedule", "update_schedule"}:
+        out["iam:PassRole"] = f"{method} names the role its target is started with"
+    # CloudWatch: "to create an alarm with tags, you must have cloudwatch:TagResource".
+    if service == "cloudwatch" and method == "put_metric_alarm" and shape is not None and "Tags" in shape.members:
+        out["cloudwatch:TagResource"] = f"{method} with Tags"
     return out
 
 

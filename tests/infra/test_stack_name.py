@@ -21,7 +21,6 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from autoloop import naming
 from localaws.cloudformation import stack as localstack
 from tests.infra.template_utils import TEMPLATE, template
-from tests.request_rules import compiled, service_model
 
 LONGEST = "autoloop-" + "s" * (naming.MAX_STACK_NAME - len("autoloop-"))
 
@@ -58,9 +57,9 @@ def test_samconfig_passes_each_stack_its_own_name():
 
 
 # --------------------------------------------------------------------------- names at the longest stack name
-# SageMaker resource names the template gives: the limits of the SageMaker API (the
-# CloudFormation schema of these types states none).
-SAGEMAKER_NAMES = {("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName"): "CreateModelPackageGroup"}
+# The template gives no SageMaker resource a name: per-model resources (package groups, alarms,
+# schedules) are created by the pipelines, and tests/contract/test_request_patterns.py checks their
+# requests at the longest names.
 # Limits stated only in prose: the schema's description ("between 1 and 255 characters") and
 # PutDashboard's reference ("can contain only alphanumerics, dash (-), and underscore (_)").
 DOCUMENTED = {("AWS::CloudWatch::Dashboard", "DashboardName"): (255, r"^[A-Za-z0-9_-]+$")}
@@ -68,14 +67,11 @@ DOCUMENTED = {("AWS::CloudWatch::Dashboard", "DashboardName"): (255, r"^[A-Za-z0
 
 def _limits(kind: str, prop: str) -> tuple[int, Callable[[str], bool]]:
     """(maximum length, pattern check) of a resource's name property."""
-    if (kind, prop) in SAGEMAKER_NAMES:  # a Java pattern: the whole name must match
-        shape = service_model("sagemaker").operation_model(SAGEMAKER_NAMES[kind, prop]).input_shape.members[prop]
-        return int(shape.metadata["max"]), lambda name: bool(compiled(shape.metadata["pattern"]).fullmatch(name))
     if (kind, prop) in DOCUMENTED:
         limit, documented = DOCUMENTED[kind, prop]
         return limit, lambda name: bool(re.fullmatch(documented, name))
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", kind).schema["properties"][prop]
-    assert "maxLength" in schema, f"no length limit known for {kind}.{prop}: add it to SAGEMAKER_NAMES or DOCUMENTED"
+    assert "maxLength" in schema, f"no length limit known for {kind}.{prop}: add it to DOCUMENTED"
     pattern = schema.get("pattern")  # a JSON Schema pattern: it matches anywhere unless anchored
     return int(schema["maxLength"]), lambda name: pattern is None or bool(re.search(pattern, name))
 
@@ -110,6 +106,6 @@ def test_every_name_the_template_derives_from_the_stack_name_fits_at_the_longest
             assert len(name) <= limit, f"{path} = {name!r}: {len(name)} > {limit}"
             assert matches(name), f"{path} = {name!r} does not match its pattern"
             checked.add(resource["Type"])
-    # the state machines, the package group, the batch schedule, the rollback alarms, log groups
-    assert checked >= {"AWS::StepFunctions::StateMachine", "AWS::SageMaker::ModelPackageGroup",
-                       "AWS::Scheduler::Schedule", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup"}, checked
+    # the state machines, the failed-invocation alarm, the dashboard, log groups
+    assert checked >= {"AWS::StepFunctions::StateMachine", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
+                       "AWS::Logs::LogGroup"}, checked

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autoloop import batch, config
 from autoloop import config as settings_module
 from tests.infra import iam_audit
 from tests.infra.template_utils import ROOT, TEMPLATE, resources, template
@@ -181,11 +184,12 @@ def test_resource_star_only_where_aws_allows_nothing_narrower(record_property):
 
 
 def test_pass_role_is_limited_to_one_service_and_its_role():
-    """SageMaker's execution role goes only to SageMaker; the monitoring schedules' role only to Scheduler."""
+    """SageMaker's execution role goes only to SageMaker; the schedules' roles only to Scheduler."""
     passes = [s for s in iam_audit.statements() if "iam:PassRole" in s.actions]
     assert passes
     expected = {"SageMakerExecutionRole": "sagemaker.amazonaws.com",
-                "MonitoringSchedulerRole": "scheduler.amazonaws.com"}
+                "MonitoringSchedulerRole": "scheduler.amazonaws.com",
+                "BatchSchedulerRole": "scheduler.amazonaws.com"}
     for statement in passes:
         role = statement.resources[0]["Fn::GetAtt"][0] if isinstance(statement.resources[0], dict) else None
         assert role in expected, statement
@@ -223,14 +227,40 @@ def test_every_function_folder_is_deployed_and_vice_versa():
 
 
 def test_the_batch_transform_schedule_is_a_parameter_that_can_be_changed_or_turned_off():
+    """Each model's schedule is put by the deploy step (autoloop.deploy_steps.put_batch_schedule)
+    with the expression and state of these parameters, which reach it through its environment."""
     params = template()["Parameters"]
-    assert params["BatchTransformSchedule"]["Default"] == "cron(0 3 1 * ? *)"
-    assert set(params["BatchTransformScheduleState"]["AllowedValues"]) == {"ENABLED", "DISABLED"}
-    machine = resources("AWS::Serverless::StateMachine")["BatchTransform"]["Properties"]
-    [schedule] = [e["Properties"] for e in machine["Events"].values() if e["Type"] == "ScheduleV2"]
-    assert schedule["ScheduleExpression"] == {"Ref": "BatchTransformSchedule"}
-    assert schedule["State"] == {"Ref": "BatchTransformScheduleState"}
-    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert params["BatchTransformSchedule"]["Default"] == config.BATCH_MONTHLY
+    assert set(params["BatchTransformScheduleState"]["AllowedValues"]) == set(batch.SCHEDULE_STATES)
+    env = resources("AWS::Serverless::Function")["DeployEndpointFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["BATCH_SCHEDULE"] == {"Ref": "BatchTransformSchedule"}
+    assert env["BATCH_SCHEDULE_STATE"] == {"Ref": "BatchTransformScheduleState"}
+    assert env["BATCH_TRANSFORM_ARN"] == {"Ref": "BatchTransform"}
+    assert "Events" not in resources("AWS::Serverless::StateMachine")["BatchTransform"]["Properties"]
+
+
+def published_model_names() -> set[str]:
+    """The models of the repository: every config ``autoloop publish`` uploads."""
+    from autoloop_cli.publish import model_configs
+
+    return set(model_configs())
+
+
+def test_the_template_names_no_model():
+    """Models are data: a model's package group, alarms, schedules and endpoint are created by the
+    pipelines, so neither the template, nor what SAM makes of it (state machine definitions
+    inlined), mentions a model by name."""
+    from localaws.cloudformation.stack import translate
+
+    texts = {"template.yaml": (ROOT / "template.yaml").read_text(),
+             "the translated template": json.dumps(translate(ROOT / "template.yaml", project_root=ROOT))}
+    texts.update({str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "statemachine").glob("*.json")})
+    for model in published_model_names():
+        word = re.compile(rf"(?<![A-Za-z0-9]){re.escape(model)}(?![A-Za-z0-9])", re.IGNORECASE)
+        for where, text in texts.items():
+            found = word.search(text)
+            context = text[max(0, found.start() - 60):found.end() + 60] if found else ""
+            assert found is None, f"{where} names the model {model!r}: ...{context}..."
 
 
 # ----------------------------------------------------------------------------- operations dashboard

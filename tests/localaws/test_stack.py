@@ -322,16 +322,10 @@ class TestDeployedTemplate:
         key = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
         assert key == [{"AttributeName": "job_name", "KeyType": "HASH"}]
 
-    def test_model_package_group_exists(self, deployed: localstack.Stack) -> None:
-        ((logical, resource),) = sam_resources("AWS::SageMaker::ModelPackageGroup").items()
-        name = resource["Properties"]["ModelPackageGroupName"]["Fn::Sub"].replace("${AWS::StackName}", STACK)
-        sagemaker = client("sagemaker")
-        group = sagemaker.describe_model_package_group(ModelPackageGroupName=name)
-        assert group["ModelPackageGroupDescription"] == (resource["Properties"]["ModelPackageGroupDescription"])
-        assert deployed.resources[logical] == group["ModelPackageGroupArn"]  # Ref is the ARN
-        assert group["ModelPackageGroupArn"] in deployed.outputs.values()
-        listed = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
-        assert [g["ModelPackageGroupName"] for g in listed] == [name]
+    def test_the_stack_makes_no_model_package_group(self, deployed: localstack.Stack) -> None:
+        """Models are data: a model's group comes with its first registration, not with the stack."""
+        assert sam_resources("AWS::SageMaker::ModelPackageGroup") == {}
+        assert client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"] == []
 
     def test_eventbridge_rules_target_the_functions(self, deployed: localstack.Stack) -> None:
         events, lam = client("events"), client("lambda")

@@ -251,3 +251,36 @@ def test_versions_are_told_apart_from_a_neighbours_and_found_when_cut():
     other = long[:40] + "x" + long[41:]  # another model, same length: differs within the part kept
     assert deploy.stale_versions([deploy.versioned_name(long, arn, 2)], other, keep="") == []
 
+
+
+# ----------------------------------------------------------------------------- the monthly schedule
+def test_the_schedule_name_fits_schedulers_64_characters_and_keeps_models_apart():
+    from autoloop.batch import schedule_name
+
+    assert schedule_name("autoloop-dev", "churn") == "autoloop-dev-churn-batch"
+    long_stack = "s" * 38
+    names = {schedule_name(long_stack, model) for model in ("m" * 24, "m" * 23 + "n")}
+    assert len(names) == 2 and all(len(n) <= 64 and n.endswith("-batch") for n in names)
+
+
+def test_the_schedule_request_starts_the_batch_transform_for_the_month_before():
+    from autoloop.batch import schedule_request
+
+    request = schedule_request(stack="s", model="fraud", target_arn="arn:machine", role_arn="arn:role",
+                               expression="cron(0 5 2 * ? *)", state="DISABLED", kms_key_arn="arn:key")
+    assert request["Name"] == "s-fraud-batch" and request["State"] == "DISABLED"
+    assert request["ScheduleExpression"] == "cron(0 5 2 * ? *)" and request["ScheduleExpressionTimezone"] == "UTC"
+    assert request["Target"]["Arn"] == "arn:machine" and request["Target"]["RoleArn"] == "arn:role"
+    assert request["KmsKeyArn"] == "arn:key"
+    assert json.loads(request["Target"]["Input"])["model"] == "fraud"
+    with pytest.raises(ValueError, match="schedule state 'OFF'"):
+        schedule_request(stack="s", model="fraud", target_arn="a", role_arn="r", state="OFF")
+
+
+def test_a_models_schedule_is_on_unless_its_config_turns_it_off():
+    from autoloop.config import BatchConfig
+
+    assert BatchConfig().schedule is True
+    assert BatchConfig.model_validate({"schedule": False}).schedule is False
+    with pytest.raises(ValueError, match="schedule"):
+        BatchConfig.model_validate({"schedule": "no"})

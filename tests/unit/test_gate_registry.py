@@ -96,3 +96,22 @@ def test_the_longest_champion_arn_fits_the_metadata_and_the_job_arguments():
     spec = jobs.evaluate_request(ctx, ctx.uri("train", "model.tar.gz"), ctx.uri("preprocess", "test"), "churned",
                                  metric="auc", champion_model=f"s3://{ARTIFACTS}/runs/x/model.tar.gz", champion_arn=arn)
     assert violations("sagemaker", "CreateProcessingJob", spec) == []
+
+
+def test_the_rollback_alarms_watch_the_endpoint_and_are_tagged_with_the_stack():
+    from autoloop.deploy import rollback_alarm_requests, rollback_alarms
+
+    requests = rollback_alarm_requests("s-churn", stack="s", model="churn")
+    assert [r["AlarmName"] for r in requests] == rollback_alarms("s-churn") == [
+        "s-churn-5xx", "s-churn-model-errors", "s-churn-latency"]
+    for request in requests:
+        assert {"Name": "EndpointName", "Value": "s-churn"} in request["Dimensions"]
+        assert {"Key": "autoloop:stack", "Value": "s"} in request["Tags"]
+        assert ("Statistic" in request) != ("ExtendedStatistic" in request)
+    assert requests[2]["ExtendedStatistic"] == "p99" and requests[2]["Threshold"] == 500000.0
+
+
+def test_a_models_group_request_is_tagged_with_the_stack_and_the_model():
+    request = registry.package_group_request("s-fraud", "s", "fraud")
+    assert request["ModelPackageGroupName"] == "s-fraud"
+    assert {t["Key"]: t["Value"] for t in request["Tags"]} == {"autoloop:stack": "s", "autoloop:model": "fraud"}
