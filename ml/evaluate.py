@@ -270,6 +270,9 @@ def features(df: pd.DataFrame, keep: np.ndarray, model: dict) -> pd.DataFrame:
 
 def predict(model: dict, X: pd.DataFrame, task: str) -> np.ndarray:
     """Binary: the probability of class 1; multiclass: the class; regression: the value."""
+    trained = model.get("task")
+    if trained and trained != task:
+        raise ScriptError(f"the model was trained for task {trained}, not {task}")
     pipeline = model["pipeline"]
     if task == "binary":
         classes = list(getattr(pipeline, "classes_", []))
