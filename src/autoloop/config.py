@@ -73,6 +73,9 @@ class ModelConfig(BaseModel):
     min_improvement: float = 0.0
     #: Whether an improvement of exactly min_improvement (a tie, by default) promotes.
     promote_ties: StrictBool = False
+    #: Monitoring: how much worse than the champion's registered value the metric may get on
+    #: labelled traffic, in the metric's units (default: the stack's QualityMargin, a fraction).
+    quality_margin: float | None = None
     min_rows: int = Field(default=100, ge=1)
     max_bytes: int = Field(default=MAX_VALIDATED_BYTES, ge=1, le=MAX_VALIDATED_BYTES)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
@@ -103,6 +106,12 @@ class ModelConfig(BaseModel):
             raise ValueError(f"set 'threshold' for {self.metric} (in its own units): the stack's "
                              "MetricThreshold is a fraction in [0, 1]")
         check_min_improvement(self.min_improvement)
+        if self.quality_margin is not None and not (math.isfinite(self.quality_margin) and self.quality_margin >= 0):
+            raise ValueError(f"quality_margin {self.quality_margin!r} must be a finite number >= 0 (in {self.metric}'s "
+                             "units)")
+        if self.quality_margin is None and self.metric not in PROBABILITY_METRICS:
+            raise ValueError(f"set 'quality_margin' for {self.metric} (in its own units): the stack's QualityMargin "
+                             "is a fraction, for metrics in [0, 1]")
         reserved = sorted(set(self.hyperparameters) & {"label", "task"})
         if reserved:
             raise ValueError(f"hyperparameters {reserved} are set from the config's own 'label' and 'task'; "

@@ -303,7 +303,9 @@ def quality_violation(quality: Mapping[str, Any] | None) -> Violation | None:
         return None
     metric = str(quality.get("metric") or "metric")
     value = _number(quality.get("value"))
-    reason = quality.get("reason") or f"{metric} {value} is below what the model must reach"
+    way = quality.get("direction")
+    worse = {"higher": "below", "lower": "above"}.get(str(way), "worse than")
+    reason = quality.get("reason") or f"{metric} {value} is {worse} what the model must reach"
     return Violation(metric, MODEL_QUALITY_CHECK, str(reason), None, None, value)
 
 
