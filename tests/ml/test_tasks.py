@@ -243,3 +243,12 @@ def test_monitor_scores_what_the_endpoint_answered(task: str, accept: str, reque
     else:
         assert quality["metric"] == "accuracy" and quality["direction"] == "higher"
         assert quality["value"] == pytest.approx(float(np.mean(predicted == test[label].to_numpy())))
+
+
+def test_the_monitor_knows_every_metric_the_gate_can_use() -> None:
+    from tests.ml.test_monitor import monitor
+
+    assert monitor.TASK_GROUPS == gate.TASK_GROUPS
+    for task, metrics in gate.TASK_METRICS.items():
+        assert set(metrics) <= set(monitor.METRICS_BY_TASK[task])
+    assert set(monitor.LOWER_IS_BETTER) == gate.ERROR_METRICS
