@@ -65,7 +65,7 @@ class ModelConfig(BaseModel):
     metric: str = "auc"
     #: multiclass only, optional: every class the label may take (labels outside it are refused).
     classes: tuple[str, ...] | None = None
-    #: The least acceptable metric, in the metric's own units (default: the stack's MetricThreshold).
+    #: The worst acceptable value of the metric, in its own units (default: the stack's MetricThreshold).
     threshold: float | None = None
     #: Which way the metric is better (default: the metric's own, e.g. higher for auc, lower for rmse).
     direction: Direction | None = None

@@ -46,8 +46,9 @@ from autoloop.monitoring import MONITOR_OUTPUT
 # -- constraint_violations.json ----------------------------------------------------------
 
 BASELINE_DRIFT_CHECK = "baseline_drift_check"
-#: Autoloop's own monitoring job: the model's metric over the window's labelled requests fell
-#: below its threshold, or below the champion's registered value by more than the margin.
+#: Autoloop's own monitoring job: the model's metric over the window's labelled requests is worse
+#: than its threshold, or than the champion's registered value by more than the margin, in the
+#: metric's direction (an rmse that rises past them is a violation).
 MODEL_QUALITY_CHECK = "model_quality_check"
 #: Every check type the built-in data-quality container reports (Model Monitor docs), and ours.
 CHECK_TYPES = frozenset(
