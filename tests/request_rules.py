@@ -210,27 +210,28 @@ class Recorder:
         return [f"{r.service}.{r.method} from {r.caller}: {v}" for r in self.requests for v in r.violations()]
 
 
-def _project_caller() -> str | None:
+def _project_caller(code: tuple[str, ...] = PROJECT_CODE) -> str | None:
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename.startswith(PROJECT_CODE):
+        if filename.startswith(code):
             return f"{Path(filename).relative_to(ROOT)}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return None
 
 
 @contextmanager
-def recording() -> Iterator[Recorder]:
-    """Record every request that code in ``src/autoloop`` or ``functions/`` sends (directly or
-    through helpers it calls), in this thread, through any botocore client. The request is
-    recorded before it is sent, so one that AWS (or moto) then refuses is recorded too."""
+def recording(code: tuple[str, ...] = PROJECT_CODE) -> Iterator[Recorder]:
+    """Record every request that code in ``src/autoloop`` or ``functions/`` (or the folders of
+    ``code``) sends (directly or through helpers it calls), in any thread, through any botocore
+    client. The request is recorded before it is sent, so one that AWS (or moto) then refuses is
+    recorded too."""
     recorder = Recorder()
     original = botocore.client.BaseClient._make_api_call
     methods: dict[tuple[str, str], str] = {}
 
     def make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        caller = _project_caller()
+        caller = _project_caller(code)
         if caller is not None:
             service = self.meta.service_model.service_name
             key = (service, operation_name)

@@ -491,14 +491,26 @@ def _plan_from_history(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- drift
-def drift(clients: Clients, run: ExecutionRun, endpoint: str | None, notes: dict[str, str]) -> Drift | None:
-    """The monitoring execution that triggered this run (drift-triggered runs), else the
-    endpoint's latest monitoring execution."""
+def drift(clients: Clients, run: ExecutionRun, endpoint: str | None, notes: dict[str, str],
+          outputs: dict[str, str] | None = None) -> Drift | None:
+    """The monitoring run that triggered this run (drift-triggered runs), else the endpoint's
+    latest one: a MonitoringPipeline run with the stack's default backend (no Model Monitor API
+    is called), a Model Monitor execution with ``MonitoringBackend=model-monitor``."""
+    outputs = outputs or {}
     trigger = run.input.get("trigger") or {}
     detail = trigger.get("detail") or {} if trigger.get("type") in {"drift", "quality"} else {}
     if detail.get("report") and not str(detail["report"]).endswith(".json"):
         return _own_drift(clients, str(detail["report"]).rstrip("/"), str(detail.get("baseline") or "").rstrip("/"),
                           endpoint or "", notes)
+    if outputs.get("MonitoringBackend") == "autoloop":
+        return _latest_own_drift(clients, outputs.get("MonitoringPipelineArn", ""), endpoint, notes)
+    return _model_monitor_drift(clients, detail, endpoint, notes)
+
+
+def _model_monitor_drift(clients: Clients, detail: dict[str, Any], endpoint: str | None,
+                         notes: dict[str, str]) -> Drift | None:
+    """MonitoringBackend=model-monitor (or a stack without the output): the Model Monitor execution
+    named by the trigger, else the endpoint schedule's latest one."""
     sagemaker = clients("sagemaker")
     schedule = str(detail.get("schedule") or "")
     if not schedule and endpoint:
@@ -555,6 +567,26 @@ def drift(clients: Clients, run: ExecutionRun, endpoint: str | None, notes: dict
                  baseline_uri=_file_uri(statistics_uri, "statistics.json") if statistics_uri else "",
                  constraints_uri=_file_uri(constraints_uri, "constraints.json") if constraints_uri else "",
                  features=features, distance_source=source)
+
+
+def _latest_own_drift(clients: Clients, machine: str, endpoint: str | None, notes: dict[str, str]) -> Drift | None:
+    """The report of the endpoint's newest MonitoringPipeline run that checked something."""
+    if not endpoint or not machine:
+        notes["drift"] = ("No drift data: no model of this run serves on an endpoint (a training-only run "
+                          "has no captured traffic to monitor).")
+        return None
+    sfn = clients("stepfunctions")
+    runs = sorted(sfn_executions.executions(sfn, machine), key=lambda e: e["startDate"], reverse=True)
+    for summary in runs:
+        if summary["status"] != "SUCCEEDED":
+            continue
+        plan = _loads(sfn.describe_execution(executionArn=summary["executionArn"]).get("output")).get("plan") or {}
+        if plan.get("endpoint") == endpoint and plan.get("action") == "monitor":
+            return _own_drift(clients, str(plan["report_uri"]).rstrip("/"),
+                              str(plan.get("baseline_uri") or "").rstrip("/"), endpoint, notes)
+    notes["drift"] = (f"No drift data: endpoint {endpoint} has no completed monitoring run with traffic yet "
+                      "(its schedule starts the MonitoringPipeline hourly).")
+    return None
 
 
 def _own_drift(clients: Clients, folder: str, baseline: str, endpoint: str, notes: dict[str, str]) -> Drift | None:
@@ -793,7 +825,7 @@ def gather(clients: Clients, execution_arn: str, stack_name: str | None = None) 
             log.info("endpoint %s: %s", endpoint, exc)
     serving = endpoint if report.endpoint or report.deployments else None
     try:
-        report.drift = drift(clients, run, serving, notes)
+        report.drift = drift(clients, run, serving, notes, outputs)
     except Exception as exc:
         notes["drift"] = f"the Model Monitor report could not be read: {exc}"
     if not report.deployments:

@@ -210,6 +210,10 @@ def schedule_monitoring(payload: Any, settings: MonitorScheduleSettings) -> dict
     state = parse(DeployState, payload, "deployment state")
     if settings.monitoring_backend == "autoloop":
         return _schedule_own_monitoring(state, settings)
+    return _schedule_model_monitor(state, settings)
+
+
+def _schedule_model_monitor(state: DeployState, settings: MonitorScheduleSettings) -> dict[str, Any]:
     endpoint = state.plan.endpoint_name
     statistics = state.job("baseline").outputs["monitoring_output"].rstrip("/") + "/statistics.json"
     constraints = state.job("calibrate").outputs["calibrated"].rstrip("/") + "/constraints.json"

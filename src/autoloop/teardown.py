@@ -367,29 +367,13 @@ def _delete_scheduler_schedules(stack: str, deadline: Deadline, report: Report) 
             report.add("monitoring_schedules", name)
 
 
-def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: str = "",
-             monitoring_backend: str = "autoloop") -> Report:
-    """Stop and delete what the stack's pipelines created (see the module docstring)."""
-    if not stack:
-        raise InvalidEvent("no stack name: nothing can be attributed to the stack.")
-    report = Report()
+def _delete_model_monitor_schedules(stack: str, ours: set[str], deadline: Deadline, report: Report) -> list[str]:
+    """MonitoringBackend=model-monitor: stop the running executions of the stack's Model Monitor
+    schedules on its endpoints, and delete the schedules. Returns those being deleted."""
     sagemaker = client("sagemaker")
-    if marker_table:
-        try:
-            mark_teardown(marker_table)
-        except AutoloopError as exc:
-            report.failures.append(_problem("writing the teardown marker", exc))
-    _stop_executions(machines, report)
-
-    ours = _owned_endpoints(stack, report)
-
-    if monitoring_backend == "autoloop":
-        _delete_scheduler_schedules(stack, deadline, report)
     schedules: list[str] = []
     try:
-        rows = [] if monitoring_backend == "autoloop" else _paged(
-            sagemaker.list_monitoring_schedules, "MonitoringScheduleSummaries", NameContains=f"{stack}-")
-        for row in rows:
+        for row in _paged(sagemaker.list_monitoring_schedules, "MonitoringScheduleSummaries", NameContains=f"{stack}-"):
             name = str(row["MonitoringScheduleName"])
             if name.startswith(f"{stack}-") and row.get("EndpointName") in ours:
                 schedules.append(name)
@@ -411,11 +395,11 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
             report.failures.append(problem)
         else:
             deleting.append(name)
+    return deleting
 
-    jobs = _running_jobs(stack, report)
-    for kind, name in jobs:
-        _stop_job(kind, name, report)
 
+def _wait_model_monitor_schedules_gone(deleting: list[str], deadline: Deadline, report: Report) -> None:
+    sagemaker = client("sagemaker")
     for name in deleting:
         problem = _wait_gone(f"monitoring schedule {name}",
                              partial(sagemaker.describe_monitoring_schedule, MonitoringScheduleName=name), deadline)
@@ -423,6 +407,34 @@ def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: 
             report.failures.append(problem)
         else:
             report.add("monitoring_schedules", name)
+
+
+def teardown(stack: str, machines: list[str], deadline: Deadline, marker_table: str = "",
+             monitoring_backend: str = "autoloop") -> Report:
+    """Stop and delete what the stack's pipelines created (see the module docstring)."""
+    if not stack:
+        raise InvalidEvent("no stack name: nothing can be attributed to the stack.")
+    report = Report()
+    sagemaker = client("sagemaker")
+    if marker_table:
+        try:
+            mark_teardown(marker_table)
+        except AutoloopError as exc:
+            report.failures.append(_problem("writing the teardown marker", exc))
+    _stop_executions(machines, report)
+
+    ours = _owned_endpoints(stack, report)
+
+    if monitoring_backend == "autoloop":
+        _delete_scheduler_schedules(stack, deadline, report)
+        deleting = []
+    else:
+        deleting = _delete_model_monitor_schedules(stack, ours, deadline, report)
+
+    jobs = _running_jobs(stack, report)
+    for kind, name in jobs:
+        _stop_job(kind, name, report)
+    _wait_model_monitor_schedules_gone(deleting, deadline, report)
 
     remaining = _delete_endpoints(ours, deadline, report)
     # A deploy step that planned before the marker may have created an endpoint since the

@@ -25,13 +25,31 @@ BUCKET = "autoloop-dev-databucket-1a2b3c4d5e6f"  # the bucket named in the sampl
 STACK = "autoloop-dev"  # the stack the samples' names belong to
 
 
+def _targets(rule: dict) -> set[str]:
+    return {t["Arn"]["Fn::GetAtt"][0] for t in rule["Properties"]["Targets"]
+            if isinstance(t["Arn"], dict) and "Fn::GetAtt" in t["Arn"]}
+
+
+def raw_patterns(target: str) -> list[dict]:
+    """The patterns of the SAM EventBridgeRule events of a function or state machine, and of the
+    plain ``AWS::Events::Rule`` resources (conditional ones: Model Monitor's) that target it."""
+    events = resources()[target]["Properties"].get("Events", {}).values()
+    patterns = [e["Properties"]["Pattern"] for e in events if e["Type"] == "EventBridgeRule"]
+    return patterns + [r["Properties"]["EventPattern"] for r in resources("AWS::Events::Rule").values()
+                       if target in _targets(r)]
+
+
+def rule_targets() -> set[str]:
+    sam = {name for name, res in resources().items()
+           for event in res.get("Properties", {}).get("Events", {}).values() if event["Type"] == "EventBridgeRule"}
+    return sam | {t for rule in resources("AWS::Events::Rule").values() for t in _targets(rule)}
+
+
 def rule_patterns(target: str) -> list[dict]:
     """The EventBridge patterns of a function's or a state machine's rules."""
-    events = resources()[target]["Properties"]["Events"]
     patterns = []
-    for event in events.values():
-        assert event["Type"] == "EventBridgeRule"
-        text = json.dumps(event["Properties"]["Pattern"]).replace('{"Ref": "DataBucket"}', json.dumps(BUCKET))
+    for pattern in raw_patterns(target):
+        text = json.dumps(pattern).replace('{"Ref": "DataBucket"}', json.dumps(BUCKET))
         text = re.sub(r'\{"Fn::Sub": "([^"]*)"\}', lambda m: json.dumps(m.group(1).replace("${AWS::StackName}", STACK)),
                       text)
         patterns.append(json.loads(text))
@@ -157,8 +175,7 @@ def test_rules_match_what_aws_always_sends(name):
 
 def test_every_rule_is_tested_against_a_sample():
     """Each EventBridge rule in the template has a sample above that it must deliver."""
-    targets = {name for name, res in resources().items()
-               for event in res.get("Properties", {}).get("Events", {}).values() if event["Type"] == "EventBridgeRule"}
+    targets = rule_targets()
     untested = {(target, json.dumps(pattern)) for target in targets for pattern in rule_patterns(target)
                 if not any(EventPattern.load(json.dumps(pattern)).matches_event(load_event(name))
                            for name, (function, _) in CONSUMED.items() if function == target)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from autoloop_cli.demo import lifecycle as demo
 from localaws import server
 from localaws.awslambda import runtime as lambda_runtime
 from localaws.events import delivery as eventbridge
+from tests.contract.test_no_model_monitor import model_monitor_operations
+from tests.request_rules import PROJECT_CODE, ROOT, Recorder, recording
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +42,15 @@ NAMES = ["TrainingPipeline", "DeployPipeline", "MonitoringPipeline", "Monitoring
 
 
 @pytest.fixture(scope="module")
-def loop() -> Any:
+def recorded() -> Iterator[Recorder]:
+    """Every AWS request of the Lambda code and the CLI during the module (the loop and the
+    stack's deletion)."""
+    with recording((*PROJECT_CODE, str(ROOT / "autoloop_cli") + "/")) as recorder:
+        yield recorder
+
+
+@pytest.fixture(scope="module")
+def loop(recorded: Recorder) -> Any:
     started = server.start
 
     def start_with_at_least_once(*args: Any, **kwargs: Any) -> Any:
@@ -192,6 +203,21 @@ def test_the_monitoring_run_retrains_once(loop):
     assert [i["model"]["S"] for i in state] == ["churn"]
 
 
+def test_the_report_of_the_first_upload_shows_the_endpoints_latest_monitoring_run(loop):
+    """A run not started by drift: the report reads the endpoint's newest MonitoringPipeline run
+    with traffic (the default backend has no Model Monitor schedule to ask)."""
+    from autoloop_cli.report import collect
+    from localaws.clients import client
+
+    result, _, _, _ = loop
+    report = collect.gather(client, result.runs[0].execution_arn, demo.STACK)
+    assert report.drift is not None, report.notes
+    assert report.drift.endpoint == f"{demo.STACK}-churn" and report.drift.features
+    assert report.drift.distance_source.startswith("monitoring_report.json")
+    newest = [r for r in result.runs if r.name == "MonitoringPipeline"][-1]
+    assert report.drift.report_uri == newest.output["plan"]["report_uri"].rstrip("/")
+
+
 def test_deleting_the_stack_as_sam_delete_does_leaves_nothing_of_it_running(loop):
     """`sam delete` is CloudFormation DeleteStack: the Teardown custom resource's Delete runs
     first, then the stack's own resources go; the buckets and the registry are retained."""
@@ -249,3 +275,15 @@ def test_the_demo_writes_a_lifecycle_report_that_renders_every_section_with_data
     shot = browser.screenshot(result.report, ROOT / ".autoloop" / "artifacts" / "report.png", height=5000)
     assert shot.stat().st_size > 10_000
     print(f"report {result.report} -> screenshot {shot.resolve()}")
+
+
+def test_the_default_stack_called_no_model_monitor_api_through_the_whole_loop(loop, recorded):
+    """MonitoringBackend=autoloop (the demo's default): across the loop and the stack's deletion,
+    every request the Lambda code and the CLI made, and none of them Model Monitor's. Runs after
+    the deletion test (module order)."""
+    calls = recorded.calls()
+    assert {("sagemaker", "create_processing_job"), ("scheduler", "create_schedule"),
+            ("scheduler", "delete_schedule"), ("sagemaker", "update_endpoint")} <= calls  # not vacuous
+    used = sorted(f"{r.method} from {r.caller}" for r in recorded.requests
+                  if r.service == "sagemaker" and r.method in model_monitor_operations())
+    assert not used
