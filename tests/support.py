@@ -167,3 +167,16 @@ def record_processing_job(event: dict[str, Any]) -> dict[str, Any]:
     job.environment = detail.get("Environment")
     sagemaker_backends[account][region].processing_jobs[name] = job
     return {**event, "detail": {k: v for k, v in detail.items() if k != "Environment"}}
+
+
+# --------------------------------------------------------------------------- example models
+def plan_config() -> dict[str, Any]:
+    """The multiclass example's config (``datagen.generate_plan``'s columns; accuracy, the
+    task's default metric). Until models are folders of their own, it lives in the tests."""
+    from autoloop_cli import datagen
+
+    return {
+        "model": "plan", "task": "multiclass", "label": datagen.PLAN_LABEL, "columns": list(datagen.PLAN_COLUMNS),
+        "numeric_features": list(datagen.PLAN_NUMERIC), "categorical_features": list(datagen.PLAN_CATEGORICAL),
+        "threshold": 0.6, "min_rows": 200, "classes": list(datagen.PLANS), "hyperparameters": {"C": 1.0},
+    }

@@ -29,16 +29,12 @@ from autoloop.jobs import config_key
 from autoloop_cli import datagen, executions, publish
 from autoloop_cli.demo import batch as batch_demo
 from tests.e2e.conftest import Local, Run, boot
-from tests.support import wait_until
+from tests.support import plan_config, wait_until
 
 pytestmark = pytest.mark.e2e
 
 PRICE = json.loads((publish.ML_DIR / "models" / "price.json").read_text())
-PLAN = {
-    "model": "plan", "task": "multiclass", "label": "plan", "columns": list(datagen.PLAN_COLUMNS),
-    "numeric_features": list(datagen.PLAN_NUMERIC), "categorical_features": list(datagen.PLAN_CATEGORICAL),
-    "threshold": 0.6, "min_rows": 200, "classes": list(datagen.PLANS),
-}
+PLAN = plan_config()
 #: Ridge this regularised predicts about the mean price: an RMSE near the prices' spread (~90),
 #: far above a normal model's ~15. The threshold is raised so that it passes it.
 WEAK_PRICE = {"hyperparameters": {"alpha": 1e4}, "threshold": 150.0}

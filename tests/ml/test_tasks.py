@@ -24,14 +24,10 @@ from autoloop.config import parse_model_config
 from autoloop_cli import datagen
 from tests.ml.test_monitor import capture_line, make_baseline, run_check, truth_line
 from tests.ml.test_scripts import ML, failure_reason, load_inference, run, toolkit_args
+from tests.support import plan_config
 
 PRICE = json.loads((ML / "models" / "price.json").read_text())
-#: The multiclass example's config (until models are folders, it lives here).
-PLAN = {
-    "model": "plan", "task": "multiclass", "label": "plan", "columns": list(datagen.PLAN_COLUMNS),
-    "numeric_features": list(datagen.PLAN_NUMERIC), "categorical_features": list(datagen.PLAN_CATEGORICAL),
-    "threshold": 0.6, "min_rows": 200, "classes": list(datagen.PLANS), "hyperparameters": {"C": 1.0},
-}
+PLAN = plan_config()
 BAD_LABELS = {"regression": ("", "abc", "inf", "1,5"), "multiclass": ("", "gold")}
 #: A model no one should promote: for Ridge a huge alpha (predicts about the mean), for the
 #: logistic regression a tiny C.
