@@ -30,7 +30,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from autoloop_ml_common import ScriptError, argument_parser, logger, read_config, run
+from autoloop_ml_common import ScriptError, argument_parser, class_text, logger, read_config, run
 
 
 log = logger("preprocess")
@@ -128,16 +128,6 @@ def read_csv(path: str, columns: list, numeric: list) -> pd.DataFrame:
 
 TASKS = ("binary", "multiclass", "regression")
 WHAT_IS_VALID = {"binary": "0 or 1", "multiclass": "a class", "regression": "a finite number"}
-
-
-def class_text(value) -> str:
-    """A class label's canonical text: "1.0" and "1" are the same class (as autoloop reads it)."""
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if np.isfinite(number) and number.is_integer() else text
 
 
 def clean_labels(df: pd.DataFrame, label: str, task: str = "binary", classes=None):

@@ -248,3 +248,13 @@ def test_the_monitor_knows_every_metric_the_gate_can_use() -> None:
     for task, metrics in gate.TASK_METRICS.items():
         assert set(metrics) <= set(monitor.METRICS_BY_TASK[task])
     assert set(monitor.LOWER_IS_BETTER) == gate.ERROR_METRICS
+
+
+def test_the_scripts_and_validation_read_class_labels_alike() -> None:
+    """ml/ cannot import src/: its class_text must agree with the one ValidateInput uses."""
+    from autoloop.config import class_text
+    from tests.ml.test_monitor import load
+
+    common = load("autoloop_ml_common_for_tasks", ML / "autoloop_ml_common.py")
+    for text in ("1", "1.0", " 2 ", "-3.00", "1.5", "basic", "", "nan", "inf", "1e3", "007"):
+        assert common.class_text(text) == class_text(text), text
