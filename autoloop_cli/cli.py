@@ -7,7 +7,7 @@
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
     autoloop local transform --month YYYY-MM   score one month with the batch transform now
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
-    autoloop gen-data --rows N --out F  write generated churn data
+    autoloop gen-data --rows N --out F [--model churn|price|plan]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
     autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
 """
@@ -337,8 +337,14 @@ def _client_factory() -> Any:
 def cmd_gen_data(args: argparse.Namespace) -> int:
     from autoloop_cli import datagen
 
-    written = datagen.write_csv(args.out, args.rows, seed=args.seed, drift=args.drift)
-    print(f"wrote {args.rows:,} rows ({written:,} bytes) to {args.out}")
+    if args.model == "churn":
+        written = datagen.write_csv(args.out, args.rows, seed=args.seed, drift=args.drift)
+    else:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        datagen.GENERATORS[args.model](args.rows, seed=args.seed, drift=args.drift).to_csv(out, index=False)
+        written = out.stat().st_size
+    print(f"wrote {args.rows:,} rows of {args.model} data ({written:,} bytes) to {args.out}")
     return 0
 
 
@@ -408,7 +414,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=str(Path(os.environ.get("AUTOLOOP_LOCAL_HOME", ".autoloop")) / "report.html"))
     rep.set_defaults(func=cmd_report)
 
-    gen = sub.add_parser("gen-data", help="write generated churn data as CSV")
+    gen = sub.add_parser("gen-data", help="write generated data of an example model as CSV")
+    gen.add_argument("--model", choices=("churn", "price", "plan"), default="churn",
+                     help="churn (binary, the default), price (regression) or plan (multiclass)")
     gen.add_argument("--rows", type=int, default=10_000)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--drift", type=float, default=0.0)

@@ -1,4 +1,6 @@
-"""Seeded synthetic data for the ``churn`` model (see ``models/churn/config.json``).
+"""Seeded synthetic data for the example models: ``churn`` (binary, ``models/churn/``), and,
+at the end of the module, ``price`` (regression, ``models/price/``) and ``plan`` (multiclass;
+its config lives in the tests). ``fraud``'s data is in :mod:`autoloop_cli.fraud_data`.
 
 Each row is one telecom customer; the label ``churned`` (0/1) is the first column, as the
 data contract requires. The columns, in order::
@@ -230,6 +232,85 @@ def write_csv(
         for frame in _frames(rows, seed, drift, chunk_rows):
             frame.to_csv(fh, header=False, index=False, lineterminator="\n")
     return target.stat().st_size
+
+
+# ----------------------------------------------------------------------------- other tasks
+#: The regression example (``models/price/``): a home's price in thousands, label first.
+PRICE_LABEL = "price"
+PRICE_NUMERIC = ("area_m2", "rooms", "age_years", "distance_km")
+PRICE_CATEGORICAL = ("city", "condition")
+PRICE_COLUMNS = (PRICE_LABEL, *PRICE_NUMERIC, *PRICE_CATEGORICAL)
+CITIES = np.array(["lisbon", "porto", "braga", "faro"], dtype=object)
+CITY_P = np.array([0.4, 0.3, 0.15, 0.15])
+CITY_PREMIUM = np.array([60.0, 25.0, -10.0, 15.0])
+CONDITIONS = np.array(["new", "good", "needs-work"], dtype=object)
+CONDITION_P = np.array([0.2, 0.55, 0.25])
+CONDITION_PREMIUM = np.array([35.0, 0.0, -40.0])
+#: The price's noise (thousands): the best possible RMSE.
+PRICE_NOISE = 15.0
+
+#: The multiclass example: which plan (of three) a customer picks, label first.
+PLAN_LABEL = "plan"
+PLAN_NUMERIC = ("data_gb", "calls", "household", "age")
+PLAN_CATEGORICAL = ("device",)
+PLAN_COLUMNS = (PLAN_LABEL, *PLAN_NUMERIC, *PLAN_CATEGORICAL)
+PLANS = np.array(["basic", "standard", "premium"], dtype=object)
+DEVICES = np.array(["android", "iphone", "feature-phone"], dtype=object)
+DEVICE_P = np.array([0.5, 0.4, 0.1])
+
+
+def generate_price(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
+    """``rows`` homes for the regression example, seeded: ``price`` (thousands, 2 decimals) is
+    linear in the features (per m², room, year of age, km from the centre, city and condition)
+    plus Normal(0, ``PRICE_NOISE``) noise, so a linear model's RMSE is about 15. ``drift``
+    moves the homes (larger, further out) and the market (prices per m² up 10 % per unit).
+    About 0.5 % of ``age_years`` is missing."""
+    _check(rows, drift)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    area = np.clip(rng.normal(95.0 + 15.0 * drift, 30.0, rows), 25.0, 400.0).round(1)
+    rooms = np.clip(np.rint(area / 30.0 + rng.normal(0.0, 0.7, rows)), 1, 10).astype(np.int64)
+    age = np.minimum(np.floor(rng.gamma(2.0, 12.0, rows)), 100.0)
+    distance = np.round(np.minimum(rng.lognormal(np.log(6.0 * (1.0 + 0.3 * drift)), 0.6, rows), 40.0), 2)
+    city = _categorical(rng, rows, CITY_P)
+    condition = _categorical(rng, rows, CONDITION_P)
+    price = (40.0 + 2.2 * (1.0 + 0.1 * drift) * area + 8.0 * rooms - 0.9 * age - 4.0 * distance
+             + CITY_PREMIUM[city] + CONDITION_PREMIUM[condition] + rng.normal(0.0, PRICE_NOISE, rows))
+    price = np.maximum(price, 20.0)  # a floor, reached by a few far-out, old, cheap-city homes
+    age[rng.random(rows) < MISSING_RATE] = np.nan
+    return pd.DataFrame({
+        "price": np.round(price, 2), "area_m2": area, "rooms": rooms, "age_years": age,
+        "distance_km": distance, "city": CITIES[city], "condition": CONDITIONS[condition],
+    }, columns=list(PRICE_COLUMNS))
+
+
+def generate_plan(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
+    """``rows`` customers for the multiclass example, seeded: the ``plan`` (basic, standard or
+    premium) is drawn from a multinomial logit on data use, calls, household size, age and
+    device, noisy enough that a linear model's accuracy is about 0.75, not 1. ``drift`` raises
+    data use (x1.5 per unit)."""
+    _check(rows, drift)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+    data_gb = np.round(rng.lognormal(np.log(6.0 * (1.0 + 0.5 * drift)), 0.8, rows), 2)
+    calls = rng.poisson(40.0, rows).astype(np.int64)
+    household = np.clip(rng.poisson(1.6, rows) + 1, 1, 8).astype(np.int64)
+    age = np.clip(np.rint(rng.normal(42.0, 15.0, rows)), 18, 90).astype(np.int64)
+    device = _categorical(rng, rows, DEVICE_P)
+    usage = np.log(data_gb)
+    scores = np.stack([
+        np.zeros(rows),
+        -4.2 + 1.6 * usage + 0.02 * (calls - 40) + 0.35 * household + np.array([0.2, 0.5, -1.5])[device],
+        -10.0 + 3.2 * usage + 0.04 * (calls - 40) + 0.7 * household - 0.01 * (age - 42)
+        + np.array([0.3, 1.0, -3.0])[device],
+    ], axis=1) + rng.gumbel(0.0, 0.5, (rows, 3))
+    plan = np.argmax(scores, axis=1)
+    return pd.DataFrame({
+        "plan": PLANS[plan], "data_gb": data_gb, "calls": calls, "household": household, "age": age,
+        "device": DEVICES[device],
+    }, columns=list(PLAN_COLUMNS))
+
+
+#: Each example dataset by model name: its generator (rows, seed, drift) -> DataFrame.
+GENERATORS = {"churn": generate, "price": generate_price, "plan": generate_plan}
 
 
 def _label_text(value: object, inference_id: str) -> str:

@@ -1,6 +1,6 @@
 """Helpers shared by the ml/ job scripts: failure reporting, argument parsing, logging, inputs.
 
-Used by preprocess.py, train.py, evaluate.py, batch_prepare.py and calibrate.py; not by
+Used by preprocess.py, train.py, evaluate.py, batch_prepare.py, calibrate.py and monitor.py; not by
 inference.py, which train.py copies alone into ``model.tar.gz:code/``. Runs on Python 3.9
 (SageMaker's scikit-learn 1.2-1 containers) and imports the standard library only, so
 batch_prepare.py stays free of pandas.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import sys
 import traceback
@@ -95,3 +96,14 @@ def read_config(path: str):
         raise ScriptError(f"config file not found: {path}") from None
     except (OSError, ValueError) as exc:
         raise ScriptError(f"cannot read config {path}: {exc}") from None
+
+
+def class_text(value) -> str:
+    """A class label's canonical text: "1.0" and "1" are the same class (as autoloop.config
+    reads ``classes`` and ValidateInput reads labels)."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text

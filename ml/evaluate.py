@@ -268,8 +268,16 @@ def features(df: pd.DataFrame, keep: np.ndarray, model: dict) -> pd.DataFrame:
     return X
 
 
+def check_task(model: dict, task: str) -> None:
+    """A model that records its task (train.py does) must have been trained for ``task``."""
+    trained = model.get("task")
+    if trained and trained != task:
+        raise ScriptError(f"the model was trained for task {trained}, not {task}")
+
+
 def predict(model: dict, X: pd.DataFrame, task: str) -> np.ndarray:
     """Binary: the probability of class 1; multiclass: the class; regression: the value."""
+    check_task(model, task)
     pipeline = model["pipeline"]
     if task == "binary":
         classes = list(getattr(pipeline, "classes_", []))
@@ -417,6 +425,7 @@ def write_json(folder: str, name: str, doc: dict) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     model = read_model(args.model_dir)
+    check_task(model, args.task)
     label = args.label or model.get("label")
     if not label:
         raise ScriptError("no --label given and the model does not record one")

@@ -11,9 +11,15 @@ train.py copies this file to ``model.tar.gz:code/inference.py``. The container c
   ``null`` is a missing value).
   Unsupported content types, wrong column counts, missing keys and non-numeric values in
   numeric features raise ``ValueError`` with a clear message.
-- ``predict_fn(data, model)``: the probability of class 1 for each row (numpy array).
-- ``output_fn(prediction, accept)``: ``text/csv`` one probability a line, or
-  ``application/json`` ``{"predictions": [...]}`` (the default for ``*/*`` or no accept).
+- ``predict_fn(data, model)``, by the model's ``task`` (as train.py recorded it; binary for
+  models that record none): binary, the probability of class 1 for each row (numpy array);
+  regression, the predicted value (numpy array); multiclass, a dict with ``predictions`` (the
+  most probable class of each row), ``probabilities`` (one list a row, in ``classes`` order)
+  and ``classes``.
+- ``output_fn(prediction, accept)``: ``text/csv`` one value a line (binary: the probability,
+  regression: the value, multiclass: the class), or ``application/json``
+  ``{"predictions": [...]}`` (the default for ``*/*`` or no accept), for multiclass with
+  ``"probabilities"`` and ``"classes"`` beside it.
 
 Batch transform sends mini-batches of up to ``MaxPayloadInMB`` (tens of thousands of rows), so
 CSV is parsed by pandas' C reader when the payload is plain (ASCII, no quotes, no whitespace
@@ -269,23 +275,47 @@ def _parse(media, text, model):
     return _frame(rows, model)
 
 
+def _python(value):
+    """A numpy scalar as the Python value json and csv write (1, not 1.0, for an integer class)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def predict_fn(input_data, model):
-    """Probabilities of class 1, one per input row (numpy array of floats)."""
+    """One prediction per input row, by the model's task (see the module docstring)."""
     if isinstance(input_data, _Deferred):
         input_data = _parse(input_data.media, input_data.text, model)
     pipeline = model["pipeline"]
     features = list(model["features"])
-    positive = list(pipeline.classes_).index(1)
-    return pipeline.predict_proba(input_data[features])[:, positive]
+    task = model.get("task", "binary")
+    if task == "regression":
+        return np.asarray(pipeline.predict(input_data[features]), dtype=float)
+    classes = list(pipeline.classes_)
+    probabilities = pipeline.predict_proba(input_data[features])
+    if task == "binary":
+        return probabilities[:, classes.index(1)]
+    best = np.argmax(probabilities, axis=1)
+    return {
+        "predictions": [_python(classes[i]) for i in best],
+        "probabilities": np.round(probabilities, 6).tolist(),
+        "classes": [_python(c) for c in classes],
+    }
 
 
 def output_fn(prediction, accept):
-    """Serialize probabilities: CSV one a line, or JSON {"predictions": [...]}."""
-    values = np.asarray(prediction, dtype=float).ravel().tolist()  # Python floats
+    """Serialize the predictions: CSV one a line, or JSON {"predictions": [...]} (multiclass:
+    with "probabilities" and "classes")."""
+    if isinstance(prediction, dict):
+        values = list(prediction["predictions"])
+        document = prediction
+        line = str
+    else:
+        values = np.asarray(prediction, dtype=float).ravel().tolist()  # Python floats
+        document = {"predictions": values}
+        line = repr
     for part in (accept or "").split(","):
         media = _media_type(part)
         if media == CSV:
-            return "\n".join(map(repr, values)) + "\n" if values else ""
+            return "\n".join(map(line, values)) + "\n" if values else ""
         if media in (JSON, "*/*", "application/*", ""):
-            return json.dumps({"predictions": values})
+            return json.dumps(document)
     raise ValueError(f"unsupported accept type {accept!r}; use {CSV} or {JSON}")

@@ -207,7 +207,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from autoloop_ml_common import ScriptError, argument_parser, read_config
+from autoloop_ml_common import ScriptError, argument_parser, class_text, read_config
 
 SKETCH_K = 2048
 SKETCH_C = 0.64
@@ -1629,23 +1629,13 @@ def normalize_task(value: Any) -> str:
     return task
 
 
-def _class_text(value: str) -> str:
-    """A class label's canonical text: '1.0' and '1' are the same class."""
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
-
-
 class LabelRule:
     """What a valid label is for the task; :meth:`parse` returns the label's value or raises
     ValueError saying why not."""
 
     def __init__(self, task: str, classes: list[str] | None) -> None:
         self.task = task
-        self.classes = {_class_text(str(c)) for c in classes} if classes else None
+        self.classes = {class_text(str(c)) for c in classes} if classes else None
 
     def parse(self, text: str) -> Any:
         value = text.strip()
@@ -1656,7 +1646,7 @@ class LabelRule:
             if not math.isfinite(number):
                 raise ValueError(f"label {value!r} is not a finite number")
             return number
-        label = _class_text(value)
+        label = class_text(value)
         if self.task == "binary":
             if label not in ("0", "1"):
                 raise ValueError(f"label {value!r} is not 0 or 1")
@@ -1792,10 +1782,10 @@ def prediction_of(task: str, values: list[str], classes: list[str] | None) -> An
             raise ValueError("prediction is not finite")
         return value
     if len(values) == 1:
-        return _class_text(values[0])
+        return class_text(values[0])
     probabilities = [float(v) for v in values]
     best = int(np.argmax(probabilities))
-    return _class_text(str(classes[best])) if classes and best < len(classes) else str(best)
+    return class_text(str(classes[best])) if classes and best < len(classes) else str(best)
 
 
 # --- check mode: model-quality metrics ------------------------------------------------------

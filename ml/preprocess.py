@@ -9,9 +9,11 @@ locally on the project venv, unchanged. From this repo it imports only
         --output-dir /opt/ml/processing/output --seed 42
 
 Reads every ``*.csv`` under ``--input-dir`` (recursively; normally one file). Each header
-must equal the config's ``columns`` exactly. Rows whose label is missing or not 0/1 are
-dropped and counted; non-numeric values in numeric features become missing (imputed at
-training time). The rest is split per class (stratified) into train / validation / test
+must equal the config's ``columns`` exactly. Rows whose label is not valid for the config's
+``task`` (binary: 0 or 1; multiclass: present, and one of ``classes`` when the config lists
+them; regression: a finite number) are dropped and counted; non-numeric values in numeric
+features become missing (imputed at training time). The rest is split into train /
+validation / test, per class (stratified) for a classifier and at random for regression,
 and written, with a header and the label first, to ``train/train.csv``,
 ``validation/validation.csv`` and ``test/test.csv`` under ``--output-dir``;
 ``baseline/baseline.csv`` holds the training features only (for monitoring baselines).
@@ -28,7 +30,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from autoloop_ml_common import ScriptError, argument_parser, logger, read_config, run
+from autoloop_ml_common import ScriptError, argument_parser, class_text, logger, read_config, run
 
 
 log = logger("preprocess")
@@ -124,13 +126,46 @@ def read_csv(path: str, columns: list, numeric: list) -> pd.DataFrame:
     return df[columns]
 
 
-def clean_labels(df: pd.DataFrame, label: str):
-    values = pd.to_numeric(df[label], errors="coerce")
-    valid = values.isin([0, 1])
+TASKS = ("binary", "multiclass", "regression")
+WHAT_IS_VALID = {"binary": "0 or 1", "multiclass": "a class", "regression": "a finite number"}
+
+
+def clean_labels(df: pd.DataFrame, label: str, task: str = "binary", classes=None):
+    """(the rows with a valid label for the task, the number dropped). Class labels that are
+    all whole numbers are written as integers, others as their text."""
+    raw = df[label]
+    if task == "multiclass":
+        present = raw.notna() & (raw.astype(str).str.strip() != "")
+        texts = raw[present].map(class_text)
+        if classes:
+            allowed = {class_text(c) for c in classes}
+            present[present] = texts.isin(allowed).to_numpy()
+            texts = texts[texts.isin(allowed)]
+        numbers = pd.to_numeric(texts, errors="coerce")
+        whole = numbers.notna().all() and bool((numbers == numbers.round()).all())
+        values = numbers.astype("int64") if whole and len(texts) else texts.astype(object)
+        valid = present
+    else:
+        numbers = pd.to_numeric(raw, errors="coerce")
+        if task == "binary":
+            valid = numbers.isin([0, 1])
+            values = numbers[valid].astype("int64")
+        else:
+            valid = pd.Series(np.isfinite(numbers.to_numpy(dtype="float64")), index=df.index)
+            values = numbers[valid].astype("float64")
     dropped = int((~valid).sum())
     df = df.loc[valid].copy()
-    df[label] = values[valid].astype("int64")
+    df[label] = values.to_numpy()
     return df.reset_index(drop=True), dropped
+
+
+def random_split(n: int, fractions, seed: int):
+    """Indices of each split, at random (regression: there are no classes to keep in proportion)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(n)
+    sizes = [int(round(n * f)) for f in fractions[1:]]
+    cuts = np.cumsum([n - sum(sizes)] + sizes)[:-1]
+    return np.split(idx, cuts)
 
 
 def stratified_split(y: np.ndarray, fractions, seed: int):
@@ -154,6 +189,16 @@ def stratified_split(y: np.ndarray, fractions, seed: int):
     return [rng.permutation(np.concatenate(p)) for p in parts]
 
 
+def describe(labels: pd.Series, task: str) -> str:
+    if not len(labels):
+        return "empty"
+    if task == "binary":
+        return f"positive rate {float(labels.mean()):.3f}"
+    if task == "regression":
+        return f"target mean {float(labels.mean()):.4g}"
+    return f"{labels.nunique()} classes"
+
+
 def write(df: pd.DataFrame, out_dir: str, name: str) -> str:
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
     path = os.path.join(out_dir, name, f"{name}.csv")
@@ -166,6 +211,9 @@ def main(argv=None) -> None:
     config = load_config(args.config)
     columns = list(config["columns"])
     label = config["label"]
+    task = config.get("task", "binary")
+    if task not in TASKS:
+        raise ScriptError(f"config task {task!r} is not one of {', '.join(TASKS)}")
     numeric = [c for c in config.get("numeric_features", []) if c in columns]
     files = find_csvs(args.input_dir)
     log(f"model {config.get('model', '?')}: {len(files)} input file(s) under {args.input_dir}")
@@ -180,30 +228,39 @@ def main(argv=None) -> None:
     total = len(data)
     log(f"rows read: {total}")
 
-    data, dropped = clean_labels(data, label)
-    log(f"dropped {dropped} row(s) whose label '{label}' is missing or not 0/1")
+    data, dropped = clean_labels(data, label, task, config.get("classes"))
+    valid = WHAT_IS_VALID[task]
+    log(f"dropped {dropped} row(s) whose label '{label}' is missing or not {valid} (task {task})")
     if data.empty:
-        raise ScriptError(f"no rows with a valid 0/1 label '{label}' ({total} rows read)")
+        raise ScriptError(f"no rows whose label '{label}' is {valid} (task {task}; {total} rows read)")
     min_rows = config.get("min_rows")
     if isinstance(min_rows, int) and len(data) < min_rows:
         raise ScriptError(
             f"only {len(data)} rows with a valid label, the config requires min_rows={min_rows}"
         )
-    counts = data[label].value_counts().to_dict()
-    if len(counts) < 2:
-        only = next(iter(counts))
-        raise ScriptError(f"label '{label}' has a single class ({only}) in {len(data)} rows")
-    log(f"valid rows: {len(data)} (class counts {dict(sorted(counts.items()))})")
+    if task == "regression":
+        target = data[label]
+        if target.nunique() < 2:
+            raise ScriptError(f"label '{label}' has the same value ({target.iloc[0]}) in all {len(data)} rows")
+        log(f"valid rows: {len(data)} (target mean {target.mean():.4g}, sd {target.std():.4g})")
+    else:
+        counts = data[label].value_counts().to_dict()
+        if len(counts) < 2:
+            only = next(iter(counts))
+            raise ScriptError(f"label '{label}' has a single class ({only}) in {len(data)} rows")
+        log(f"valid rows: {len(data)} (class counts {dict(sorted(counts.items(), key=str))})")
 
     val_frac, test_frac = args.validation_fraction, args.test_fraction
     fractions = (1.0 - val_frac - test_frac, val_frac, test_frac)
     names = ("train", "validation", "test")
-    splits = stratified_split(data[label].to_numpy(), fractions, args.seed)
+    if task == "regression":
+        splits = random_split(len(data), fractions, args.seed)
+    else:
+        splits = stratified_split(data[label].to_numpy(), fractions, args.seed)
     for name, idx in zip(names, splits):
         part = data.iloc[idx]
         path = write(part, args.output_dir, name)
-        rate = float(part[label].mean()) if len(part) else float("nan")
-        log(f"{name}: {len(part)} rows, positive rate {rate:.3f} -> {path}")
+        log(f"{name}: {len(part)} rows, {describe(part[label], task)} -> {path}")
     baseline = data.iloc[splits[0]].drop(columns=[label])
     path = write(baseline, args.output_dir, "baseline")
     log(f"baseline: {len(baseline)} rows, {baseline.shape[1]} features -> {path}")

@@ -183,3 +183,16 @@ def seed_package(sagemaker: Any, stack: str, model: str = "churn", **request: An
         if "already exist" not in str(exc).lower():
             raise
     return str(sagemaker.create_model_package(ModelPackageGroupName=group, **request)["ModelPackageArn"])
+
+
+# --------------------------------------------------------------------------- example models
+def plan_config() -> dict[str, Any]:
+    """The multiclass example's config (``datagen.generate_plan``'s columns; accuracy, the
+    task's default metric). Until models are folders of their own, it lives in the tests."""
+    from autoloop_cli import datagen
+
+    return {
+        "model": "plan", "task": "multiclass", "label": datagen.PLAN_LABEL, "columns": list(datagen.PLAN_COLUMNS),
+        "numeric_features": list(datagen.PLAN_NUMERIC), "categorical_features": list(datagen.PLAN_CATEGORICAL),
+        "threshold": 0.6, "min_rows": 200, "classes": list(datagen.PLANS), "hyperparameters": {"C": 1.0},
+    }

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
+from autoloop.gate import PROBABILITY_METRICS
 from autoloop_cli.report import graph
 from autoloop_cli.report.collect import Deployment, Drift, Evaluation, ExecutionRun, FeatureDrift, JobRun, Report
 
@@ -277,7 +278,8 @@ def _evaluation_section(report: Report) -> str:
 
 
 def _metric_bars(ev: Evaluation, names: list[str]) -> str:
-    shown = [n for n in names if 0.0 <= ev.metrics.get(n, ev.champion_metrics.get(n, 0.0)) <= 1.0]
+    # Bars on a 0..1 scale: only for fractions (not rmse, nor r2, which can be negative).
+    shown = [n for n in names if n in PROBABILITY_METRICS]
     if not shown:
         return ""
     label_w, bar_w, pair_h = 90, 360, 34

@@ -1,4 +1,4 @@
-"""Training step (SageMaker script mode): fit a logistic-regression pipeline.
+"""Training step (SageMaker script mode): fit a scikit-learn pipeline for the model's task.
 
 Runs in SageMaker's scikit-learn 1.2-1 training container (Python 3.9, pandas 1.x) and
 locally on the project venv, unchanged. From this repo it imports only
@@ -10,6 +10,11 @@ Hyperparameters arrive as CLI args: ``--label churned --C 1.0 --max-iter 500`` (
 training toolkit writes one-letter keys as ``-C 1.0``; ``--max_iter`` also works; values
 may be JSON-quoted; unknown ones are reported and ignored). Without ``--label``
 the first column is the label (SageMaker's CSV convention).
+
+``--task`` (the model config's ``task``; the launch step passes it) picks the estimator:
+``binary`` and ``multiclass``: ``LogisticRegression(C, max_iter)`` (multinomial for several
+classes); ``regression``: ``Ridge(alpha)``. Rows whose label does not fit the task are
+dropped (binary: not 0/1; multiclass: missing; regression: not a finite number).
 
 Feature types come from the training CSV's dtypes: numeric columns get a median imputer and
 a standard scaler; every other column is categorical and gets a most-frequent imputer and a
@@ -23,9 +28,10 @@ Checkpoints (managed spot training): the model is fitted in rounds of
 there; a restarted job (SageMaker restores the folder after a spot interruption) resumes from
 it. A checkpoint of other data or hyperparameters is ignored. The rounds are the same with or
 without checkpoints, so a resumed run ends with exactly the model of an uninterrupted one.
+Ridge is solved in one step (no rounds, so no checkpoints).
 
 Writes ``$SM_MODEL_DIR/model.joblib``, a dict with ``pipeline``, ``features`` (ordered),
-``label``, ``sklearn_version``, ``numeric_features`` and ``categorical_features``, and copies
+``label``, ``task``, ``sklearn_version``, ``numeric_features`` and ``categorical_features``, and copies
 ``inference.py`` (next to this file) to ``$SM_MODEL_DIR/code/inference.py``.
 
 On failure: a one-line reason goes to ``$SM_OUTPUT_DIR/failure`` (default
@@ -45,8 +51,8 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -55,6 +61,7 @@ from autoloop_ml_common import ScriptError, argument_parser, csv_files, logger, 
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_FILE = "checkpoint.joblib"
+TASKS = ("binary", "multiclass", "regression")
 
 
 log = logger("train")
@@ -87,6 +94,8 @@ def parse_args(argv=None):
     p.add_argument("-C", "--C", dest="C", type=number, default=1.0,
                    help="inverse regularization strength")
     p.add_argument("--max-iter", "--max_iter", dest="max_iter", type=integer, default=500)
+    p.add_argument("--task", type=_unquote, default="binary", help="binary, multiclass or regression")
+    p.add_argument("--alpha", type=number, default=1.0, help="regression: Ridge's regularization strength")
     p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     p.add_argument(
         "--validation",
@@ -101,8 +110,12 @@ def parse_args(argv=None):
     args, unknown = p.parse_known_args(argv)
     if unknown:
         log(f"ignoring unknown arguments: {' '.join(unknown)}")
+    if args.task not in TASKS:
+        raise ScriptError(f"--task must be one of {', '.join(TASKS)}, got {args.task!r}")
     if not args.C > 0:
         raise ScriptError(f"--C must be > 0, got {args.C}")
+    if not args.alpha >= 0:
+        raise ScriptError(f"--alpha must be >= 0, got {args.alpha}")
     if args.max_iter < 1:
         raise ScriptError(f"--max-iter must be >= 1, got {args.max_iter}")
     if args.checkpoint_every < 1:
@@ -143,16 +156,34 @@ def read_channel(path: str, name: str, required: bool):
     return df
 
 
-def split_xy(df: pd.DataFrame, label: str, features: list, name: str):
+def split_xy(df: pd.DataFrame, label: str, features: list, name: str, task: str = "binary"):
+    """(features, labels) of the rows whose label fits the task."""
     missing = [c for c in [label] + features if c not in df.columns]
     if missing:
         raise ScriptError(f"{name} data lacks column(s) {missing}")
-    y = pd.to_numeric(df[label], errors="coerce")
-    valid = y.isin([0, 1])
+    if task == "multiclass":
+        y = df[label]
+        valid = y.notna()
+        kind = "missing"
+    else:
+        y = pd.to_numeric(df[label], errors="coerce")
+        if task == "binary":
+            valid, kind = y.isin([0, 1]), "missing or not 0/1"
+        else:
+            valid = pd.Series(np.isfinite(y.to_numpy(dtype="float64")), index=df.index)
+            kind = "missing or not a finite number"
     if not valid.all():
-        log(f"{name}: dropping {int((~valid).sum())} row(s) whose label is missing or not 0/1")
+        log(f"{name}: dropping {int((~valid).sum())} row(s) whose label is {kind}")
     X = df.loc[valid, features].copy()
-    return X, y[valid].astype("int64").to_numpy()
+    values = y[valid]
+    if task == "binary":
+        return X, values.astype("int64").to_numpy()
+    if task == "regression":
+        return X, values.astype("float64").to_numpy()
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all() and bool((numeric == numeric.round()).all()):
+        return X, numeric.astype("int64").to_numpy()  # class ids read back as 1.0 when any is empty
+    return X, values.astype(str).to_numpy(dtype=object)
 
 
 def as_object(X: pd.DataFrame, categorical: list) -> pd.DataFrame:
@@ -163,7 +194,8 @@ def as_object(X: pd.DataFrame, categorical: list) -> pd.DataFrame:
     return X
 
 
-def build_pipeline(numeric: list, categorical: list, C: float, max_iter: int) -> Pipeline:
+def build_pipeline(numeric: list, categorical: list, C: float, max_iter: int, task: str = "binary",
+                   alpha: float = 1.0) -> Pipeline:
     transformers = []
     if numeric:
         transformers.append((
@@ -183,9 +215,10 @@ def build_pipeline(numeric: list, categorical: list, C: float, max_iter: int) ->
             ]),
             categorical,
         ))
+    model = Ridge(alpha=alpha) if task == "regression" else LogisticRegression(C=C, max_iter=max_iter)
     return Pipeline([
         ("features", ColumnTransformer(transformers)),
-        ("model", LogisticRegression(C=C, max_iter=max_iter)),
+        ("model", model),
     ])
 
 
@@ -223,7 +256,12 @@ def save_checkpoint(directory, state: dict) -> None:
 
 
 def fit(pipeline: Pipeline, X: pd.DataFrame, y, args) -> Pipeline:
-    """Fit the features, then the model in warm-started rounds, checkpointing each round."""
+    """Fit the features, then the model in warm-started rounds, checkpointing each round
+    (Ridge, solved in one step, has no rounds)."""
+    if not hasattr(pipeline.named_steps["model"], "warm_start"):
+        pipeline.fit(X, y)
+        log("fitted in one step (no solver rounds to checkpoint)")
+        return pipeline
     expected = fingerprint(X, y, args)
     state = load_checkpoint(args.checkpoint_dir, expected)
     if state is not None:
@@ -252,6 +290,16 @@ def fit(pipeline: Pipeline, X: pd.DataFrame, y, args) -> Pipeline:
     return pipeline
 
 
+def score(pipeline: Pipeline, X: pd.DataFrame, y, task: str):
+    """(name, value) of the task's default metric: auc, accuracy or rmse."""
+    if task == "binary":
+        positive = list(pipeline.classes_).index(1)
+        return "auc", float(roc_auc_score(y, pipeline.predict_proba(X)[:, positive]))
+    if task == "multiclass":
+        return "accuracy", float(accuracy_score(y, pipeline.predict(X)))
+    return "rmse", float(np.sqrt(mean_squared_error(y, pipeline.predict(X))))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     log(f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
@@ -262,34 +310,38 @@ def main(argv=None) -> None:
     if label not in train.columns:
         raise ScriptError(f"label column '{label}' is not in the train data columns {list(train.columns)}")
     features = [str(c) for c in train.columns if c != label]
-    X, y = split_xy(train, label, features, "train")
+    task = args.task
+    X, y = split_xy(train, label, features, "train", task)
     if len(np.unique(y)) < 2:
-        raise ScriptError(f"train data has a single label class ({len(y)} valid rows)")
+        what = "the same target value" if task == "regression" else "a single label class"
+        raise ScriptError(f"train data has {what} ({len(y)} valid rows)")
+    if task == "binary" and set(np.unique(y).tolist()) != {0, 1}:
+        raise ScriptError(f"train data's labels are {np.unique(y).tolist()}, not 0 and 1")
     numeric = [
         c for c in features
         if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
     ]
     categorical = [c for c in features if c not in numeric]
     X = as_object(X, categorical)
-    log(f"label {label}; numeric {numeric}; categorical {categorical}")
-    log(f"fitting LogisticRegression(C={args.C}, max_iter={args.max_iter}) on {len(X)} rows")
+    log(f"task {task}; label {label}; numeric {numeric}; categorical {categorical}")
+    estimator = (f"Ridge(alpha={args.alpha})" if task == "regression"
+                 else f"LogisticRegression(C={args.C}, max_iter={args.max_iter})")
+    log(f"fitting {estimator} on {len(X)} rows" + (f", {len(np.unique(y))} classes" if task == "multiclass" else ""))
 
-    pipeline = fit(build_pipeline(numeric, categorical, args.C, args.max_iter), X, y, args)
-    positive = list(pipeline.classes_).index(1)
-    train_auc = roc_auc_score(y, pipeline.predict_proba(X)[:, positive])
-    log(f"train:auc={train_auc:.4f}")
+    pipeline = fit(build_pipeline(numeric, categorical, args.C, args.max_iter, task, args.alpha), X, y, args)
+    name, value = score(pipeline, X, y, task)
+    log(f"train:{name}={value:.4f}")
 
     validation = read_channel(args.validation, "validation", required=False)
     if validation is None:
-        log("no validation channel; skipping validation AUC")
+        log(f"no validation channel; skipping validation {name}")
     else:
-        Xv, yv = split_xy(validation, label, features, "validation")
+        Xv, yv = split_xy(validation, label, features, "validation", task)
         Xv = as_object(Xv, categorical)
-        if len(np.unique(yv)) < 2:
-            log("validation data has a single label class; skipping validation AUC")
-        else:
-            auc = roc_auc_score(yv, pipeline.predict_proba(Xv)[:, positive])
-            print(f"validation:auc={auc:.4f}", flush=True)
+        if task == "binary" and len(np.unique(yv)) < 2:
+            log("validation data has a single label class; skipping validation auc")
+        elif len(yv):
+            print(f"validation:{name}={score(pipeline, Xv, yv, task)[1]:.4f}", flush=True)
 
     os.makedirs(args.model_dir, exist_ok=True)
     model_path = os.path.join(args.model_dir, "model.joblib")
@@ -298,6 +350,7 @@ def main(argv=None) -> None:
             "pipeline": pipeline,
             "features": features,
             "label": label,
+            "task": task,
             "sklearn_version": sklearn.__version__,
             "numeric_features": numeric,
             "categorical_features": categorical,

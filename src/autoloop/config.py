@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 from typing import Any, Literal
 
@@ -13,13 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.errors import ConfigError, InvalidModelConfig, UnknownModel
-from autoloop.gate import PROBABILITY_METRICS, Direction, check_min_improvement, check_threshold, resolve_direction
+from autoloop.gate import (
+    DEFAULT_METRIC,
+    PROBABILITY_METRICS,
+    Direction,
+    Task,
+    check_metric,
+    check_min_improvement,
+    check_threshold,
+    resolve_direction,
+)
 from autoloop.jobs import JobSecurity, SpotTraining, config_key
 from autoloop.monitoring import MonitoringSettings
 from autoloop.naming import is_valid_model_name
 
-#: The metrics ml/evaluate.py writes for a binary model (binary_classification_metrics).
-BINARY_METRICS = ("auc", "accuracy", "f1", "precision", "recall")
 # How large a file ValidateInput can check: the limit on max_bytes.
 # ValidateInput reads the whole object in one Lambda invocation, on one thread, so its ceiling
 # is CPU time. The arithmetic (tests/infra/test_template.py checks template.yaml against it):
@@ -54,8 +62,13 @@ class ModelConfig(BaseModel):
     columns: tuple[str, ...]
     numeric_features: tuple[str, ...]
     categorical_features: tuple[str, ...]
-    metric: str = "auc"  # one of BINARY_METRICS: what ml/evaluate.py reports
-    #: The least acceptable metric, in the metric's own units (default: the stack's MetricThreshold).
+    #: What the model predicts: a 0/1 label (binary), one of several classes (multiclass) or a number.
+    task: Task = "binary"
+    #: One of gate.TASK_METRICS[task] (what ml/evaluate.py reports); default gate.DEFAULT_METRIC[task].
+    metric: str = "auc"
+    #: multiclass only, optional: every class the label may take (labels outside it are refused).
+    classes: tuple[str, ...] | None = None
+    #: The worst acceptable value of the metric, in its own units (default: the stack's MetricThreshold).
     threshold: float | None = None
     #: Which way the metric is better (default: the metric's own, e.g. higher for auc, lower for rmse).
     direction: Direction | None = None
@@ -63,17 +76,32 @@ class ModelConfig(BaseModel):
     min_improvement: float = 0.0
     #: Whether an improvement of exactly min_improvement (a tie, by default) promotes.
     promote_ties: StrictBool = False
+    #: Monitoring: how much worse than the champion's registered value the metric may get on
+    #: labelled traffic, in the metric's units (default: the stack's QualityMargin, a fraction).
+    quality_margin: float | None = None
     min_rows: int = Field(default=100, ge=1)
     max_bytes: int = Field(default=MAX_VALIDATED_BYTES, ge=1, le=MAX_VALIDATED_BYTES)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     # BatchConfig is defined at the end of the module (the lambda defers the lookup).
     batch: BatchConfig = Field(default_factory=lambda: BatchConfig())  # noqa: PLW0108
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_metric(cls, data: Any) -> Any:
+        """Without a metric, the task's own (auc, accuracy or rmse)."""
+        if isinstance(data, dict) and "metric" not in data and data.get("task") in DEFAULT_METRIC:
+            return {**data, "metric": DEFAULT_METRIC[data["task"]]}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
-        if self.metric not in BINARY_METRICS:
-            raise ValueError(f"metric {self.metric!r} is not one that ml/evaluate.py reports; "
-                             f"use one of {', '.join(BINARY_METRICS)} (lower case)")
+        check_metric(self.task, self.metric, task_given="task" in self.model_fields_set)
+        if self.classes is not None:
+            if self.task != "multiclass":
+                raise ValueError(f"'classes' is for a multiclass model; this one's task is {self.task}")
+            canonical = [class_text(c) for c in self.classes]
+            if len(canonical) < 2 or len(set(canonical)) != len(canonical) or "" in canonical:
+                raise ValueError("'classes' must list at least 2 distinct, non-empty class labels")
         resolve_direction(self.metric, self.direction)  # ValueError: contradicts the metric
         if self.threshold is not None:
             check_threshold(self.metric, self.threshold)
@@ -81,6 +109,16 @@ class ModelConfig(BaseModel):
             raise ValueError(f"set 'threshold' for {self.metric} (in its own units): the stack's "
                              "MetricThreshold is a fraction in [0, 1]")
         check_min_improvement(self.min_improvement)
+        if self.quality_margin is not None and not (math.isfinite(self.quality_margin) and self.quality_margin >= 0):
+            raise ValueError(f"quality_margin {self.quality_margin!r} must be a finite number >= 0 (in {self.metric}'s "
+                             "units)")
+        if self.quality_margin is None and self.metric not in PROBABILITY_METRICS:
+            raise ValueError(f"set 'quality_margin' for {self.metric} (in its own units): the stack's QualityMargin "
+                             "is a fraction, for metrics in [0, 1]")
+        reserved = sorted(set(self.hyperparameters) & {"label", "task"})
+        if reserved:
+            raise ValueError(f"hyperparameters {reserved} are set from the config's own 'label' and 'task'; "
+                             "remove them from 'hyperparameters'")
         if not is_valid_model_name(self.model):
             raise ValueError(f"model name {self.model!r} must be lowercase letters, digits, '-'")
         if not self.columns or self.columns[0] != self.label:
@@ -96,6 +134,16 @@ class ModelConfig(BaseModel):
     @property
     def features(self) -> tuple[str, ...]:
         return self.columns[1:]
+
+
+def class_text(value: str) -> str:
+    """A class label's canonical text, as ml/ reads it: "1.0" and "1" are the same class."""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
 
 
 def _config_problems(exc: ValidationError) -> str:

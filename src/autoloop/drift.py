@@ -46,8 +46,9 @@ from autoloop.monitoring import MONITOR_OUTPUT
 # -- constraint_violations.json ----------------------------------------------------------
 
 BASELINE_DRIFT_CHECK = "baseline_drift_check"
-#: Autoloop's own monitoring job: the model's metric over the window's labelled requests fell
-#: below its threshold, or below the champion's registered value by more than the margin.
+#: Autoloop's own monitoring job: the model's metric over the window's labelled requests is worse
+#: than its threshold, or than the champion's registered value by more than the margin, in the
+#: metric's direction (an rmse that rises past them is a violation).
 MODEL_QUALITY_CHECK = "model_quality_check"
 #: Every check type the built-in data-quality container reports (Model Monitor docs), and ours.
 CHECK_TYPES = frozenset(
@@ -303,7 +304,9 @@ def quality_violation(quality: Mapping[str, Any] | None) -> Violation | None:
         return None
     metric = str(quality.get("metric") or "metric")
     value = _number(quality.get("value"))
-    reason = quality.get("reason") or f"{metric} {value} is below what the model must reach"
+    way = quality.get("direction")
+    worse = {"higher": "below", "lower": "above"}.get(str(way), "worse than")
+    reason = quality.get("reason") or f"{metric} {value} is {worse} what the model must reach"
     return Violation(metric, MODEL_QUALITY_CHECK, str(reason), None, None, value)
 
 

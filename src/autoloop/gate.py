@@ -40,6 +40,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "multiclass": ("accuracy", "weighted_precision", "weighted_recall", "weighted_f1"),
     "regression": ("mse", "rmse", "mae", "r2"),
 }
+#: The metric a model of each task is gated on when its config names none.
+DEFAULT_METRIC: dict[str, str] = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
 #: Which way each known metric is better.
 DIRECTIONS: dict[str, Direction] = {
     **{m: "higher" for m in ("auc", "accuracy", "f1", "precision", "recall", "r2",
@@ -57,6 +59,26 @@ TIE_TOLERANCE = 1e-12
 
 
 # ----------------------------------------------------------------------------- settings
+def check_metric(task: str, metric: str, task_given: bool = True) -> None:
+    """ValueError unless ``metric`` is one ml/evaluate.py writes for ``task``; the message says
+    which task the metric belongs to (``task_given`` False: the task is the default, binary)."""
+    if task not in TASK_METRICS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(TASK_METRICS)}")
+    if metric in TASK_METRICS[task]:
+        return
+    owners = [t for t, names in TASK_METRICS.items() if metric in names]
+    known = f"use one of {', '.join(TASK_METRICS[task])}"
+    if owners and not task_given:
+        raise ValueError(f"metric {metric!r} is a {' or '.join(owners)} metric, but the task defaults to binary; "
+                         f'set "task": "{owners[0]}" (or use a binary metric: {", ".join(TASK_METRICS[task])})')
+    if owners:
+        raise ValueError(f"metric {metric!r} is not a {task} metric ({known}), it is a {' or '.join(owners)} one: "
+                         f"fix 'metric' or 'task'")
+    lower = metric.lower()
+    case = ", lower case" if lower != metric and any(lower in names for names in TASK_METRICS.values()) else ""
+    raise ValueError(f"metric {metric!r} is not one that ml/evaluate.py reports; {known} (the {task} metrics{case})")
+
+
 def default_direction(metric: str) -> Direction | None:
     """The direction of a known metric, or None for one Autoloop does not know."""
     return DIRECTIONS.get(metric)

@@ -258,15 +258,18 @@ def encode_hyperparameters(values: Mapping[str, object]) -> dict[str, str]:
 
 
 def training_request(ctx: JobContext, train_uri: str, validation_uri: str,
-                     hyperparameters: Mapping[str, object], label: str) -> dict[str, Any]:
+                     hyperparameters: Mapping[str, object], label: str, task: str = "binary") -> dict[str, Any]:
+    """Script mode: train.py gets the config's hyperparameters, its label and its task (which
+    picks the estimator) as CLI arguments."""
     name = job_name(ctx.run_id, "train")
     hps: dict[str, object] = {
         "sagemaker_program": ENTRY_POINT,
         "sagemaker_submit_directory": f"{TRAIN_CODE_CHANNEL}/{SOURCEDIR}",
         "sagemaker_container_log_level": 20,
         "sagemaker_job_name": name,
-        "label": label,
         **hyperparameters,
+        "label": label,
+        "task": task,
     }
     return {
         "TrainingJobName": name,

@@ -10,7 +10,8 @@ and baseline, and the due time. :func:`plan_monitoring` turns that into one moni
   (Model Monitor's layout) go into two manifests beside the run's report, which the job reads
   as ``ManifestFile`` inputs; the job itself keeps only records whose inference time is in the
   window;
-* the model's metric, direction and threshold come from its published config, and the
+* the model's metric, direction, threshold and quality margin come from its published config
+  (the margin, for a metric in [0, 1], by default from the stack's QualityMargin), and the
   champion's registered metric is the quality baseline;
 * the newest label file's time travels on, so the drift handler can tell whether anything was
   labelled since the champion was trained.
@@ -138,7 +139,8 @@ def plan_monitoring(payload: Any, settings: MonitorPlanSettings, now: datetime |
             if labels else None),
         ground_truth_files=len(labels),
         latest_label_at=_iso(max(o["LastModified"] for o in labels)) if labels else None,
-        metric=metric, direction=direction, threshold=threshold, quality_margin=settings.quality_margin,
+        metric=metric, direction=direction, threshold=threshold,
+        quality_margin=config.quality_margin if config.quality_margin is not None else settings.quality_margin,
         champion_arn=champion_arn, champion_metric=champion_metric,
         champion_created_at=_iso(champion["CreationTime"]) if champion else None,
     )

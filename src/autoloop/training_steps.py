@@ -139,6 +139,7 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
         **summary.as_dict(),
         "input_uri": input_uri,
         "label": config.label,
+        "task": config.task,
         "metric": config.metric,
         "threshold": config.threshold,
         "direction": config.direction,
@@ -233,7 +234,7 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
     if step == "train":
         outputs = state.job("preprocess").outputs
         return run, kind, training_request(ctx, outputs["train"], outputs["validation"],
-                                           dataset.hyperparameters, dataset.label)
+                                           dataset.hyperparameters, dataset.label, dataset.task)
     artifacts = state.job("train").model_artifacts
     if not artifacts:
         raise JobFailed(f"training job {state.job('train').job_name} reported no model artifacts.")

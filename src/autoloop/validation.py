@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autoloop.config import MAX_VALIDATED_BYTES, VALIDATE_TIMEOUT_SECONDS, ModelConfig
+from autoloop.config import MAX_VALIDATED_BYTES, VALIDATE_TIMEOUT_SECONDS, ModelConfig, class_text
 from autoloop.errors import (
     AllNanColumn,
     DatasetTooLarge,
@@ -31,6 +31,11 @@ MISSING = frozenset({
     "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN",
 })
 LABEL_VALUES = frozenset({"0", "1", "0.0", "1.0"})
+#: A classifier needs this many labelled rows of each class: preprocess.py splits every class
+#: into train, validation and test, one row each at least.
+MIN_CLASS_ROWS = 3
+#: More distinct labels than this is not a multiclass problem (a numeric target as classes?).
+MAX_CLASSES = 1000
 _SNIFF_BYTES = 4096
 # A number as pandas' C parser reads it: ASCII digits only. Python's float() also takes
 # "1_000", "١٢" (Arabic-Indic digits) and "infinity", which pandas would silently turn into
@@ -210,6 +215,82 @@ def _check_number(value: str, column: str, line: int, where: str) -> None:
         )
 
 
+class _LabelCheck:
+    """What a label may be for the model's task: binary 0 or 1; multiclass any text (one of
+    ``classes`` when the config lists them), at most MAX_CLASSES of them; regression a finite
+    number. :meth:`first` checks a label text not seen before and says whether to count it (class
+    labels; a regression target is checked every time instead, so its distinct values are never
+    all held); :meth:`finish` checks the counts."""
+
+    def __init__(self, config: ModelConfig, where: str) -> None:
+        self.config, self.where = config, where
+        self.allowed = {class_text(c) for c in config.classes} if config.classes else None
+        self.classes: set[str] = set()
+        self.values: set[float] = set()  # regression: up to 2 distinct targets
+
+    def first(self, label: str, line: int) -> bool:
+        config, where = self.config, self.where
+        name = config.label
+        if config.task == "binary" and label not in LABEL_VALUES:
+            raise InvalidLabels(
+                f"{where} line {line}: label {name!r} is {label[:40]!r}; expected 0 or 1 (task binary).",
+                "Labels are 0 or 1 (empty when unknown); fix the file and upload it again.",
+            )
+        if config.task == "regression" and not (_NUMBER_RE.fullmatch(label) and abs(float(label)) <= MAX_ABS_VALUE):
+            raise InvalidLabels(
+                f"{where} line {line}: label {name!r} is {label[:40]!r}; a regression model needs a finite number "
+                f"within ±1e150.",
+                "Write the target as a number with ASCII digits and '.' as the decimal point (empty when unknown); "
+                "if the labels are categories, set \"task\": \"multiclass\" in the model config.",
+            )
+        if config.task == "multiclass" and self.allowed is not None and class_text(label) not in self.allowed:
+            raise InvalidLabels(
+                f"{where} line {line}: label {name!r} is {label[:40]!r}, not one of the config's classes "
+                f"{sorted(self.allowed)}.",
+                "Fix the label, or add the class to 'classes' in the model config and run `autoloop publish`.",
+            )
+        if config.task == "regression":
+            if len(self.values) < 2:
+                self.values.add(float(label))
+            return False
+        self.classes.add(class_text(label))
+        if len(self.classes) > MAX_CLASSES:
+            raise InvalidLabels(
+                f"{where} line {line}: label {name!r} takes more than {MAX_CLASSES:,} distinct values; a "
+                f"{config.task} model takes at most {MAX_CLASSES:,} classes.",
+                "If the label is a number to predict, set \"task\": \"regression\" in the model config.",
+            )
+        return True
+
+    def finish(self, seen: dict[str, int]) -> None:
+        config, where = self.config, self.where
+        if config.task == "regression":
+            if len(self.values) < 2:
+                raise InvalidLabels(f"{where}: every labelled row has the same {config.label!r} "
+                                    f"({next(iter(self.values), '')!r}); a regression model needs a target that "
+                                    "varies.", "Upload data in which the target takes different values.")
+            return
+        counts: dict[str, int] = {}
+        for text, n in seen.items():
+            key = class_text(text)
+            counts[key] = counts.get(key, 0) + n
+        if len(counts) < 2:
+            only = next(iter(counts), "")
+            raise InvalidLabels(
+                f"{where}: label {config.label!r} has a single class ({only!r}) in every labelled row; "
+                f"a {config.task} model needs at least 2 classes.",
+                "Upload data with examples of every class.",
+            )
+        rare = sorted(c for c, n in counts.items() if n < MIN_CLASS_ROWS)
+        if rare:
+            shown = ", ".join(f"{c!r} ({counts[c]})" for c in rare[:10])
+            raise InvalidLabels(
+                f"{where}: class(es) {shown} of label {config.label!r} have fewer than {MIN_CLASS_ROWS} rows; "
+                "each class needs a row in each of the train, validation and test splits.",
+                "Add rows of those classes, or merge or drop them, and upload the file again.",
+            )
+
+
 def _csv_problem(exc: csv.Error, first_line: int, line: int, where: str) -> NotCsv:
     """A csv.Error, in words that say where the file is broken and how to fix it."""
     text = str(exc)
@@ -260,6 +341,8 @@ def validate_csv(chunks: Iterable[bytes], size: int, config: ModelConfig, where:
         width = len(config.columns)
         numeric = [i for i, c in enumerate(config.columns) if c in set(config.numeric_features)]
         present = [False] * width
+        labels = _LabelCheck(config, where)
+        seen_labels: dict[str, int] = {}  # class label text -> rows (each text checked once)
         unseen = width
         rows = missing_labels = 0
         for row in reader:
@@ -287,11 +370,10 @@ def validate_csv(chunks: Iterable[bytes], size: int, config: ModelConfig, where:
             label = row[0].strip()
             if _is_missing(label):
                 missing_labels += 1
-            elif label not in LABEL_VALUES:
-                raise InvalidLabels(
-                    f"{where} line {line}: label {config.label!r} is {label[:40]!r}; expected 0 or 1.",
-                    "Labels are 0 or 1 (empty when unknown); fix the file and upload it again.",
-                )
+            elif label in seen_labels:
+                seen_labels[label] += 1
+            elif labels.first(label, line):
+                seen_labels[label] = 1
             for i in numeric:
                 value = row[i].strip()
                 if not _is_missing(value):
@@ -313,4 +395,5 @@ def validate_csv(chunks: Iterable[bytes], size: int, config: ModelConfig, where:
             f"{where} has {rows - missing_labels:,} labelled rows; model {config.model} needs "
             f"at least {config.min_rows:,}."
         )
+    labels.finish(seen_labels)
     return DatasetSummary(rows=rows, columns=width, bytes=size, missing_labels=missing_labels)

@@ -84,6 +84,8 @@ def data_files() -> dict[str, bytes]:
                                 *[",".join(r.split(",")[1:] + r.split(",")[:1]) for r in rows(5)]]),
         "labels_not_binary.csv": text([HEADER, *rows(3), row(3, churned="2"), *rows(3, 4)]),
         "too_few_rows.csv": text([HEADER, *rows(150), *[row(i, churned="") for i in range(150, 220)]]),
+        "one_class_only.csv": text([HEADER, *[row(i, churned="0") for i in range(VALID_ROWS)]]),
+        "text_labels.csv": text([HEADER, *rows(6), row(6, churned="yes"), *rows(VALID_ROWS - 7, 7)]),
         # -- values --
         "all_nan_column.csv": text([HEADER, *[row(i, data_usage_gb=("", "NaN", "nan")[i % 3]) for i in range(30)]]),
         "inf_values.csv": text([HEADER, *rows(4), row(4, monthly_charges="inf"), row(5, age="-Infinity")]),
@@ -200,6 +202,12 @@ def config_files() -> dict[str, bytes]:
         "label_not_first.json": variant(columns=churn["columns"][1:] + churn["columns"][:1]),
         "with_bom.json": b"\xef\xbb\xbf" + good,
         "metric_upper_case.json": variant(metric="AUC"),
+        # tasks (issue 13): the task, the metric for it, the threshold in the metric's units
+        "task_unknown.json": variant(task="ranking"),
+        "metric_of_another_task.json": variant(metric="rmse", threshold=5.0),
+        "threshold_outside_range.json": variant(threshold=1.5),
+        "regression.json": variant(task="regression", metric="rmse", threshold=5.0, quality_margin=1.0),
+        "multiclass_classes.json": variant(task="multiclass", metric="accuracy", classes=["0", "1"]),
     }
 
 

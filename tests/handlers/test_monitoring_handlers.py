@@ -81,6 +81,28 @@ def test_the_plan_lists_the_windows_captures_and_labels_into_manifests(deployed,
     assert plan["run_id"].startswith("churn-") and plan["run_id"].endswith("-m20261101040000")
 
 
+def test_a_regression_model_is_monitored_on_its_rmse_with_its_own_margin(deployed, monkeypatch):
+    """models/price: rmse, lower is better; the margin is the config's (in the target's units),
+    not the stack's QualityMargin, which is a fraction."""
+    deployed.use_env("PlanMonitoringFunction")
+    endpoint = f"{STACK}-price"
+    described = {"EndpointName": endpoint, "EndpointStatus": "InService", "LastModifiedTime": DUE - timedelta(hours=2),
+                 "DataCaptureConfig": {"DestinationS3Uri": f"s3://{deployed.artifacts_bucket}/datacapture"},
+                 "ProductionVariants": [{"VariantName": "AllTraffic"}]}
+    monkeypatch.setattr(monitoring_steps.tasks, "describe_endpoint", lambda name: described)
+    monkeypatch.setattr(monitoring_steps.registry, "latest_approved_package", lambda group: None)
+    boto3.client("s3").put_object(Bucket=deployed.artifacts_bucket, Body=b"{}\n",
+                                  Key=f"datacapture/{endpoint}/AllTraffic/2026/11/01/03/a.jsonl")
+    baseline = f"s3://{deployed.artifacts_bucket}/runs/price/price-abc/baseline"
+    plan = monitoring_steps.plan_monitoring(
+        {"endpoint": endpoint, "model": "price", "statistics_uri": f"{baseline}/statistics.json",
+         "constraints_uri": f"{baseline}/constraints.json", "scheduled_time": DUE.isoformat()},
+        load_settings(MonitorPlanSettings))
+    assert plan["action"] == "monitor"
+    assert (plan["metric"], plan["direction"], plan["threshold"], plan["quality_margin"]) == ("rmse", "lower", 30.0,
+                                                                                                 3.0)
+
+
 def test_no_traffic_means_no_job_and_says_so(deployed, planner):
     plan = monitoring_steps.plan_monitoring(_request(deployed), planner)
     assert plan["action"] == "skip" and "no captured requests" in plan["reason"]

@@ -297,7 +297,11 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_script_and_the_gate_agree_on_metrics_and_directions() -> None:
+    """ml/evaluate.py cannot import src/ (it runs alone in the container): its tables must
+    equal the gate's, which the model config is validated against."""
     assert SCRIPT.METRICS == gate.TASK_METRICS and SCRIPT.GROUPS == gate.TASK_GROUPS
+    assert SCRIPT.DEFAULT_METRIC == gate.DEFAULT_METRIC and SCRIPT.TASKS == tuple(gate.TASK_METRICS)
+    assert set(SCRIPT.LOWER_IS_BETTER) == gate.ERROR_METRICS
     for metrics in SCRIPT.METRICS.values():
         for metric in metrics:
             assert gate.default_direction(metric) == ("lower" if metric in SCRIPT.LOWER_IS_BETTER else "higher")

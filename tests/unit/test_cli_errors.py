@@ -41,6 +41,15 @@ def test_a_metric_the_evaluation_does_not_report_is_refused(models, capsys):
     assert code == 2 and "metric 'AUC' is not one that ml/evaluate.py reports; use one of auc" in err
 
 
+def test_a_regression_metric_without_the_task_is_refused_at_publish_in_one_line(models, capsys):
+    price = json.loads((models / "price" / "config.json").read_text())
+    del price["task"]
+    (models / "price" / "config.json").write_text(json.dumps(price))
+    code, err = run(["publish", "--stack-name", "s"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert 'metric \'rmse\' is a regression metric, but the task defaults to binary; set "task": "regression"' in err
+
+
 def test_a_config_named_for_another_model_is_refused(models, capsys):
     (models / "churn").rename(models / "churn2")
     code, err = run(["publish", "--stack-name", "s"], capsys)

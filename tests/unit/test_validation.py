@@ -23,27 +23,31 @@ def run(text: str | bytes, chunk: int = 7, config=CONFIG):
     return validate_csv(chunks, len(data), config, "s3://b/incoming/churn/x.csv")
 
 
-def good(rows: int = 5) -> str:
-    return HEADER + "\n" + "\n".join([ROW] * rows) + "\n"
+ROW0 = "0" + ROW[1:]
+
+
+def good(rows: int = 6) -> str:
+    """``rows`` valid rows, labels 1, 0, 1, ... (a binary model needs 3 rows of each class)."""
+    return HEADER + "\n" + "\n".join(ROW if i % 2 == 0 else ROW0 for i in range(rows)) + "\n"
 
 
 def test_valid_file_is_summarised():
-    summary = run(good(5))
-    assert summary.rows == 5
+    summary = run(good(6))
+    assert summary.rows == 6
     assert summary.columns == len(CONFIG.columns)
     assert summary.missing_labels == 0
 
 
 def test_bom_crlf_and_quoted_newlines_are_fine():
     quoted = ROW.replace("north", '"no\nrth"')
-    text = "\ufeff" + HEADER + "\r\n" + "\r\n".join([ROW, ROW, quoted, ROW]) + "\r\n"
-    assert run(text).rows == 4
+    text = "\ufeff" + HEADER + "\r\n" + "\r\n".join([ROW, ROW, quoted, ROW, ROW0, ROW0, ROW0]) + "\r\n"
+    assert run(text).rows == 7
 
 
 def test_missing_labels_are_counted_not_fatal():
-    text = good(4) + ROW.replace("1,", ",", 1) + "\n"
+    text = good(6) + ROW.replace("1,", ",", 1) + "\n"
     summary = run(text)
-    assert summary.rows == 5 and summary.missing_labels == 1
+    assert summary.rows == 7 and summary.missing_labels == 1
 
 
 @pytest.mark.parametrize(
@@ -124,7 +128,7 @@ def test_errors_are_json_serialisable_messages():
 
 # -- encodings, numbers and structure that used to pass validation and fail a paid job -------
 def test_a_utf8_bom_is_dropped_and_the_header_matches():
-    assert run(b"\xef\xbb\xbf" + good(3).encode(), chunk=1).rows == 3
+    assert run(b"\xef\xbb\xbf" + good(6).encode(), chunk=1).rows == 6
 
 
 @pytest.mark.parametrize(
@@ -174,12 +178,12 @@ def test_numbers_pandas_would_not_read_or_can_not_train_on_are_refused(value, er
 
 @pytest.mark.parametrize("value", ["1e150", "-1e150", " 12 ", "+5", ".5", "5.", "1E3"])
 def test_numbers_at_the_edge_are_accepted(value):
-    assert run(good(3) + ROW.replace(",41,", f",{value},") + "\n").rows == 4
+    assert run(good(6) + ROW.replace(",41,", f",{value},") + "\n").rows == 7
 
 
 @pytest.mark.parametrize("value", ["nan", "-nan", "NaN", "#N/A", "<NA>", "n/a"])
 def test_nan_spellings_are_missing_values(value):
-    assert run(good(3) + ROW.replace(",41,", f",{value},") + "\n").rows == 4
+    assert run(good(6) + ROW.replace(",41,", f",{value},") + "\n").rows == 7
     with pytest.raises(errors.AllNanColumn, match="'age'"):
         run(HEADER + "\n" + "\n".join([ROW.replace(",41,", f",{value},")] * 4) + "\n")
 
