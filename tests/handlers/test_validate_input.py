@@ -80,8 +80,8 @@ def test_a_failed_validation_copies_nothing(deployed, validate, lambda_context):
 
 
 def test_unknown_model_is_named(deployed, validate, lambda_context):
-    with pytest.raises(errors.UnknownModel, match="'fraud'"):
-        validate(upload(deployed, good_csv(), key="incoming/fraud/x.csv"), lambda_context)
+    with pytest.raises(errors.UnknownModel, match="'spam'"):
+        validate(upload(deployed, good_csv(), key="incoming/spam/x.csv"), lambda_context)
 
 
 def test_malformed_state_is_an_invalid_event(deployed, validate, lambda_context):

@@ -168,8 +168,8 @@ class TestDeployedTemplate:
         for key, value in deployed.outputs.items():
             assert value and "${" not in value and "Fn::" not in value, key
             source = outputs[key]["Value"]
-            if "Ref" in source:
-                assert value == deployed.resources[source["Ref"]], key
+            if "Ref" in source:  # a resource's physical id, or a parameter's value
+                assert value == deployed.resources.get(source["Ref"], deployed.parameters.get(source["Ref"])), key
 
     def test_functions_have_the_template_handler_and_a_resolved_environment(self, deployed: localstack.Stack) -> None:
         sam = sam_template()
