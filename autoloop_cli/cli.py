@@ -1,13 +1,13 @@
 """The `autoloop` command line.
 
-    autoloop local demo            boot the local AWS from template.yaml and run the lifecycle
+    autoloop local demo [--model M] [--data F]   boot the local AWS from template.yaml and run the lifecycle
     autoloop local serve           run the local AWS as a server (other commands can use it)
     autoloop local put FILE --model M [--wait]   upload a file for model M (and follow its run)
     autoloop local runs [--model M] [--path]     list runs with how each ended
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
     autoloop local transform --month YYYY-MM   score one month with the batch transform now
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
-    autoloop gen-data --rows N --out F [--model churn|price|plan]  write generated data
+    autoloop gen-data --rows N --out F [--model churn|price|plan|fraud]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
     autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
 """
@@ -36,8 +36,12 @@ def _fail(message: str) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from autoloop_cli.demo import lifecycle as demo
 
-    result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
-                      report=Path(args.report) if args.report else None)
+    try:
+        result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
+                          report=Path(args.report) if args.report else None, model=args.model,
+                          data=Path(args.data) if args.data else None)
+    except demo.DemoError as exc:
+        return _fail(str(exc))
     return 0 if result.status == "SUCCEEDED" else 1
 
 
@@ -360,6 +364,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--train-only", action="store_true",
                       help="stop after the first model is registered (no deploy, traffic, drift or retrain)")
     demo.add_argument("--report", help="where to write the HTML lifecycle report (default .autoloop/report.html)")
+    demo.add_argument("--model", default="churn",
+                      help="a model of models/ (default churn, with the drift-and-labels story); another model "
+                           "runs train, gate, register, deploy, a request and its monthly batch")
+    demo.add_argument("--data", help="a CSV with the model's columns (label first) to train on, instead of "
+                                     "the example model's generated rows")
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
@@ -415,8 +424,8 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     gen = sub.add_parser("gen-data", help="write generated data of an example model as CSV")
-    gen.add_argument("--model", choices=("churn", "price", "plan"), default="churn",
-                     help="churn (binary, the default), price (regression) or plan (multiclass)")
+    gen.add_argument("--model", choices=("churn", "price", "plan", "fraud"), default="churn",
+                     help="churn (binary, the default), price (regression), plan (multiclass) or fraud (binary)")
     gen.add_argument("--rows", type=int, default=10_000)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--drift", type=float, default=0.0)

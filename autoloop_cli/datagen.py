@@ -1,6 +1,6 @@
 """Seeded synthetic data for the example models: ``churn`` (binary, ``models/churn/``), and,
 at the end of the module, ``price`` (regression, ``models/price/``) and ``plan`` (multiclass;
-its config lives in the tests). ``fraud``'s data is in :mod:`autoloop_cli.fraud_data`.
+its config lives in the tests) and ``fraud`` (binary, ``models/fraud/``).
 
 Each row is one telecom customer; the label ``churned`` (0/1) is the first column, as the
 data contract requires. The columns, in order::
@@ -309,8 +309,49 @@ def generate_plan(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
     }, columns=list(PLAN_COLUMNS))
 
 
+#: The binary example with its own XGBoost script (``models/fraud/``): card transactions.
+FRAUD_LABEL = "is_fraud"
+FRAUD_NUMERIC = ("amount", "hour", "distance_km", "account_age_days", "txn_last_24h", "card_present")
+FRAUD_CATEGORICAL = ("merchant_category", "channel")
+FRAUD_COLUMNS = (FRAUD_LABEL, *FRAUD_NUMERIC, *FRAUD_CATEGORICAL)
+MERCHANTS = np.array(["grocery", "fuel", "travel", "electronics", "online_services"], dtype=object)
+MERCHANT_P = np.array([0.35, 0.2, 0.1, 0.15, 0.2])
+CHANNELS = np.array(["web", "pos", "app"], dtype=object)
+CHANNEL_P = np.array([0.3, 0.55, 0.15])
+
+
+def generate_fraud(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
+    """``rows`` card transactions for the fraud example, seeded; about 4 % are fraud. The label
+    comes from interactions a linear model on the raw columns cannot express and trees can: a
+    large amount matters only when the card is not present, night hours only for electronics and
+    online merchants, a new account only with many recent transactions; plus unobservable noise.
+    On 4000 rows, gradient-boosted trees reach a validation AUC of about 0.8 and a logistic
+    regression about 0.7. ``drift`` moves spending up (amounts x1.35 per unit) and a share of
+    ``1 - exp(-0.5 * drift)`` of the point-of-sale payments to the web."""
+    _check(rows, drift)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+    amount = np.round(rng.lognormal(np.log(40.0) + 0.3 * drift, 1.0, rows), 2)
+    hour = rng.integers(0, 24, rows)
+    distance = np.round(rng.exponential(12.0, rows), 1)
+    age_days = rng.integers(1, 3650, rows)
+    recent = rng.poisson(2.0, rows)
+    merchant = MERCHANTS[_categorical(rng, rows, MERCHANT_P)]
+    channel = CHANNELS[_categorical(rng, rows, _toward_first(CHANNEL_P, 1 - math.exp(-0.5 * drift)))]
+    present = ((channel == "pos") & (rng.random(rows) < 0.95)).astype(np.int64)
+    night = (hour < 5) | (hour >= 23)
+    risky = np.isin(merchant, ("electronics", "online_services"))
+    logit = (-4.6 + 3.0 * (present == 0) * (amount > 150) + 2.8 * (night & risky)
+             + 2.6 * ((age_days < 60) & (recent >= 4)) + 1.5 * (distance > 60) * (present == 1)
+             + 0.8 * (channel == "web") + rng.normal(0.0, 0.7, rows))
+    label = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+    return pd.DataFrame({
+        "is_fraud": label, "amount": amount, "hour": hour, "distance_km": distance, "account_age_days": age_days,
+        "txn_last_24h": recent, "card_present": present, "merchant_category": merchant, "channel": channel,
+    }, columns=list(FRAUD_COLUMNS))
+
+
 #: Each example dataset by model name: its generator (rows, seed, drift) -> DataFrame.
-GENERATORS = {"churn": generate, "price": generate_price, "plan": generate_plan}
+GENERATORS = {"churn": generate, "price": generate_price, "plan": generate_plan, "fraud": generate_fraud}
 
 
 def _label_text(value: object, inference_id: str) -> str:

@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoloop.batch import schedule_name as batch_schedule_name
 from autoloop_cli import executions
 from autoloop_cli.console import Console
 from localaws import clients
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -68,13 +71,10 @@ def due_time(month: str) -> str:
     return f"{year:04d}-{number:02d}-01T03:00:00Z"
 
 
-def month_files(rows: int, seed: int, drift: float = 0.0, malformed: int = 2) -> dict[str, bytes]:
-    """A month of customers to score (no label), in two files, plus an empty file; the second
-    file carries ``malformed`` rows that the policy skips and counts."""
-    from autoloop_cli import datagen
-
-    frame = datagen.generate(rows, seed=seed, drift=drift).drop(columns=[datagen.LABEL])
-    half = rows // 2
+def month_files(frame: pd.DataFrame, malformed: int = 2) -> dict[str, bytes]:
+    """A month of rows to score (``frame``, no label), in two files, plus an empty file; the
+    second file carries ``malformed`` rows that the policy skips and counts."""
+    half = len(frame) // 2
     first = frame.iloc[:half].to_csv(index=False)
     # The second file lists the same columns in another order: columns are matched by name.
     second_frame = frame.iloc[half:][list(reversed(frame.columns))]
@@ -82,8 +82,7 @@ def month_files(rows: int, seed: int, drift: float = 0.0, malformed: int = 2) ->
     bad = ["not,a,row", ",".join(["oops"] * len(frame.columns))]
     for k in range(malformed):
         lines.insert(2 + 7 * k, bad[k % len(bad)])
-    return {"customers-1.csv": first.encode(), "customers-2.csv": ("\n".join(lines) + "\n").encode(),
-            "empty.csv": b""}
+    return {"part-1.csv": first.encode(), "part-2.csv": ("\n".join(lines) + "\n").encode(), "empty.csv": b""}
 
 
 def upload_month(bucket: str, model: str, month: str, files: dict[str, bytes]) -> dict[str, int]:
@@ -125,7 +124,7 @@ def _wait_for_execution(state_machine_arn: str, known: set[str], timeout: float)
 
 def run_month(outputs: dict[str, str], *, stack: str, model: str = "churn", month: str | None = None, rows: int = 4000,
               seed: int = 21, drift: float = 0.0, console: Console | None = None,
-              timeout: float = 300.0) -> MonthlyRun:
+              timeout: float = 300.0, frame: pd.DataFrame | None = None) -> MonthlyRun:
     """The demo's monthly run: upload the month, fire the real schedule, follow, print.
 
     ``outputs`` are the deployed stack's outputs (``DataBucketName``, ``BatchTransformArn``). Call
@@ -139,8 +138,13 @@ def run_month(outputs: dict[str, str], *, stack: str, model: str = "churn", mont
     month = month or previous_month()
     machine = outputs["BatchTransformArn"]
     sfn = clients.client("stepfunctions")
-    with console.stage(f"Monthly batch transform: {rows:,} customers for {month}, no endpoint"):
-        uploaded = upload_month(outputs["DataBucketName"], model, month, month_files(rows, seed, drift))
+    if frame is None:  # the model's example data, without its label
+        from autoloop_cli import datagen
+
+        example = datagen.GENERATORS[model](rows, seed=seed, drift=drift)
+        frame = example.drop(columns=[example.columns[0]])
+    with console.stage(f"Monthly batch transform: {len(frame):,} rows of {model} for {month}, no endpoint"):
+        uploaded = upload_month(outputs["DataBucketName"], model, month, month_files(frame))
         console.say(f"      uploaded {len(uploaded)} files to s3://{outputs['DataBucketName']}/batch/{model}/{month}/ "
                     "(one with 2 malformed rows, one empty)")
         known = {e["executionArn"] for e in executions.executions(sfn, machine)}

@@ -22,11 +22,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoloop_cli import executions
 from autoloop_cli.console import Console
 from localaws import clients
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class DemoError(Exception):
+    """A demo that cannot start: the message says what to pass."""
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "autoloop-local"
@@ -218,49 +225,68 @@ def _read_json(uri: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- the demo
+def boot(console: Console, endpoint_url: str) -> dict[str, str]:
+    """Three stages: the local AWS (started), template.yaml deployed into it, ml/ and models/
+    published. Returns the stack's outputs."""
+    from autoloop_cli import publish
+    from localaws.cloudformation import stack
+
+    with console.stage(f"Starting the local AWS (moto server at {endpoint_url})"):
+        pass
+    with console.stage("Deploying template.yaml into the local AWS"):
+        deployed = stack.deploy(ROOT / "template.yaml", stack_name=STACK, project_root=ROOT,
+                                parameters=DEMO_PARAMETERS)
+        console.say(f"      stack {STACK}: {len(deployed.resources)} resources")
+    with console.stage("Publishing ml/ and models/"):
+        published = publish.publish(clients.client("s3"), deployed.outputs["ArtifactsBucketName"])
+        console.say(f"      {len(published.scripts)} scripts, models: {', '.join(published.models)}")
+    return deployed.outputs
+
+
 def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Console | None = None,
-        keep_server: bool = False, loop: bool = True, report: Path | None = None) -> DemoResult:
+        keep_server: bool = False, loop: bool = True, report: Path | None = None, model: str = MODEL,
+        data: Path | None = None) -> DemoResult:
     """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift).
+
+    ``model`` other than churn, or ``data`` (a CSV with the model's columns, label first, instead
+    of the example generator's rows): any model of ``models/`` through upload, training, gate,
+    registration, deployment, a request to its endpoint and its monthly batch transform (the
+    drift-and-labels story needs churn's generator).
 
     At the end, while the local AWS is still up, the HTML lifecycle report of the last
     TrainingPipeline run (the drift retrain in the full loop: drift, champion against
     challenger, the blue/green update) is written to ``report`` (default
     ``$AUTOLOOP_LOCAL_HOME/report.html``); the last line printed gives its path.
     """
-    from autoloop_cli import datagen, publish
     from localaws import server
     from localaws.awslambda import runtime as lambda_runtime
-    from localaws.cloudformation import stack
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
-    console = console or Console(stages=12 if loop else 5)
+    story = model == MODEL and data is None  # churn's drift-and-labels story
+    frame = _dataset(model, data, rows, seed)
+    console = console or Console(stages=(12 if story else 8) if loop else 5)
     result = DemoResult()
     started = time.perf_counter()
     local = server.start()
     try:
-        with console.stage(f"Starting the local AWS (moto server at {local.endpoint_url})"):
-            pass
-        with console.stage("Deploying template.yaml into the local AWS"):
-            deployed = stack.deploy(ROOT / "template.yaml", stack_name=STACK, project_root=ROOT,
-                                    parameters=DEMO_PARAMETERS)
-            console.say(f"      stack {STACK}: {len(deployed.resources)} resources")
-        outputs = result.outputs = deployed.outputs
+        outputs = result.outputs = boot(console, local.endpoint_url)
         training_sm, deploy_sm = outputs["TrainingPipelineArn"], outputs["DeployPipelineArn"]
-        with console.stage("Publishing ml/ and the model configs"):
-            published = publish.publish(clients.client("s3"), outputs["ArtifactsBucketName"])
-            console.say(f"      {len(published.scripts)} scripts, models: {', '.join(published.models)}")
         queue = _subscribe_queue(outputs["NotificationTopicArn"])
-        key = f"incoming/{MODEL}/demo-{time.strftime('%Y%m%dT%H%M%S')}.csv"
-        with console.stage(f"Uploading {rows:,} generated rows to s3://{outputs['DataBucketName']}/{key}"):
+        key = f"incoming/{model}/demo-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+        source = data or "generated"
+        with console.stage(f"Uploading {len(frame):,} {source} rows to s3://{outputs['DataBucketName']}/{key}"):
             known_training, known_deploy = _arns(training_sm), _arns(deploy_sm)
-            body = datagen.generate(rows, seed=seed).to_csv(index=False).encode()
+            body = data.read_bytes() if data else frame.to_csv(index=False).encode()
             clients.client("s3").put_object(Bucket=outputs["DataBucketName"], Key=key, Body=body)
         with console.stage("TrainingPipeline (started by the template's EventBridge rule on the upload)"):
             arn = wait_for_new_execution(training_sm, known_training, 30, "TrainingPipeline")
             known_training.add(arn)
             result.runs.append(follow("TrainingPipeline", arn, console, timeout))
-        if loop and result.status == "SUCCEEDED":
+        registered = result.status == "SUCCEEDED" and result.first.path[-1] == "Succeeded"
+        if loop and registered and story:
             _loop(console, result, outputs, known_training, known_deploy, timeout)
+        elif loop and registered:
+            _serve_and_score(console, result, outputs, known_deploy, model, frame, timeout)
         timings = sagemaker_jobs.job_timings()
         result.ml_seconds = sum(t.get("compute_seconds", 0.0) for t in timings.values())
         result.lambda_invocations = sum(lambda_runtime.invocations().values())
@@ -335,6 +361,56 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
     from autoloop_cli.demo import batch as batch_demo
 
     result.runs.append(batch_demo.run_month(outputs, stack=STACK, console=console, timeout=timeout))  # type: ignore[arg-type]
+
+
+def _dataset(model: str, data: Path | None, rows: int, seed: int) -> pd.DataFrame:
+    """The rows to train on: ``data`` (read as the pipeline will, to plan the demo), else the
+    model's example generator. A model of ``models/`` without a generator needs ``data``."""
+    import pandas as pd
+
+    from autoloop_cli import datagen, publish
+
+    folders = publish.model_folders()  # a bad folder fails here, before the local AWS starts
+    if model not in folders:
+        raise DemoError(f"no model {model!r} in models/ (models: {', '.join(folders)}).")
+    if data is not None:
+        try:
+            return pd.read_csv(data)
+        except (OSError, ValueError) as exc:
+            raise DemoError(f"cannot read --data {data}: {exc}") from exc
+    if model not in datagen.GENERATORS:
+        raise DemoError(f"model {model!r} has no example data: pass --data <csv> with its columns "
+                        f"({', '.join(folders[model].config.columns)}).")
+    return datagen.GENERATORS[model](rows, seed=seed)
+
+
+def _serve_and_score(console: Console, result: DemoResult, outputs: dict[str, str], known_deploy: set[str],
+                     model: str, frame: pd.DataFrame, timeout: float) -> None:
+    """Any model after its registration: the deployment, one request to the endpoint, the month."""
+    from autoloop_cli.demo import batch as batch_demo
+
+    endpoint = f"{STACK}-{model}"
+    with console.stage("DeployPipeline (started by the Model Package State Change: Approved)"):
+        arn = wait_for_new_execution(outputs["DeployPipelineArn"], known_deploy, 30, "DeployPipeline")
+        known_deploy.add(arn)
+        deploy = follow("DeployPipeline", arn, console, timeout)
+        result.runs.append(deploy)
+        if deploy.status != "SUCCEEDED":
+            return
+    from autoloop_cli import publish
+
+    config = publish.model_folders()[model].config
+    features = frame[list(config.features)]
+    with console.stage(f"A request to {endpoint}: {min(len(features), 5)} rows as CSV, answer as JSON"):
+        answer = clients.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Accept="application/json",
+            Body=features.head(5).to_csv(index=False, header=False).encode())
+        console.say(f"      {answer['Body'].read().decode()[:300]}")
+    month = features.copy()
+    for column in config.batch.id_columns:  # the month's files carry the ids the predictions keep
+        month.insert(0, column, [f"{column}-{i}" for i in range(len(month))])
+    result.runs.append(batch_demo.run_month(outputs, stack=STACK, model=model, console=console, timeout=timeout,
+                                            frame=month))
 
 
 def _monitoring_run(state_machine: str, schedule: str, console: Console, timeout: float) -> executions.RunSummary:

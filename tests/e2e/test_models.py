@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from autoloop_cli import executions, fraud_data
+from autoloop_cli import datagen, executions
 from tests.e2e.conftest import boot
 from tests.support import find_execution, wait_until
 
@@ -23,7 +23,7 @@ def local():
 
 
 def test_the_fraud_model_trains_with_its_own_script_and_serves(local):
-    rows = fraud_data.generate(4000, seed=11)
+    rows = datagen.generate_fraud(4000, seed=11)
     run = local.run(rows.to_csv(index=False).encode(), "incoming/fraud/2026-11.csv")
     assert run.status == "SUCCEEDED", run.description.get("cause")
     assert run.path[-3:] == ["RegisterModel", "NotifySuccess", "Succeeded"]
@@ -51,9 +51,9 @@ def test_the_fraud_model_trains_with_its_own_script_and_serves(local):
     endpoint = f"{local.stack.name}-fraud"
     wait_until(lambda: sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService", 120,
                "the fraud endpoint in service", interval=0.5)
-    sample = fraud_data.generate(50, seed=12)
+    sample = datagen.generate_fraud(50, seed=12)
     body = io.StringIO()
-    sample.drop(columns=[fraud_data.LABEL]).to_csv(body, index=False, header=False)
+    sample.drop(columns=[datagen.FRAUD_LABEL]).to_csv(body, index=False, header=False)
     answer = local.client("sagemaker-runtime").invoke_endpoint(
         EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=body.getvalue().encode())
     values = json.loads(answer["Body"].read())["predictions"]
