@@ -36,6 +36,9 @@ ML_DIR = ROOT / "ml"
 MODELS_DIR = ROOT / "models"
 CONFIG_FILE = "config.json"
 REQUIREMENTS = "requirements.txt"
+#: A model folder's sample data for ``autoloop check``; not part of the source bundle (training
+#: data never travels with the code, and the bundle's digest stays that of the code).
+SAMPLE_FILE = "sample.csv"
 #: Autoloop's files every bundle gets; a model folder may replace inference.py with its own.
 BUNDLED = ("autoloop_ml_common.py", "inference.py")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -62,7 +65,7 @@ class ModelFolder:
         files = {name: (ml_dir / name).read_bytes() for name in BUNDLED}
         for path in sorted(self.path.rglob("*")):
             rel = path.relative_to(self.path)
-            if path.is_file() and rel.name != CONFIG_FILE and not _ignored(rel):
+            if path.is_file() and rel.name != CONFIG_FILE and rel.as_posix() != SAMPLE_FILE and not _ignored(rel):
                 files[rel.as_posix()] = path.read_bytes()
         return files
 
