@@ -35,6 +35,7 @@ import json
 import os
 import random
 import re
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,6 +70,30 @@ BUCKET = "autoloop-check-artifacts"
 ROLE = "arn:aws:iam::123456789012:role/autoloop-check"
 #: Local jobs ignore the image (they run on this interpreter); the request still names one.
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+
+
+#: How each example model's sample.csv is made (rows, seed): by the project's own generators,
+#: so the checked-in files can be rebuilt byte for byte (``python -m autoloop_cli.check``).
+EXAMPLE_SAMPLES = {"churn": (400, 11), "fraud": (800, 11), "price": (400, 11)}
+
+
+def example_sample(model: str) -> bytes:
+    """The sample.csv of an example model, as :data:`EXAMPLE_SAMPLES` says to make it."""
+    from autoloop_cli import datagen, fraud_data
+
+    rows, seed = EXAMPLE_SAMPLES[model]
+    frame = fraud_data.generate(rows, seed=seed) if model == "fraud" else datagen.GENERATORS[model](rows, seed=seed)
+    return str(frame.to_csv(index=False, lineterminator="\n")).encode()
+
+
+def write_example_samples(models_dir: Path | None = None) -> list[Path]:
+    """(Re)write models/<model>/sample.csv of every example model."""
+    written = []
+    for model in EXAMPLE_SAMPLES:
+        path = (models_dir or publish.MODELS_DIR) / model / SAMPLE_FILE
+        path.write_bytes(example_sample(model))
+        written.append(path)
+    return written
 
 
 class CheckFailed(AutoloopError):
@@ -175,23 +200,35 @@ _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)|[A
 
 
 def script_reason(failure_reason: str, log: str, code_files: set[str]) -> str:
-    """One line for a failed job: the ``failure`` file's line when the script wrote one, else the
-    exception its traceback ends with and the line of the model's own file it came from."""
+    """One line for a failed job: the script's ``failure`` line when it wrote one, else the
+    exception its traceback ends with; either way prefixed with the line of the script's own
+    file the exception came from, when the log shows that traceback."""
     reason = failure_reason.strip()
+    written = None
     if reason.startswith("AlgorithmError: ") and "ExecuteUserScriptError" not in reason \
             and not reason.startswith("AlgorithmError: exit code"):
-        return reason.removeprefix("AlgorithmError: ").splitlines()[0].strip()
-    lines = [line.rstrip() for line in log.splitlines() if line.strip()]
-    exception = next((line.strip() for line in reversed(lines) if _EXCEPTION.match(line.strip())), None)
+        written = reason.removeprefix("AlgorithmError: ").splitlines()[0].strip()
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    exception = next((line for line in reversed(lines) if _EXCEPTION.match(line)), None)
+    where = next((f"{Path(path).name} line {number}: " for path, number in reversed(_FRAME.findall(log))
+                  if Path(path).name in code_files), "")
+    if written is not None:
+        return f"{where}{written}" if where and exception == written else written
     if exception is None:
         return " ".join(reason.split())[:300]
-    where = ""
-    for path, number in reversed(_FRAME.findall(log)):
-        name = Path(path).name
-        if name in code_files:
-            where = f"{name} line {number}: "
-            break
     return f"{where}{exception}"
+
+
+def check_model_archive(archive: bytes, model: str) -> None:
+    """The training contract's outputs (docs/MODELS.md): model.joblib, and code/inference.py
+    for serving; CheckFailed naming what is missing."""
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        names = {name.removeprefix("./") for name in tar.getnames()}
+    for needed, why in (("model.joblib", "the fitted pipeline that evaluation and serving load"),
+                        ("code/inference.py", "the serving code: copy the inference.py beside train.py there")):
+        if needed not in names:
+            raise CheckFailed(f"train failed: models/{model}/train.py exited 0 but wrote no {needed} under "
+                              f"$SM_MODEL_DIR ({why}; docs/MODELS.md, 'Outputs').")
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -298,6 +335,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
     ctx = JobContext(run_id=run, model=config.model, artifacts_bucket=BUCKET, role_arn=ROLE, image_uri=IMAGE,
                      instance_type="ml.m5.large", max_runtime_seconds=MAX_JOB_SECONDS, stack_name="autoloop-check")
     code_files = {Path(name).name for name in folder.files() if name.endswith(".py")}
+    code_files |= {path.name for path in publish.ML_DIR.glob("*.py")}
     saved_root = SETTINGS.work_root
     runner.configure(work_root=home)
     try:
@@ -321,6 +359,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
                 request = training_request(ctx, outputs["train"], outputs["validation"], config.hyperparameters,
                                            config.label, config.task)
                 done["train"] = jobs.run("train", "training", request)
+                check_model_archive(_bytes(s3, done["train"]["model_artifacts"], "train"), config.model)
                 return f"models/{config.model}/train.py -> {done['train']['model_artifacts'].rsplit('/', 1)[-1]}"
 
             def evaluate() -> str:
@@ -386,12 +425,16 @@ def _rows_under(s3: Any, uri: str) -> int:
     return total
 
 
-def _text(s3: Any, uri: str, step: str) -> str:
+def _bytes(s3: Any, uri: str, step: str) -> bytes:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
-        return str(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:
         raise CheckFailed(f"{step} failed: the job wrote no {uri} ({exc}).") from exc
+
+
+def _text(s3: Any, uri: str, step: str) -> str:
+    return _bytes(s3, uri, step).decode()
 
 
 def _json(s3: Any, uri: str, step: str) -> dict[str, Any]:
@@ -402,3 +445,8 @@ def _json(s3: Any, uri: str, step: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise CheckFailed(f"{step} failed: {uri} is not a JSON object.")
     return doc
+
+
+if __name__ == "__main__":
+    for written in write_example_samples():
+        print(f"wrote {written}")
