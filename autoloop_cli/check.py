@@ -97,9 +97,15 @@ def write_example_samples(models_dir: Path | None = None) -> list[Path]:
 
 
 class CheckFailed(AutoloopError):
-    """A step of ``autoloop check`` failed; the message names the step and the reason."""
+    """A step of ``autoloop check`` failed; the message names the step and the reason.
+    ``error`` is the name of the named error behind it (InvalidModelConfig, InvalidLabels, ...),
+    ``JobFailed`` for a job that failed, else ``CheckFailed``."""
 
     hint = ""
+
+    def __init__(self, message: str, error: str = "CheckFailed") -> None:
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,7 @@ def check_model_archive(archive: bytes, model: str) -> None:
                         ("code/inference.py", "the serving code: copy the inference.py beside train.py there")):
         if needed not in names:
             raise CheckFailed(f"train failed: models/{model}/train.py exited 0 but wrote no {needed} under "
-                              f"$SM_MODEL_DIR ({why}; docs/MODELS.md, 'Outputs').")
+                              f"$SM_MODEL_DIR ({why}; docs/MODELS.md, 'Outputs').", "JobFailed")
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -257,14 +263,14 @@ class _Jobs:
         name = request[name_key]
         getattr(self.sm, f"create_{kind}_job")(**request)
         if not runner.wait_for_jobs(MAX_JOB_SECONDS + 60, [name]):
-            raise CheckFailed(f"{step}: job {name} did not end within {MAX_JOB_SECONDS + 60} s.")
+            raise CheckFailed(f"{step} failed: job {name} did not end within {MAX_JOB_SECONDS + 60} s.", "JobFailed")
         description = getattr(self.sm, f"describe_{kind}_job")(**{name_key: name})
         result = job_result(kind, description)  # type: ignore[arg-type]
         if result["status"] != "Completed":
             log_path = runner.job_sandbox(name) / "logs.txt"
             log = log_path.read_text(errors="replace") if log_path.is_file() else ""
             reason = script_reason(result["failure_reason"] or result["status"], log, self.code_files)
-            raise CheckFailed(f"{step} failed: {reason} (log: {_shown(log_path)})")
+            raise CheckFailed(f"{step} failed: {reason} (log: {_shown(log_path)})", "JobFailed")
         return result
 
 
@@ -286,10 +292,11 @@ def run_check(model: str, data: str | os.PathLike[str] | None = None, rows: int 
         try:
             found.update(publish.model_folders(models_dir))
         except InvalidModelConfig as exc:
-            raise CheckFailed(f"config: {exc.message}") from exc
+            raise CheckFailed(f"config: {exc.message}", type(exc).__name__) from exc
         if model not in found:
             raise CheckFailed(f"config: no model {model!r} under {models_dir or publish.MODELS_DIR} (models: "
-                              f"{', '.join(found)}); add models/{model}/ with config.json and train.py.")
+                              f"{', '.join(found)}); add models/{model}/ with config.json and train.py.",
+                              "UnknownModel")
         config = found[model].config
         return f"models/{model}: task {config.task}, metric {config.metric}, {len(config.features)} features"
 
@@ -306,7 +313,7 @@ def run_check(model: str, data: str | os.PathLike[str] | None = None, rows: int 
         try:
             summary = validate_data(path, config)
         except AutoloopError as exc:
-            raise CheckFailed(f"data: {type(exc).__name__}: {exc.message}") from exc
+            raise CheckFailed(f"data: {type(exc).__name__}: {exc.message}", type(exc).__name__) from exc
         header, chosen = sample_rows(path, rows or max(DEFAULT_ROWS, config.min_rows))
         sample.update(header=header, rows=chosen, summary=summary)
         used = "all of them" if len(chosen) == summary.rows else f"a sample of {len(chosen):,}"
@@ -393,7 +400,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
                 answers = _text(s3, out_uri, "serve").strip().splitlines()
                 if len(answers) != len(features):
                     raise CheckFailed(f"serve failed: inference.py answered {len(answers)} lines for "
-                                      f"{len(features)} rows ({out_uri}).")
+                                      f"{len(features)} rows ({out_uri}).", "JobFailed")
                 shown = ", ".join(_short(a.rsplit(",", 1)[-1]) for a in answers[:3])
                 return f"inference.py: {len(features)} rows -> {len(answers)} predictions ({shown}, ...)"
 
@@ -430,7 +437,7 @@ def _bytes(s3: Any, uri: str, step: str) -> bytes:
     try:
         return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:
-        raise CheckFailed(f"{step} failed: the job wrote no {uri} ({exc}).") from exc
+        raise CheckFailed(f"{step} failed: the job wrote no {uri} ({exc}).", "JobFailed") from exc
 
 
 def _text(s3: Any, uri: str, step: str) -> str:
@@ -441,9 +448,9 @@ def _json(s3: Any, uri: str, step: str) -> dict[str, Any]:
     try:
         doc = json.loads(_text(s3, uri, step))
     except ValueError as exc:
-        raise CheckFailed(f"{step} failed: {uri} is not JSON ({exc}).") from exc
+        raise CheckFailed(f"{step} failed: {uri} is not JSON ({exc}).", "JobFailed") from exc
     if not isinstance(doc, dict):
-        raise CheckFailed(f"{step} failed: {uri} is not a JSON object.")
+        raise CheckFailed(f"{step} failed: {uri} is not a JSON object.", "JobFailed")
     return doc
 
 

@@ -133,6 +133,10 @@ def model_folders(models_dir: Path | None = None) -> dict[str, ModelFolder]:
                                      f"and {ENTRY_POINT}.")
         raw = config_path.read_bytes()
         config = parse_model_config(raw, str(config_path))
+        if config.model != folder.name and (models_dir / config.model / CONFIG_FILE).is_file():
+            raise InvalidModelConfig(f"{config_path}: duplicate model name: 'model' is {config.model!r}, which is "
+                                     f"already models/{config.model}/; a copied folder needs a name of its own "
+                                     f"(rename the folder and set 'model' to it).")
         if config.model != folder.name:
             raise InvalidModelConfig(f"{config_path}: 'model' is {config.model!r}, so the folder must be named "
                                      f"models/{config.model}/.")
