@@ -250,10 +250,10 @@ class _Jobs:
     """The local AWS's side of a check: bucket, published code, jobs run to their end."""
 
     def __init__(self, folder: publish.ModelFolder, home: Path, code_files: set[str]) -> None:
-        import boto3
+        from localaws.clients import client
 
         self.folder, self.home, self.code_files = folder, home, code_files
-        self.s3, self.sm = boto3.client("s3"), boto3.client("sagemaker")
+        self.s3, self.sm = client("s3"), client("sagemaker")
 
     def run(self, step: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
         from localaws.sagemaker.jobs import runner
@@ -317,7 +317,7 @@ def run_check(model: str, data: str | os.PathLike[str] | None = None, rows: int 
         header, chosen = sample_rows(path, rows or max(DEFAULT_ROWS, config.min_rows))
         sample.update(header=header, rows=chosen, summary=summary)
         used = "all of them" if len(chosen) == summary.rows else f"a sample of {len(chosen):,}"
-        return f"{path}: {summary.rows:,} rows valid (ValidateInput's checks); checking on {used}"
+        return f"{_shown(path)}: {summary.rows:,} rows valid (ValidateInput's checks); checking on {used}"
 
     _timed("data", say, steps, data_step)
     verdict = _run_jobs(folder, sample["header"], sample["rows"], say, steps,
@@ -328,11 +328,10 @@ def run_check(model: str, data: str | os.PathLike[str] | None = None, rows: int 
 
 def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[str]], say: Callable[[str], None],
               steps: list[Step], home: Path) -> Verdict:
-    import boto3
-
     from autoloop import batch
     from autoloop.registry import INFERENCE_ENV
     from localaws import server
+    from localaws.clients import client
     from localaws.sagemaker.jobs import runner
     from localaws.sagemaker.jobs.job import SETTINGS
 
@@ -347,7 +346,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
     runner.configure(work_root=home)
     try:
         with server.in_process():
-            s3 = boto3.client("s3")
+            s3 = client("s3")  # the local AWS's own clients: its region, whatever the environment says
             s3.create_bucket(Bucket=BUCKET)
             publish.publish(s3, BUCKET, models_dir=folder.path.parent)
             input_uri = f"s3://{BUCKET}/{run_prefix(config.model, run)}/input/"
@@ -384,7 +383,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
 
             def serve() -> str:
                 model_name = f"{run}-check"
-                boto3.client("sagemaker").create_model(
+                client("sagemaker").create_model(
                     ModelName=model_name, ExecutionRoleArn=ROLE,
                     PrimaryContainer={"Image": IMAGE, "ModelDataUrl": done["train"]["model_artifacts"],
                                       "Environment": dict(INFERENCE_ENV)},

@@ -294,7 +294,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from autoloop_cli import publish
 
-    publish.model_folders()  # a bad model folder fails here, before any AWS call
+    folders = publish.model_folders()  # a bad model folder fails here, before any AWS call
+    if args.check:
+        from autoloop_cli import check
+
+        for name, folder in folders.items():
+            if not (folder.path / check.SAMPLE_FILE).is_file():
+                print(f"autoloop check {name}: skipped (no models/{name}/{check.SAMPLE_FILE})")
+                continue
+            print(f"autoloop check {name}")
+            try:
+                check.run_check(name)
+            except check.CheckFailed as exc:
+                return _fail(f"autoloop check {name}: {exc.message} Nothing was published.")
     session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
     outputs = {
         o["OutputKey"]: o["OutputValue"]
@@ -434,7 +446,11 @@ def parser() -> argparse.ArgumentParser:
         description="Validate every model folder (config, train.py, requirements.txt), then upload "
                     "Autoloop's job scripts and each model's source bundle and config to the stack's artifacts "
                     "bucket. Publish runs the static checks only; run `autoloop check <model>` first to run "
-                    "the model's scripts on a sample.")
+                    "the model's scripts on a sample, or pass --check.")
+    pub.add_argument("--check", action="store_true",
+                     help="first run `autoloop check` on every model that has a sample.csv (offline, seconds "
+                          "each); a failed step publishes nothing, a sample metric below the threshold is only "
+                          "printed")
     pub.add_argument("--stack-name", required=True)
     pub.add_argument("--region")
     pub.set_defaults(func=cmd_publish)

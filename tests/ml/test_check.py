@@ -178,3 +178,16 @@ def test_the_default_threshold_is_the_template_default() -> None:
     template = (MODELS.parent / "template.yaml").read_text()
     block = template[template.index("  MetricThreshold:"):]
     assert float(re.search(r"Default: ([\d.]+)", block).group(1)) == check.STACK_METRIC_THRESHOLD  # type: ignore[union-attr]
+
+
+def test_publish_check_runs_the_scripts_first_and_publishes_nothing_when_one_fails(
+    models: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # publish would fail on AWS if it got that far
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    (models / "churn" / "train.py").write_text("import sys\nsys.exit(3)\n")
+    code = cli.main(["publish", "--stack-name", "s", "--check"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: autoloop check churn: train failed: ") and \
+        err[0].endswith("Nothing was published."), err
