@@ -330,6 +330,12 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
               steps: list[Step], home: Path) -> Verdict:
     from autoloop import batch
     from autoloop.registry import INFERENCE_ENV
+
+    try:
+        import moto  # noqa: F401
+    except ImportError as exc:
+        raise CheckFailed("preprocess: the jobs run on the local AWS, which needs the 'local' extra "
+                          "(pip install -e '.[local]'); the config and data checks above passed.") from exc
     from localaws import server
     from localaws.clients import client
     from localaws.sagemaker.jobs import runner
