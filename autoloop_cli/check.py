@@ -247,13 +247,13 @@ def _timed(name: str, say: Callable[[str], None], steps: list[Step], work: Calla
 
 
 class _Jobs:
-    """The local AWS's side of a check: bucket, published code, jobs run to their end."""
+    """Jobs run to their end in the local AWS; a failed one is a one-line CheckFailed."""
 
-    def __init__(self, folder: publish.ModelFolder, home: Path, code_files: set[str]) -> None:
+    def __init__(self, code_files: set[str]) -> None:
         from localaws.clients import client
 
-        self.folder, self.home, self.code_files = folder, home, code_files
-        self.s3, self.sm = client("s3"), client("sagemaker")
+        self.code_files = code_files  # the file names a failure's script line may be in
+        self.sm = client("sagemaker")
 
     def run(self, step: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
         from localaws.sagemaker.jobs import runner
@@ -357,7 +357,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
             publish.publish(s3, BUCKET, models_dir=folder.path.parent)
             input_uri = f"s3://{BUCKET}/{run_prefix(config.model, run)}/input/"
             s3.put_object(Bucket=BUCKET, Key=f"{run_prefix(config.model, run)}/input/{SAMPLE_FILE}", Body=body)
-            jobs = _Jobs(folder, home, code_files)
+            jobs = _Jobs(code_files)
             done: dict[str, dict[str, Any]] = {}
 
             def preprocess() -> str:

@@ -59,9 +59,12 @@ def test_churn_passes_with_one_line_per_step_and_a_verdict(models: Path, capsys:
 def test_price_passes_on_its_regression_metric(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOLOOP_LOCAL_HOME", str(tmp_path))
-    code, out, err = run(capsys, "price")
+    code, out, err = run(capsys, "price", "--rows", "250")
     assert code == 0, (out, err)
-    assert re.fullmatch(r"verdict: PASS: rmse \d+\.\d{4} <= threshold 30 \(lower is better\), .*", out[-1])
+    assert "400 rows valid (ValidateInput's checks); checking on a sample of 250" in out[2]
+    assert "ml/preprocess.py: train 174 / validation 38 / test 38 rows" in out[3]
+    assert re.fullmatch(r"verdict: PASS: rmse \d+\.\d{4} <= threshold 30 \(lower is better\), on \d+ held-out "
+                        r"rows of a 250-row sample", out[-1]), out[-1]
 
 
 # ----------------------------------------------------------------------------- broken train.py
