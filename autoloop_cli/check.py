@@ -35,6 +35,7 @@ import json
 import os
 import random
 import re
+import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -349,6 +350,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
     code_files = {Path(name).name for name in folder.files() if name.endswith(".py")}
     code_files |= {path.name for path in publish.ML_DIR.glob("*.py")}
     saved_root = SETTINGS.work_root
+    shutil.rmtree(home / "jobs", ignore_errors=True)  # the last check's sandboxes: only this one's stay
     runner.configure(work_root=home)
     try:
         with server.in_process():
