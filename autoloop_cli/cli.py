@@ -6,6 +6,7 @@
     autoloop local runs [--model M] [--path]     list runs with how each ended
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
     autoloop local transform --month YYYY-MM   score one month with the batch transform now
+    autoloop check MODEL [--data CSV] [--rows N]   run the model's steps on a sample, offline
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
     autoloop gen-data --rows N --out F [--model churn|price|plan|fraud]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
@@ -297,7 +298,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from autoloop_cli import publish
 
-    publish.model_folders()  # a bad model folder fails here, before any AWS call
+    folders = publish.model_folders()  # a bad model folder fails here, before any AWS call
+    if args.check:
+        from autoloop_cli import check
+
+        for name, folder in folders.items():
+            if not (folder.path / check.SAMPLE_FILE).is_file():
+                print(f"autoloop check {name}: skipped (no models/{name}/{check.SAMPLE_FILE})")
+                continue
+            print(f"autoloop check {name}")
+            try:
+                check.run_check(name)
+            except check.CheckFailed as exc:
+                return _fail(f"autoloop check {name}: {exc.message} Nothing was published.")
     session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
     outputs = {
         o["OutputKey"]: o["OutputValue"]
@@ -306,6 +319,20 @@ def cmd_publish(args: argparse.Namespace) -> int:
     result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"])
     print(f"published {len(result.scripts)} scripts and models {', '.join(result.models)} to s3://{result.bucket}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0: every step ran and the metric reached the threshold; 1: every step ran but the
+    sample's metric missed it; 2: a step failed (one line on stderr names it and why)."""
+    from autoloop_cli import check
+
+    print(f"autoloop check {args.model}")
+    try:
+        result = check.run_check(args.model, args.data, args.rows)
+    except check.CheckFailed as exc:
+        print(f"autoloop check {args.model}: {exc.message}", file=sys.stderr)
+        return 2
+    return 0 if result.verdict.passed else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -409,7 +436,30 @@ def parser() -> argparse.ArgumentParser:
     transform.add_argument("--no-wait", action="store_true", help="start it and return")
     transform.set_defaults(func=cmd_transform)
 
-    pub = sub.add_parser("publish", help="upload ml/ and the model configs to a deployed stack")
+    chk = sub.add_parser(
+        "check", help="run a model's real steps on a small sample, offline (no AWS, no network)",
+        description="Validate models/<model>/ as publish does and the data as ValidateInput does, then run "
+                    "Autoloop's preprocess, the model's train.py, Autoloop's evaluate and the serving code "
+                    "(inference.py) on a sample, as local SageMaker jobs under the container contract, and print "
+                    "the metric against the threshold. Exit 0: passed; 1: the sample's metric misses the "
+                    "threshold; 2: a step failed (one line says which and why).")
+    chk.add_argument("model", help="the model folder's name (models/<model>/)")
+    chk.add_argument("--data", help="a CSV with the config's columns, label first "
+                                    "(default models/<model>/sample.csv)")
+    chk.add_argument("--rows", type=int, help="train on a seeded sample of this many rows "
+                                              "(default all, up to 1000; at least the config's min_rows)")
+    chk.set_defaults(func=cmd_check)
+
+    pub = sub.add_parser(
+        "publish", help="upload ml/ and the model configs to a deployed stack",
+        description="Validate every model folder (config, train.py, requirements.txt), then upload "
+                    "Autoloop's job scripts and each model's source bundle and config to the stack's artifacts "
+                    "bucket. Publish runs the static checks only; run `autoloop check <model>` first to run "
+                    "the model's scripts on a sample, or pass --check.")
+    pub.add_argument("--check", action="store_true",
+                     help="first run `autoloop check` on every model that has a sample.csv (offline, seconds "
+                          "each); a failed step publishes nothing, a sample metric below the threshold is only "
+                          "printed")
     pub.add_argument("--stack-name", required=True)
     pub.add_argument("--region")
     pub.set_defaults(func=cmd_publish)

@@ -36,6 +36,9 @@ ML_DIR = ROOT / "ml"
 MODELS_DIR = ROOT / "models"
 CONFIG_FILE = "config.json"
 REQUIREMENTS = "requirements.txt"
+#: A model folder's sample data for ``autoloop check``; not part of the source bundle (training
+#: data never travels with the code, and the bundle's digest stays that of the code).
+SAMPLE_FILE = "sample.csv"
 #: Autoloop's files every bundle gets; a model folder may replace inference.py with its own.
 BUNDLED = ("autoloop_ml_common.py", "inference.py")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -62,7 +65,7 @@ class ModelFolder:
         files = {name: (ml_dir / name).read_bytes() for name in BUNDLED}
         for path in sorted(self.path.rglob("*")):
             rel = path.relative_to(self.path)
-            if path.is_file() and rel.name != CONFIG_FILE and not _ignored(rel):
+            if path.is_file() and rel.name != CONFIG_FILE and rel.as_posix() != SAMPLE_FILE and not _ignored(rel):
                 files[rel.as_posix()] = path.read_bytes()
         return files
 
@@ -130,6 +133,10 @@ def model_folders(models_dir: Path | None = None) -> dict[str, ModelFolder]:
                                      f"and {ENTRY_POINT}.")
         raw = config_path.read_bytes()
         config = parse_model_config(raw, str(config_path))
+        if config.model != folder.name and (models_dir / config.model / CONFIG_FILE).is_file():
+            raise InvalidModelConfig(f"{config_path}: duplicate model name: 'model' is {config.model!r}, which is "
+                                     f"already models/{config.model}/; a copied folder needs a name of its own "
+                                     f"(rename the folder and set 'model' to it).")
         if config.model != folder.name:
             raise InvalidModelConfig(f"{config_path}: 'model' is {config.model!r}, so the folder must be named "
                                      f"models/{config.model}/.")

@@ -31,7 +31,7 @@ CHUNK = 1 << 20
 def churn_csv(megabytes: float) -> tuple[bytes, dict[str, object]]:
     from autoloop_cli import datagen
 
-    raw = json.loads((ROOT / "ml" / "models" / "churn.json").read_text())
+    raw = json.loads((ROOT / "models" / "churn" / "config.json").read_text())
     rows = max(200, int(megabytes * 1e6 / 52))  # ~52 bytes a row
     return datagen.generate(rows, seed=3).to_csv(index=False).encode(), raw
 

@@ -208,6 +208,9 @@ def config_files() -> dict[str, bytes]:
         "threshold_outside_range.json": variant(threshold=1.5),
         "regression.json": variant(task="regression", metric="rmse", threshold=5.0, quality_margin=1.0),
         "multiclass_classes.json": variant(task="multiclass", metric="accuracy", classes=["0", "1"]),
+        # model folders (issue 13): refused by publish and check before anything runs
+        "valid.json": good,
+        "threshold_negative_rmse.json": variant(task="regression", metric="rmse", threshold=-1.0, quality_margin=1.0),
     }
 
 

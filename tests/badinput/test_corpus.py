@@ -11,6 +11,10 @@ Every case checks that:
   execution (except the one run an accepted upload event starts);
 * nothing was lost: every object version in the data bucket is byte-identical after, and
   there are no delete markers.
+
+The 'publish' and 'check' cases (model folders, issue 13) need no stack: each lays out its
+models/ folder and runs publish's folder validation or ``autoloop check``, which must fail with
+the named error before any job runs (no job sandbox is made).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from moto.stepfunctions.models import stepfunctions_backends
 from autoloop import adapters, errors
 from autoloop.jobs import config_key
 from autoloop.naming import JOB_STEPS, job_name, parse_run_id, run_id
-from autoloop_cli.publish import publish
+from autoloop_cli.publish import model_folders, publish
 from tests.badinput import build_corpus
 from tests.conftest import ROOT, load_handler
 from tests.handlers.conftest import plain_moto
@@ -45,6 +49,8 @@ CASES: list[dict[str, Any]] = MANIFEST["cases"]
 STACK = "autoloop-badinput"
 FUNCTIONS = {"start_pipeline": "StartPipelineFunction", "validate_input": "ValidateInputFunction",
              "job_callback": "JobCallbackFunction", "drift_handler": "DriftHandlerFunction"}
+#: Cases run without the stack: on a models/ folder laid out by the case.
+OFFLINE = {"publish", "check"}
 OUTCOMES = {"accepted", "ignored"}
 NOTHING: dict[str, set[str]] = {"processing": set(), "training": set(), "transform": set(), "executions": set()}
 
@@ -187,9 +193,11 @@ def count_body_reads(bucket: str, content_length: int) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- the corpus
-def _params() -> list[Any]:
+def _params(offline: bool = False) -> list[Any]:
     params = []
     for case in CASES:
+        if (case["handler"] in OFFLINE) != offline:
+            continue
         marks = [pytest.mark.xfail(reason=case["xfail"], strict=True)] if "xfail" in case else []
         params.append(pytest.param(case, id=case["id"], marks=marks))
     return params
@@ -199,7 +207,7 @@ def test_the_corpus_has_at_least_25_cases_each_with_a_named_outcome():
     assert len(CASES) >= 25
     assert len({c["id"] for c in CASES}) == len(CASES)
     for case in CASES:
-        assert case["handler"] in FUNCTIONS, case["id"]
+        assert case["handler"] in FUNCTIONS or case["handler"] in OFFLINE, case["id"]
         assert case["expect"] in OUTCOMES or issubclass(getattr(errors, case["expect"]), errors.AutoloopError), case
         if case["expect"] == "accepted":
             assert case.get("decision"), f"{case['id']}: an accepted case documents the decision"
@@ -216,6 +224,7 @@ def test_the_corpus_files_are_what_build_corpus_makes():
     assert on_disk == expected
     used = {f"{d}/{c[k]}" for c in CASES for k, d in (("data", "data"), ("event", "events"), ("report", "reports"),
                                                        ("config", "configs")) if k in c}
+    used |= {f"configs/{f['config']}" for c in CASES for f in c.get("folders", {}).values()}
     assert used <= set(expected)
 
 
@@ -294,3 +303,39 @@ def test_case(case: dict[str, Any], stack: Stack, monkeypatch: pytest.MonkeyPatc
     assert re.search(case["match"], message, re.DOTALL), f"{case['id']}: {message!r}"  # what is wrong
     if reads is not None:
         assert reads["bytes"] == 0, "the body must not be read when the size alone refuses the object"
+
+
+# ----------------------------------------------------------------------------- model folders (offline)
+def lay_out(root: Path, folders: dict[str, dict[str, Any]]) -> Path:
+    """models/<name>/ for each of the case's folders: its config, and churn's train.py unless
+    the case says ``"train": false``."""
+    models = root / "models"
+    for name, spec in folders.items():
+        (models / name).mkdir(parents=True)
+        (models / name / "config.json").write_bytes((HERE / "configs" / spec["config"]).read_bytes())
+        if spec.get("train", True):
+            (models / name / "train.py").write_bytes((ROOT / "models" / "churn" / "train.py").read_bytes())
+    return models
+
+
+@pytest.mark.parametrize("case", _params(offline=True))
+def test_model_folder_case(case: dict[str, Any], tmp_path: Path) -> None:
+    from autoloop_cli import check
+
+    models = lay_out(tmp_path, case["folders"])
+    if case["handler"] == "publish":
+        with pytest.raises(errors.AutoloopError) as raised:
+            model_folders(models)
+        assert type(raised.value).__name__ == case["expect"]
+        message = str(raised.value)
+        assert raised.value.hint and message.endswith(raised.value.hint)
+    else:
+        home = tmp_path / "home"
+        with pytest.raises(check.CheckFailed) as failed:
+            check.run_check(next(iter(case["folders"])), HERE / "data" / case["data"], models_dir=models,
+                            say=lambda _: None, home=home)
+        assert failed.value.error == case["expect"]
+        message = failed.value.message
+        assert "\n" not in message
+        assert not home.exists(), "no job may run"
+    assert re.search(case["match"], message), f"{case['id']}: {message!r}"
