@@ -75,15 +75,15 @@ IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2
 
 #: How each example model's sample.csv is made (rows, seed): by the project's own generators,
 #: so the checked-in files can be rebuilt byte for byte (``python -m autoloop_cli.check``).
-EXAMPLE_SAMPLES = {"churn": (400, 11), "fraud": (800, 11), "price": (400, 11)}
+EXAMPLE_SAMPLES = {"churn": (400, 11), "fraud": (1000, 11), "price": (400, 11)}
 
 
 def example_sample(model: str) -> bytes:
     """The sample.csv of an example model, as :data:`EXAMPLE_SAMPLES` says to make it."""
-    from autoloop_cli import datagen, fraud_data
+    from autoloop_cli import datagen
 
     rows, seed = EXAMPLE_SAMPLES[model]
-    frame = fraud_data.generate(rows, seed=seed) if model == "fraud" else datagen.GENERATORS[model](rows, seed=seed)
+    frame = datagen.GENERATORS[model](rows, seed=seed)
     return str(frame.to_csv(index=False, lineterminator="\n")).encode()
 
 
