@@ -321,12 +321,12 @@ CHANNEL_P = np.array([0.3, 0.55, 0.15])
 
 
 def generate_fraud(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
-    """``rows`` card transactions for the fraud example, seeded; about 4 % are fraud. The label
+    """``rows`` card transactions for the fraud example, seeded; about 8 % are fraud. The label
     comes from interactions a linear model on the raw columns cannot express and trees can: a
     large amount matters only when the card is not present, night hours only for electronics and
     online merchants, a new account only with many recent transactions; plus unobservable noise.
-    On 4000 rows, gradient-boosted trees reach a validation AUC of about 0.8 and a logistic
-    regression about 0.7. ``drift`` moves spending up (amounts x1.35 per unit) and a share of
+    On 4000 rows (seeds 0-5, 30 % held out), gradient-boosted trees reach an AUC of 0.84-0.90 and
+    a logistic regression 0.73-0.81. ``drift`` moves spending up (amounts x1.35 per unit) and a share of
     ``1 - exp(-0.5 * drift)`` of the point-of-sale payments to the web."""
     _check(rows, drift)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
@@ -340,9 +340,9 @@ def generate_fraud(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame
     present = ((channel == "pos") & (rng.random(rows) < 0.95)).astype(np.int64)
     night = (hour < 5) | (hour >= 23)
     risky = np.isin(merchant, ("electronics", "online_services"))
-    logit = (-4.6 + 3.0 * (present == 0) * (amount > 150) + 2.8 * (night & risky)
-             + 2.6 * ((age_days < 60) & (recent >= 4)) + 1.5 * (distance > 60) * (present == 1)
-             + 0.8 * (channel == "web") + rng.normal(0.0, 0.7, rows))
+    logit = (-4.2 + 3.6 * (present == 0) * (amount > 120) + 3.4 * (night & risky)
+             + 3.2 * ((age_days < 90) & (recent >= 4)) + 2.0 * (distance > 50) * (present == 1)
+             + 0.8 * (channel == "web") + rng.normal(0.0, 0.5, rows))
     label = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
     return pd.DataFrame({
         "is_fraud": label, "amount": amount, "hour": hour, "distance_km": distance, "account_age_days": age_days,

@@ -3,7 +3,7 @@
     python -m bench                 every benchmark, full sizes
     python -m bench --quick         every benchmark at small sizes (make bench-quick; the tests run a subset)
     python -m bench NAME...         a subset: loop, transitions, imports, drift, monitor, transform, endpoint,
-                                    validate, check
+                                    validate, check, models
 
 Each figure comes with a baseline measured in the same run (absolute times on shared
 machines vary from run to run), its ratio, the goal and whether it is met. Benchmarks never
@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import check, common, drift, endpoint, imports, loop, monitor, transform, transitions, validate
+from bench import check, common, drift, endpoint, imports, loop, models, monitor, transform, transitions, validate
 
 BENCHMARKS: dict[str, Callable[..., list[common.Row]]] = {
     "loop": loop.run,
@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, Callable[..., list[common.Row]]] = {
     "endpoint": endpoint.run,
     "validate": validate.run,
     "check": check.run,
+    "models": models.run,
 }
 
 

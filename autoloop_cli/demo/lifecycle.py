@@ -245,13 +245,13 @@ def boot(console: Console, endpoint_url: str) -> dict[str, str]:
 
 def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Console | None = None,
         keep_server: bool = False, loop: bool = True, report: Path | None = None, model: str = MODEL,
-        data: Path | None = None) -> DemoResult:
+        data: Path | None = None, story: bool | None = None) -> DemoResult:
     """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift).
 
     ``model`` other than churn, or ``data`` (a CSV with the model's columns, label first, instead
     of the example generator's rows): any model of ``models/`` through upload, training, gate,
     registration, deployment, a request to its endpoint and its monthly batch transform (the
-    drift-and-labels story needs churn's generator).
+    drift-and-labels story needs churn's generator; ``story=False`` runs churn the short way too).
 
     At the end, while the local AWS is still up, the HTML lifecycle report of the last
     TrainingPipeline run (the drift retrain in the full loop: drift, champion against
@@ -262,7 +262,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     from localaws.awslambda import runtime as lambda_runtime
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
-    story = model == MODEL and data is None  # churn's drift-and-labels story
+    story = model == MODEL and data is None if story is None else story  # churn's drift-and-labels story
     frame = _dataset(model, data, rows, seed)
     console = console or Console(stages=(12 if story else 8) if loop else 5)
     result = DemoResult()
