@@ -37,6 +37,18 @@ class Run:
         return json.loads(self.description.get("output") or "{}")
 
 
+    @property
+    def gate(self) -> dict[str, Any]:
+        """The gate's result, also for a run that failed after it (a failed execution has no output)."""
+        if self.output.get("gate"):
+            return dict(self.output["gate"])
+        for event in reversed(self.events):
+            details = event.get("stateExitedEventDetails") or {}
+            if details.get("name") == "QualityGate":
+                return dict(json.loads(details["output"])["gate"])
+        raise AssertionError("the run never left QualityGate")
+
+
 class Local:
     def __init__(self, server: Any, stack: Any) -> None:
         from localaws.clients import client
@@ -50,6 +62,10 @@ class Local:
     def notifications(self) -> list[dict[str, Any]]:
         """What the stack notified since the last call."""
         return self.queue.read()
+
+    def s3_json(self, uri: str) -> dict[str, Any]:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        return dict(json.loads(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()))
 
     def upload(self, body: bytes, key: str) -> str:
         return self.client("s3").put_object(Bucket=self.outputs["DataBucketName"], Key=key, Body=body)["ETag"]

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from autoloop_cli import datagen, publish
-from tests.e2e.conftest import Local, Run, boot
+from tests.e2e.conftest import Local, boot
 
 pytestmark = pytest.mark.e2e
 
@@ -55,22 +55,6 @@ def config(local: Local, **changes: Any) -> Iterator[None]:
         yield
     finally:
         s3.put_object(Bucket=bucket, Key=CONFIG_KEY, Body=json.dumps(raw).encode())
-
-
-def s3_json(local: Local, uri: str) -> dict[str, Any]:
-    bucket, key = uri.removeprefix("s3://").split("/", 1)
-    return json.loads(local.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def gate_of(run: Run) -> dict[str, Any]:
-    """The gate's result, also for a run that failed after it (a failed execution has no output)."""
-    if run.output.get("gate"):
-        return dict(run.output["gate"])
-    for event in reversed(run.events):
-        details = event.get("stateExitedEventDetails") or {}
-        if details.get("name") == "QualityGate":
-            return dict(json.loads(details["output"])["gate"])
-    raise AssertionError("the run never left QualityGate")
 
 
 def packages(local: Local) -> list[dict[str, Any]]:
@@ -109,8 +93,8 @@ def test_a_better_challenger_is_compared_with_the_champion_on_its_own_holdout(lo
 
     # Both numbers come from this run's evaluate job, on the same rows: its test split.
     folder = gate["evaluation_uri"].rsplit("/", 1)[0]
-    comparison = s3_json(local, f"{folder}/comparison.json")
-    champion_auc = s3_json(local, f"{folder}/champion_evaluation.json")["binary_classification_metrics"]["auc"]
+    comparison = local.s3_json(f"{folder}/comparison.json")
+    champion_auc = local.s3_json(f"{folder}/champion_evaluation.json")["binary_classification_metrics"]["auc"]
     assert comparison["champion_arn"] == champion and comparison["champion"] == gate["champion_metric"]
     assert champion_auc["value"] == gate["champion_metric"]
     assert champion_auc["value"] != weak.output["gate"]["metric"]  # not the figure it registered with
@@ -143,7 +127,7 @@ def test_a_challenger_that_loses_on_the_shared_holdout_is_not_registered(local: 
     assert loser.description["error"] == "BelowChampion"
     assert "RegisterModel" not in loser.path
     assert len(packages(local)) == runs["packages_before_loser"]
-    gate = gate_of(loser)
+    gate = loser.gate
     assert gate["verdict"] == "BelowChampion" and gate["champion_arn"] == better.output["model_package"]["arn"]
     assert 0.6 <= gate["metric"] < gate["champion_metric"]
     assert "is no better than the champion's" in loser.description["cause"]

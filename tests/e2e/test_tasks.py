@@ -65,26 +65,8 @@ def deployment_rule(local: Local, enabled: bool) -> None:
 def local() -> Iterator[Local]:
     # The second price package updates the endpoint blue/green: a short bake keeps the test short.
     for local_aws in boot("autoloop-tasks", {"BlueGreenBakeSeconds": "2", "TerminationWaitSeconds": "1"}):
-        sm = local_aws.client("sagemaker")
-        for model in ("price", "plan"):
-            sm.create_model_package_group(ModelPackageGroupName=f"{local_aws.stack.name}-{model}")
-        publish_config(local_aws, PLAN)
+        publish_config(local_aws, PLAN)  # their package groups come with their first registrations
         yield local_aws
-
-
-def s3_json(local: Local, uri: str) -> dict[str, Any]:
-    bucket, key = uri.removeprefix("s3://").split("/", 1)
-    return json.loads(local.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def gate_of(run: Run) -> dict[str, Any]:
-    if run.output.get("gate"):
-        return dict(run.output["gate"])
-    for event in reversed(run.events):
-        details = event.get("stateExitedEventDetails") or {}
-        if details.get("name") == "QualityGate":
-            return dict(json.loads(details["output"])["gate"])
-    raise AssertionError("the run never left QualityGate")
 
 
 def packages(local: Local, model: str) -> list[dict[str, Any]]:
@@ -103,12 +85,12 @@ def test_a_multiclass_model_trains_gates_and_registers_with_multiclass_metrics(l
     run = upload(local, datagen.generate_plan(1500, seed=1), "incoming/plan/plans.csv")
     assert run.status == "SUCCEEDED", run.description.get("cause")
     assert run.output["dataset"]["task"] == "multiclass"
-    gate = gate_of(run)
+    gate = run.gate
     assert gate["verdict"] == "Promote" and gate["metric_name"] == "accuracy" and gate["direction"] == "higher"
     assert gate["metric"] > 0.65
     [package] = packages(local, "plan")
     described = local.client("sagemaker").describe_model_package(ModelPackageName=package["ModelPackageArn"])
-    statistics = s3_json(local, described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    statistics = local.s3_json(described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     metrics = statistics["multiclass_classification_metrics"]
     assert metrics["accuracy"]["value"] == pytest.approx(gate["metric"])
     assert set(metrics["confusion_matrix"]) == set(datagen.PLANS)
@@ -132,17 +114,17 @@ def price_runs(local: Local) -> list[Run]:
 def test_the_regression_gate_promotes_a_lower_rmse_and_refuses_a_higher_one(local: Local,
                                                                            price_runs: list[Run]) -> None:
     weak, normal, weak_again = price_runs
-    assert weak.status == "SUCCEEDED" and gate_of(weak)["verdict"] == "Promote"  # the first model
-    first = gate_of(weak)
+    assert weak.status == "SUCCEEDED" and weak.gate["verdict"] == "Promote"  # the first model
+    first = weak.gate
     assert first["metric_name"] == "rmse" and first["direction"] == "lower" and first["metric"] > 50
 
     assert normal.status == "SUCCEEDED", normal.description.get("cause")
-    promoted = gate_of(normal)
+    promoted = normal.gate
     assert promoted["verdict"] == "Promote", promoted["reason"]
     assert promoted["metric"] < 20 < promoted["champion_metric"]  # on the same holdout rows
     assert promoted["champion_arn"] == weak.output["model_package"]["arn"]
 
-    refused = gate_of(weak_again)
+    refused = weak_again.gate
     assert weak_again.path[-4:] == ["GateDecision", "BelowChampion", "NotifyFailure", "RunFailed"]
     assert weak_again.description["error"] == "BelowChampion"
     assert refused["verdict"] == "BelowChampion", refused["reason"]
