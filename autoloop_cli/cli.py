@@ -293,8 +293,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     from autoloop_cli import publish
 
-    publish.model_folders()  # a bad model folder fails here, before any AWS call
+    folders = publish.model_folders()  # a bad model folder fails here, before any AWS call
     session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    publish.published_configs(folders, session.region_name)  # and a framework image the SDK cannot resolve
     outputs = {
         o["OutputKey"]: o["OutputValue"]
         for o in session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]["Outputs"]

@@ -46,6 +46,12 @@ def sdk_version() -> str:
     return version(SDK_PACKAGE)
 
 
+def _script_mode(framework: str, version: str) -> bool:
+    """XGBoost's versions ``1`` and ``latest`` are the built-in algorithm's image (repository
+    ``xgboost``), which runs no script: script mode needs a framework version (``1.7-1``)."""
+    return framework != "xgboost" or "-" in version
+
+
 def resolve_images(framework: FrameworkConfig, region: str, where: str) -> tuple[str, str]:
     """(training image, inference image) of ``framework`` in ``region``; InvalidModelConfig naming
     the field of ``where`` (the config file) and what the SDK knows when it cannot be resolved."""
@@ -56,7 +62,7 @@ def resolve_images(framework: FrameworkConfig, region: str, where: str) -> tuple
     if framework.name not in known:  # the config allows only frameworks the SDK has; an old SDK may not
         raise InvalidModelConfig(f"{where}: framework.name {framework.name!r} is not a framework the SageMaker SDK "
                                  f"({SDK_PACKAGE} {sdk_version()}) knows.")
-    versions = image_uris.list_versions(framework.name)
+    versions = [v for v in image_uris.list_versions(framework.name) if _script_mode(framework.name, v)]
     if framework.version not in versions:
         raise InvalidModelConfig(
             f"{where}: framework.version {framework.version!r} is not a {framework.name} version the SageMaker SDK "

@@ -159,9 +159,7 @@ def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR, models_dir: Path | None
     if not scripts:
         raise MlCodeMissing(f"no ML scripts (*.py) in {ml_dir}.", "Run autoloop from a checkout of the project.")
     bundles = {name: folder.bundle(ml_dir) for name, folder in folders.items()}
-    region = _region(s3)
-    configs = {name: published_config(name, json.loads(folder.raw_config), region, bundles[name])
-               for name, folder in folders.items()}  # every image resolves before the first upload
+    configs = published_configs(folders, _region(s3), bundles)  # every image resolves before the first upload
     for path in scripts:
         s3.put_object(Bucket=bucket, Key=code_key(path.name), Body=path.read_bytes())
     for name in folders:
@@ -182,12 +180,26 @@ def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, A
     s3.put_object(Bucket=bucket, Key=config_key(model), Body=raw, ContentType="application/json")
 
 
+def published_configs(folders: dict[str, ModelFolder], region: str | None,
+                      bundles: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Each model's config as published (:func:`published_config`) for ``region``: InvalidModelConfig
+    for the first whose framework image the SDK cannot resolve, NoRegionError without a region."""
+    region = _need_region(region)
+    return {name: published_config(name, json.loads(folder.raw_config), region,
+                                   (bundles or {}).get(name) or folder.bundle())
+            for name, folder in folders.items()}
+
+
 def _region(s3: Any) -> str:
     """The stack's region: the one its artifacts bucket's client is for (images are regional)."""
-    region = getattr(getattr(s3, "meta", None), "region_name", None)
-    if not region:
-        raise InvalidModelConfig("no AWS region for the stack: pass --region or set AWS_DEFAULT_REGION; the "
-                                 "framework images are resolved for the stack's region.")
+    return _need_region(getattr(getattr(s3, "meta", None), "region_name", None))
+
+
+def _need_region(region: str | None) -> str:
+    if not region:  # the CLI says how to set one
+        from botocore.exceptions import NoRegionError
+
+        raise NoRegionError()
     return str(region)
 
 
