@@ -42,7 +42,7 @@ def test_the_fraud_model_trains_with_its_own_script_and_serves(local):
     package = run.output["model_package"]["arn"]
     assert f"package/{local.stack.name}-fraud/" in package
     gate = run.output["gate"]
-    assert gate["metric"] == "auc" and gate["value"] >= 0.75 and gate["verdict"] == "Promote"
+    assert gate["metric_name"] == "auc" and gate["metric"] >= 0.75 and gate["verdict"] == "Promote"
 
     # deployed (dev approves on registration) and serving probabilities
     sfn = local.client("stepfunctions")

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from autoloop.config import parse_model_config
-from autoloop.jobs import config_key
+from autoloop.jobs import config_key, model_code_key
 from autoloop_cli import datagen, executions, publish
 from autoloop_cli.demo import batch as batch_demo
 from tests.e2e.conftest import Local, Run, boot
@@ -43,10 +43,15 @@ TRAIN = ["ValidateInput", "AcquireRunSlot", "Preprocess", "Train", "Evaluate", "
 
 
 def publish_config(local: Local, config: dict[str, Any]) -> None:
+    """A config (and, for a model with no folder, the churn model's task-aware train.py as its
+    bundle) as publish would upload them."""
     raw = json.dumps(config).encode()
     parse_model_config(raw, f"{config['model']}.json")
-    local.client("s3").put_object(Bucket=local.outputs["ArtifactsBucketName"], Key=config_key(config["model"]),
-                                  Body=raw)
+    s3, bucket = local.client("s3"), local.outputs["ArtifactsBucketName"]
+    s3.put_object(Bucket=bucket, Key=config_key(config["model"]), Body=raw)
+    if config["model"] not in publish.model_folders():
+        s3.put_object(Bucket=bucket, Key=model_code_key(config["model"]),
+                      Body=publish.model_folders()["churn"].bundle())
 
 
 def deployment_rule(local: Local, enabled: bool) -> None:

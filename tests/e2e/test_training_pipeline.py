@@ -185,9 +185,9 @@ def test_put_refuses_to_guess_the_model(cli_state, tmp_path, capsys):
     data = tmp_path / "data.csv"
     data.write_bytes(csv(rows=300, seed=11))
     assert cli_state.main(["local", "put", str(data)]) == 2
-    assert "say which model the file is for: --model <name> (published: churn, price)" in capsys.readouterr().err
-    assert cli_state.main(["local", "put", str(data), "--model", "fraud"]) == 2
-    assert "model 'fraud' has no published config (published: churn, price)" in capsys.readouterr().err
+    assert "say which model the file is for: --model <name> (published: churn, fraud, price)" in capsys.readouterr().err
+    assert cli_state.main(["local", "put", str(data), "--model", "spam"]) == 2
+    assert "model 'spam' has no published config (published: churn, fraud, price)" in capsys.readouterr().err
 
 
 def test_put_wait_follows_the_run_and_runs_lists_it_with_its_reason(cli_state, tmp_path, capsys):
