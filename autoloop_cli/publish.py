@@ -17,6 +17,7 @@ Everything is validated before the first upload: a bad folder fails with one lin
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -87,7 +88,10 @@ def _ignored(rel: Path) -> bool:
 def sourcedir_bytes(files: dict[str, bytes]) -> bytes:
     """A deterministic tar.gz of ``files`` (same input, same bytes, same ETag)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    # tarfile's "w:gz" stamps the gzip header with the current time: the same files a second
+    # later would be other bytes (another ETag, another digest in the package's lineage).
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
         for name in sorted(files):
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(files[name]), 0, 0o644
