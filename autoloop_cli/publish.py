@@ -31,6 +31,7 @@ from typing import Any
 from autoloop.config import ModelConfig, PublishedBuild, parse_model_config
 from autoloop.errors import InvalidModelConfig, MlCodeMissing
 from autoloop.jobs import ENTRY_POINT, code_key, config_key, model_code_key
+from autoloop.naming import image_repository
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,6 +183,25 @@ def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, A
     parse_model_config(json.dumps(config), f"{model}.json with {sorted(overrides)}")
     raw = published_config(model, config, _region(s3), folder.bundle())
     s3.put_object(Bucket=bucket, Key=config_key(model), Body=raw, ContentType="application/json")
+
+
+#: The template parameter naming the ECR repository of the models' own containers.
+CUSTOM_IMAGE_PARAMETER = "CustomImageRepository"
+
+
+def check_custom_images(folders: dict[str, ModelFolder], stack_parameters: dict[str, str]) -> None:
+    """A model in its own container (``framework.image_uri``) runs only if the stack's execution
+    role may pull it: from the repository the stack's CustomImageRepository names."""
+    allowed = stack_parameters.get(CUSTOM_IMAGE_PARAMETER, "")
+    for name, folder in folders.items():
+        for field in ("image_uri", "inference_image_uri"):
+            uri = getattr(folder.config.framework, field)
+            if uri and image_repository(uri) != allowed:
+                raise InvalidModelConfig(
+                    f"models/{name}/{CONFIG_FILE}: framework.{field} is in ECR repository {image_repository(uri)!r}, "
+                    f"which the stack's execution role may not pull from (its {CUSTOM_IMAGE_PARAMETER} is "
+                    f"{allowed!r}).", f"Deploy the stack with {CUSTOM_IMAGE_PARAMETER}={image_repository(uri)}, "
+                    "then run `autoloop publish` again.")
 
 
 def published_configs(folders: dict[str, ModelFolder], region: str | None,

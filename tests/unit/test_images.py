@@ -151,3 +151,16 @@ def test_the_execution_role_may_pull_every_frameworks_images():
                 continue  # not a script-mode version (XGBoost's built-in algorithm), or no CPU image
             for uri in pair:
                 assert uri.split("/", 1)[1].split(":")[0] in allowed, (name, version, uri)
+
+
+def test_your_own_container_must_be_in_the_stacks_custom_image_repository(models):
+    path = models / "price" / "config.json"
+    own = "111122223333.dkr.ecr.us-east-1.amazonaws.com/team/price:3"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "framework": {"image_uri": own}}))
+    folders = publish.model_folders()
+    with pytest.raises(InvalidModelConfig, match=r"^models/price/config.json: framework.image_uri is in ECR "
+                                                 r"repository 'team/price', which .* Deploy the stack with "
+                                                 r"CustomImageRepository=team/price"):
+        publish.check_custom_images(folders, {"CustomImageRepository": ""})
+    publish.check_custom_images(folders, {"CustomImageRepository": "team/price"})
+    publish.check_custom_images({k: v for k, v in folders.items() if k != "price"}, {})  # prebuilt images only
