@@ -144,10 +144,14 @@ class ModelConfig(BaseModel):
 
     def images(self, stack_image: str) -> ModelImages:
         """The images the model's jobs run in: those ``autoloop publish`` resolved; for a config put
-        without publish, the stack's FrameworkImageUri (``stack_image``) if that is the image the
-        config names (the default scikit-learn 1.2-1), else InvalidModelConfig."""
+        without publish, its own ``framework.image_uri``, or the stack's FrameworkImageUri
+        (``stack_image``) if that is the image the config names (the default scikit-learn 1.2-1),
+        else InvalidModelConfig."""
         if self.published is not None:
             return ModelImages(self.framework.name, self.published.training_image, self.published.inference_image)
+        if self.framework.image_uri:  # your own container needs no lookup
+            return ModelImages(self.framework.name, self.framework.image_uri,
+                               self.framework.inference_image_uri or self.framework.image_uri)
         if self.framework.is_stack_default():
             return ModelImages(self.framework.name, stack_image, stack_image)
         raise InvalidModelConfig(

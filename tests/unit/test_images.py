@@ -133,6 +133,9 @@ def test_a_config_put_without_publish_runs_in_the_stacks_image_only_if_it_names_
     assert plain.images("stack-image").training == "stack-image"
     with pytest.raises(InvalidModelConfig, match="names framework xgboost 1.7-1 but carries no 'published' images"):
         parse_model_config(json.dumps(config), "x").images("stack-image")
+    own = "111122223333.dkr.ecr.us-east-1.amazonaws.com/team/fraud:7"
+    byoc = parse_model_config(json.dumps({**config, "framework": {"name": "xgboost", "image_uri": own}}), "x")
+    assert byoc.images("stack-image").inference == own
 
 
 def test_the_execution_role_may_pull_every_frameworks_images():
