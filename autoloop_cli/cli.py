@@ -299,6 +299,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from autoloop_cli import publish
 
     folders = publish.model_folders()  # a bad model folder fails here, before any AWS call
+    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    publish.published_configs(folders, session.region_name)  # and a framework image the SDK cannot resolve
     if args.check:
         from autoloop_cli import check
 
@@ -311,11 +313,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 check.run_check(name)
             except check.CheckFailed as exc:
                 return _fail(f"autoloop check {name}: {exc.message} Nothing was published.")
-    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
-    outputs = {
-        o["OutputKey"]: o["OutputValue"]
-        for o in session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]["Outputs"]
-    }
+    stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    publish.check_custom_images(folders, {p["ParameterKey"]: p.get("ParameterValue", "")
+                                          for p in stack.get("Parameters", [])})
     result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"])
     print(f"published {len(result.scripts)} scripts and models {', '.join(result.models)} to s3://{result.bucket}")
     return 0

@@ -17,6 +17,8 @@ Everything is validated before the first upload: a bad folder fails with one lin
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import logging
@@ -26,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoloop.config import ModelConfig, parse_model_config
+from autoloop.config import ModelConfig, PublishedBuild, parse_model_config
 from autoloop.errors import InvalidModelConfig, MlCodeMissing
 from autoloop.jobs import ENTRY_POINT, code_key, config_key, model_code_key
+from autoloop.naming import image_repository
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +92,10 @@ def _ignored(rel: Path) -> bool:
 def sourcedir_bytes(files: dict[str, bytes]) -> bytes:
     """A deterministic tar.gz of ``files`` (same input, same bytes, same ETag)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    # tarfile's "w:gz" stamps the gzip header with the current time: the same files a second
+    # later would be other bytes (another ETag, another digest in the package's lineage).
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
         for name in sorted(files):
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(files[name]), 0, 0o644
@@ -140,6 +146,9 @@ def model_folders(models_dir: Path | None = None) -> dict[str, ModelFolder]:
         if config.model != folder.name:
             raise InvalidModelConfig(f"{config_path}: 'model' is {config.model!r}, so the folder must be named "
                                      f"models/{config.model}/.")
+        if config.published is not None:
+            raise InvalidModelConfig(f"{config_path}: 'published' is written by autoloop publish (the resolved images "
+                                     "and the bundle's digest); remove it from the folder's config.")
         if not (folder / ENTRY_POINT).is_file():
             raise InvalidModelConfig(f"{folder}: no {ENTRY_POINT}, the model's script-mode training script "
                                      "(docs/MODELS.md says what it reads and writes).")
@@ -162,11 +171,12 @@ def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR, models_dir: Path | None
     if not scripts:
         raise MlCodeMissing(f"no ML scripts (*.py) in {ml_dir}.", "Run autoloop from a checkout of the project.")
     bundles = {name: folder.bundle(ml_dir) for name, folder in folders.items()}
+    configs = published_configs(folders, _region(s3), bundles)  # every image resolves before the first upload
     for path in scripts:
         s3.put_object(Bucket=bucket, Key=code_key(path.name), Body=path.read_bytes())
-    for name, folder in folders.items():
+    for name in folders:
         s3.put_object(Bucket=bucket, Key=model_code_key(name), Body=bundles[name])
-        s3.put_object(Bucket=bucket, Key=config_key(name), Body=folder.raw_config, ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=config_key(name), Body=configs[name], ContentType="application/json")
     log.info("published %d scripts and models %s to s3://%s", len(scripts), ", ".join(folders), bucket)
     return Published(bucket, tuple(p.name for p in scripts), tuple(folders))
 
@@ -175,7 +185,65 @@ def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, A
                         models_dir: Path | None = None) -> None:
     """Publish ``model``'s config with some keys changed (validated like any config): for runs
     that upload the same rows again and must not stop at the gate's tie rule."""
-    config = {**json.loads(model_configs(models_dir)[model]), **overrides}
-    raw = json.dumps(config).encode()
-    parse_model_config(raw, f"{model}.json with {sorted(overrides)}")
+    folder = model_folders(models_dir)[model]
+    config = {**json.loads(folder.raw_config), **overrides}
+    parse_model_config(json.dumps(config), f"{model}.json with {sorted(overrides)}")
+    raw = published_config(model, config, _region(s3), folder.bundle())
     s3.put_object(Bucket=bucket, Key=config_key(model), Body=raw, ContentType="application/json")
+
+
+#: The template parameter naming the ECR repository of the models' own containers.
+CUSTOM_IMAGE_PARAMETER = "CustomImageRepository"
+
+
+def check_custom_images(folders: dict[str, ModelFolder], stack_parameters: dict[str, str]) -> None:
+    """A model in its own container (``framework.image_uri``) runs only if the stack's execution
+    role may pull it: from the repository the stack's CustomImageRepository names."""
+    allowed = stack_parameters.get(CUSTOM_IMAGE_PARAMETER, "")
+    for name, folder in folders.items():
+        for field in ("image_uri", "inference_image_uri"):
+            uri = getattr(folder.config.framework, field)
+            if uri and image_repository(uri) != allowed:
+                raise InvalidModelConfig(
+                    f"models/{name}/{CONFIG_FILE}: framework.{field} is in ECR repository {image_repository(uri)!r}, "
+                    f"which the stack's execution role may not pull from (its {CUSTOM_IMAGE_PARAMETER} is "
+                    f"{allowed!r}).", f"Deploy the stack with {CUSTOM_IMAGE_PARAMETER}={image_repository(uri)}, "
+                    "then run `autoloop publish` again.")
+
+
+def published_configs(folders: dict[str, ModelFolder], region: str | None,
+                      bundles: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Each model's config as published (:func:`published_config`) for ``region``: InvalidModelConfig
+    for the first whose framework image the SDK cannot resolve, NoRegionError without a region."""
+    region = _need_region(region)
+    return {name: published_config(name, json.loads(folder.raw_config), region,
+                                   (bundles or {}).get(name) or folder.bundle())
+            for name, folder in folders.items()}
+
+
+def _region(s3: Any) -> str:
+    """The stack's region: the one its artifacts bucket's client is for (images are regional)."""
+    return _need_region(getattr(getattr(s3, "meta", None), "region_name", None))
+
+
+def _need_region(region: str | None) -> str:
+    if not region:  # the CLI says how to set one
+        from botocore.exceptions import NoRegionError
+
+        raise NoRegionError()
+    return str(region)
+
+
+def published_config(model: str, config: dict[str, Any], region: str, bundle: bytes) -> bytes:
+    """``model``'s ``config`` as published: plus ``published``, the training and inference images
+    resolved for ``region`` (:mod:`autoloop_cli.images`) and the sha256 of the uploaded ``bundle``."""
+    from autoloop_cli.images import resolve_images
+
+    where = f"models/{model}/{CONFIG_FILE}"
+    framework = parse_model_config(json.dumps(config), where).framework
+    training, inference = resolve_images(framework, region, where)
+    build = PublishedBuild(training_image=training, inference_image=inference, region=region,
+                           bundle_sha256=hashlib.sha256(bundle).hexdigest())
+    raw = json.dumps({**config, "published": build.model_dump()}, indent=2).encode()
+    parse_model_config(raw, where)  # what the Lambdas will read must parse
+    return raw

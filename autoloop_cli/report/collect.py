@@ -123,6 +123,9 @@ class Evaluation:
     same_holdout: bool = False
     direction: str | None = None
     verdict: str | None = None
+    #: What produced each package (autoloop.registry.lineage_of): script bundle, image, data, ...
+    lineage: dict[str, str] = field(default_factory=dict)
+    champion_lineage: dict[str, str] = field(default_factory=dict)
     reason: str = ""
 
 
@@ -394,6 +397,17 @@ def _package_metrics(clients: Clients, arn: str) -> dict[str, float]:
     return {}
 
 
+def _lineage(clients: Clients, arn: str, notes: dict[str, str], who: str) -> dict[str, str]:
+    """The package's recorded lineage; a note (not a failure) when it cannot be described."""
+    from autoloop.registry import lineage_of
+
+    try:
+        return lineage_of(clients("sagemaker").describe_model_package(ModelPackageName=arn))
+    except Exception as exc:
+        notes[f"lineage-{who}"] = f"the {who} {arn} could not be described for its lineage: {exc}"
+        return {}
+
+
 def evaluation(clients: Clients, run: ExecutionRun, notes: dict[str, str]) -> Evaluation | None:
     gate = run.result("gate")
     if not gate and "QualityGate" not in (run.definition.get("States") or {}):
@@ -435,6 +449,8 @@ def evaluation(clients: Clients, run: ExecutionRun, notes: dict[str, str]) -> Ev
                 notes["champion"] = f"the champion {champion} could not be described: {described}"
         if gate.get("champion_metric") is not None:
             champion_metrics.setdefault(name, float(gate["champion_metric"]))
+    lineage = _lineage(clients, str(package), notes, "challenger") if package else {}
+    champion_lineage = _lineage(clients, str(champion), notes, "champion") if champion else {}
     path = [s.name for s in run.states]
     verdict = gate.get("verdict")
     refused = ("BelowThreshold", "BelowChampion")
@@ -451,7 +467,7 @@ def evaluation(clients: Clients, run: ExecutionRun, notes: dict[str, str]) -> Ev
                       champion_metrics=champion_metrics, confusion=confusion, evaluation_uri=uri,
                       holdout_rows=int(rows) if isinstance(rows, int) else None, same_holdout=same_holdout,
                       direction=gate.get("direction"), verdict=str(verdict) if verdict else None,
-                      reason=str(gate.get("reason") or ""))
+                      reason=str(gate.get("reason") or ""), lineage=lineage, champion_lineage=champion_lineage)
 
 
 # ----------------------------------------------------------------------------- deployments

@@ -47,6 +47,7 @@ th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eaeded;vertical-
 th{color:#545b64;font-weight:600;background:#fafafa}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.rollback td{background:#fdf1ef}
+table.lineage{margin-top:12px}table.lineage code{word-break:break-all}tr.differs td{background:#fff4e5}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:14px}
 .feature{border:1px solid #eaeded;border-radius:6px;padding:8px 10px}
 .feature h3{margin:0 0 2px;font-size:14px}
@@ -270,11 +271,36 @@ def _evaluation_section(report: Report) -> str:
     who = (f'<div class="note">challenger <code>{esc(ev.challenger)}</code>'
            + (f'<br>champion <code>{esc(ev.champion)}</code>' if ev.champion else "")
            + (f'<br>evaluation <code>{esc(ev.evaluation_uri)}</code>' if ev.evaluation_uri else "") + "</div>")
-    extra = report.notes.get("champion") or ""
+    extra = " ".join(report.notes.get(k) or "" for k in ("champion", "lineage-challenger", "lineage-champion"))
     return _section("evaluation", "Evaluation: champion vs challenger", lead,
-                    head + '<div class="cols"><div style="flex:1 1 420px">' + table + who
-                    + (f'<div class="note">{esc(extra)}</div>' if extra else "") + "</div><div>"
+                    head + '<div class="cols"><div style="flex:1 1 420px">' + table + who + _lineage_table(ev)
+                    + (f'<div class="note">{esc(extra.strip())}</div>' if extra.strip() else "") + "</div><div>"
                     + _metric_bars(ev, names) + _confusion(ev) + "</div></div>")
+
+
+#: The lineage a package records (autoloop.registry.Lineage), in the order the table shows it.
+LINEAGE_ROWS = (("task", "task"), ("framework", "framework"), ("training_image", "training image"),
+                ("inference_image", "inference image"), ("entry_point", "entry point"),
+                ("bundle_sha256", "script bundle sha256"), ("hyperparameters", "hyperparameters"),
+                ("source", "dataset"), ("source_version", "dataset version"), ("training_job", "training job"))
+
+
+def _lineage_table(ev: Evaluation) -> str:
+    """What produced the champion and the challenger, side by side; a differing row is marked, so
+    a comparison of two different scripts, images or frameworks says so."""
+    if not ev.lineage and not ev.champion_lineage:
+        return ""
+    rows = []
+    for key, label in LINEAGE_ROWS:
+        a, b = ev.champion_lineage.get(key), ev.lineage.get(key)
+        if a is None and b is None:
+            continue
+        differs = ev.champion is not None and a != b and key not in {"source", "source_version", "training_job"}
+        mark = ' class="differs" title="differs from the champion\'s"' if differs else ""
+        rows.append(f"<tr{mark}><td>{esc(label)}{' ≠' if differs else ''}</td><td><code>{esc(a or '-')}</code></td>"
+                    f"<td><code>{esc(b or '-')}</code></td></tr>")
+    return ('<table class="lineage"><tr><th>lineage</th><th>champion</th><th>challenger</th></tr>'
+            + "".join(rows) + "</table>")
 
 
 def _metric_bars(ev: Evaluation, names: list[str]) -> str:

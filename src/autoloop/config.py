@@ -7,6 +7,8 @@ import difflib
 import json
 import math
 import os
+import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -84,6 +86,11 @@ class ModelConfig(BaseModel):
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     # BatchConfig is defined at the end of the module (the lambda defers the lookup).
     batch: BatchConfig = Field(default_factory=lambda: BatchConfig())  # noqa: PLW0108
+    #: The SageMaker framework image the model's training script and serving code run in.
+    framework: FrameworkConfig = Field(default_factory=lambda: FrameworkConfig())  # noqa: PLW0108
+    #: Written by ``autoloop publish``, never by hand: the image URIs it resolved for the stack's
+    #: region and the source bundle's digest. Absent: the config was put without publish.
+    published: PublishedBuild | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -135,6 +142,22 @@ class ModelConfig(BaseModel):
     def features(self) -> tuple[str, ...]:
         return self.columns[1:]
 
+    def images(self, stack_image: str) -> ModelImages:
+        """The images the model's jobs run in: those ``autoloop publish`` resolved; for a config put
+        without publish, its own ``framework.image_uri``, or the stack's FrameworkImageUri
+        (``stack_image``) if that is the image the config names (the default scikit-learn 1.2-1),
+        else InvalidModelConfig."""
+        if self.published is not None:
+            return ModelImages(self.framework.name, self.published.training_image, self.published.inference_image)
+        if self.framework.image_uri:  # your own container needs no lookup
+            return ModelImages(self.framework.name, self.framework.image_uri,
+                               self.framework.inference_image_uri or self.framework.image_uri)
+        if self.framework.is_stack_default():
+            return ModelImages(self.framework.name, stack_image, stack_image)
+        raise InvalidModelConfig(
+            f"model {self.model!r}'s config names framework {self.framework.describe()} but carries no "
+            "'published' images: publish it with `autoloop publish`, which resolves them.")
+
 
 def class_text(value: str) -> str:
     """A class label's canonical text, as ml/ reads it: "1.0" and "1" are the same class."""
@@ -152,7 +175,9 @@ def _config_problems(exc: ValidationError) -> str:
     for error in exc.errors(include_url=False):
         where = ".".join(str(p) for p in error["loc"]) or "config"
         if error["type"] == "extra_forbidden":
-            known = ModelConfig.model_fields if len(error["loc"]) == 1 else BatchConfig.model_fields
+            nested: dict[str, type[BaseModel]] = {"batch": BatchConfig, "framework": FrameworkConfig,
+                                                  "published": PublishedBuild}
+            known = ModelConfig.model_fields if len(error["loc"]) == 1 else nested[str(error["loc"][0])].model_fields
             close = difflib.get_close_matches(str(error["loc"][-1]), list(known), n=1)
             parts.append(f"unknown key {where!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         elif error["type"] == "value_error":
@@ -226,6 +251,8 @@ class StartSettings(Settings):
 
 class ValidateSettings(Settings):
     artifacts_bucket: str
+    #: The stack's FrameworkImageUri: the images of a config put without ``autoloop publish``.
+    framework_image_uri: str
 
 
 class MonitoringKnobs(Settings):
@@ -377,6 +404,78 @@ class RegisterSettings(Settings):
     model_package_group_prefix: str
     approval_status: str = "PendingManualApproval"
     framework_image_uri: str
+
+
+# ----------------------------------------------------------------------------- framework and images
+Framework = Literal["sklearn", "xgboost", "pytorch"]
+#: Today's image, and the stack's FrameworkImageUri: Autoloop's own steps run in it.
+DEFAULT_FRAMEWORK: Framework = "sklearn"
+DEFAULT_FRAMEWORK_VERSION = "1.2-1"
+_IMAGE_URI = re.compile(r"^[^\s/]+(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$")
+
+
+class FrameworkConfig(BaseModel):
+    """``framework`` in ``models/<model>/config.json``: the SageMaker prebuilt framework image the
+    model's ``train.py`` and its serving code run in, resolved by ``autoloop publish`` with the
+    SageMaker SDK's image URI lookup for the stack's region. ``image_uri`` (bring your own
+    container) skips the lookup: that image trains and serves (``inference_image_uri``, if
+    given, serves instead)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Framework = DEFAULT_FRAMEWORK
+    version: str = Field(default=DEFAULT_FRAMEWORK_VERSION, min_length=1)
+    #: The image's Python (e.g. ``py3`` for scikit-learn, ``py311`` for PyTorch); default: the SDK's choice.
+    py_version: str | None = Field(default=None, min_length=1)
+    image_uri: str | None = None
+    inference_image_uri: str | None = None
+
+    @model_validator(mode="after")
+    def _images_valid(self) -> FrameworkConfig:
+        for field in ("image_uri", "inference_image_uri"):
+            value = getattr(self, field)
+            if value is not None and not _IMAGE_URI.match(value):
+                raise ValueError(f"{field} {value!r} is not an image URI "
+                                 "(<registry>/<repository>:<tag> or @sha256:<digest>)")
+        if self.inference_image_uri is not None and self.image_uri is None:
+            raise ValueError("inference_image_uri needs image_uri (the training image) beside it")
+        return self
+
+    def is_stack_default(self) -> bool:
+        return (self.name, self.version, self.image_uri) == (DEFAULT_FRAMEWORK, DEFAULT_FRAMEWORK_VERSION, None)
+
+    def describe(self) -> str:
+        if self.image_uri:
+            return f"image {self.image_uri}"
+        return f"{self.name} {self.version}" + (f" ({self.py_version})" if self.py_version else "")
+
+
+class PublishedBuild(BaseModel):
+    """``published`` in a published config: what ``autoloop publish`` resolved and uploaded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    training_image: str = Field(min_length=1)
+    inference_image: str = Field(min_length=1)
+    #: The region the images were resolved for (an image is pulled from its region's registry).
+    region: str = Field(min_length=1)
+    #: sha256 of the uploaded ``sourcedir.tar.gz`` (hex).
+    bundle_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ModelImages:
+    """The images a model's jobs use: ``training`` for its training job (and the evaluate job of
+    a framework other than scikit-learn), ``inference`` for its package, endpoint and batch."""
+
+    framework: str
+    training: str
+    inference: str
+
+    def evaluate_image(self, stack_image: str) -> str:
+        """Autoloop's evaluate.py loads the model: a scikit-learn model loads in the stack's image,
+        any other framework's only where that framework is installed, its own training image."""
+        return stack_image if self.framework == DEFAULT_FRAMEWORK else self.training
 
 
 # ----------------------------------------------------------------------------- batch transform

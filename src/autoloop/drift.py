@@ -42,6 +42,7 @@ from autoloop.events import (
     parse_event,
 )
 from autoloop.monitoring import MONITOR_OUTPUT
+from autoloop.naming import image_repository
 
 # -- constraint_violations.json ----------------------------------------------------------
 
@@ -516,19 +517,13 @@ class MonitoringRun:
     has_violations: bool | None
 
 
-def _image_repository(image_uri: str) -> str:
-    """``<registry>/<repository>[:tag|@digest]`` -> repository."""
-    path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
-    return path.split("@", 1)[0].split(":", 1)[0]
-
-
 def is_monitoring(detail: ProcessingJobDetail) -> bool:
     """True for a Model Monitor execution's processing job: it runs the
     ``sagemaker-model-monitor-analyzer`` image (any region's registry, any tag), or its
     Environment has ``sagemaker_monitoring_schedule_name`` (bring-your-own monitor containers
     get it too)."""
     image = detail.app_specification.image_uri
-    if image and _image_repository(image) == MONITOR_IMAGE_REPOSITORY:
+    if image and image_repository(image) == MONITOR_IMAGE_REPOSITORY:
         return True
     schedule = detail.environment.get(MONITOR_SCHEDULE_ENV)
     return isinstance(schedule, str) and bool(schedule)

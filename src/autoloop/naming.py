@@ -89,6 +89,12 @@ def tag_value(text: str, limit: int = MAX_TAG_VALUE) -> str:
     return _cut(safe, limit)
 
 
+def image_repository(image_uri: str) -> str:
+    """``<registry>/<repository>[:tag|@digest]`` -> repository (what an ECR pull permission names)."""
+    path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
+    return path.split("@", 1)[0].split(":", 1)[0]
+
+
 def description_text(text: str, limit: int = 1024) -> str:
     r"""``text`` as a SageMaker description, which must match ``[\p{L}\p{M}\p{Z}\p{S}\p{N}\p{P}]*``:
     a control or other unprintable character is written as ``\uXXXX``, and the text is cut to

@@ -32,6 +32,17 @@ METRIC_DIRECTION_KEY = "autoloop:metric-direction"
 CHAMPION_ARN_KEY = "autoloop:champion-arn"
 CHAMPION_METRIC_KEY = "autoloop:champion-metric-value"
 HOLDOUT_ROWS_KEY = "autoloop:holdout-rows"
+#: Lineage: what produced the package (see Lineage).
+LINEAGE_KEYS = {
+    "task": "autoloop:task",
+    "framework": "autoloop:framework",
+    "training_image": "autoloop:training-image",
+    "entry_point": "autoloop:entry-point",
+    "bundle_sha256": "autoloop:bundle-sha256",
+    "hyperparameters": "autoloop:hyperparameters",
+    "training_job": "autoloop:training-job",
+    "source_version": "autoloop:source-version",
+}
 INFERENCE_ENV = {
     "SAGEMAKER_PROGRAM": "inference.py",
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
@@ -43,15 +54,57 @@ def package_group_name(prefix: str, model: str) -> str:
     return f"{prefix}-{model}"
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """What produced a package, recorded in its CustomerMetadataProperties beside the gate's numbers
+    (the dataset's URI is ``autoloop:source``, the inference image the package's container's).
+
+    ``hyperparameters`` as ``name=value`` pairs in the order of the config: metadata values are
+    at most 256 characters of letters, digits, spaces and ``_.:/=+-@`` (others become ``_``), so a
+    long set is cut; the run's training job (``training_job``) has them all.
+    """
+
+    task: str
+    framework: str
+    training_image: str
+    entry_point: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    training_job: str | None = None
+    source_version: str | None = None
+    bundle_sha256: str | None = None  # None: the config was put without `autoloop publish`
+
+    def metadata(self) -> dict[str, str]:
+        values = {
+            "task": self.task, "framework": self.framework, "training_image": self.training_image,
+            "entry_point": self.entry_point, "bundle_sha256": self.bundle_sha256,
+            "hyperparameters": " ".join(f"{k}={v}" for k, v in self.hyperparameters.items()) or None,
+            "training_job": self.training_job, "source_version": self.source_version,
+        }
+        return {LINEAGE_KEYS[name]: tag_value(str(value)) for name, value in values.items() if value}
+
+
+def lineage_of(description: Mapping[str, Any]) -> dict[str, str]:
+    """A registered package's lineage as recorded (names of Lineage, plus ``source`` and
+    ``inference_image``); only what the package carries."""
+    props = description.get("CustomerMetadataProperties") or {}
+    found = {name: str(props[key]) for name, key in LINEAGE_KEYS.items() if props.get(key)}
+    if props.get("autoloop:source"):
+        found["source"] = str(props["autoloop:source"])
+    containers = description.get("InferenceSpecification", {}).get("Containers") or []
+    if len(containers) == 1 and containers[0].get("Image"):
+        found["inference_image"] = str(containers[0]["Image"])
+    return found
+
+
 def model_package_request(*, group: str, run_id: str, image_uri: str, model_artifacts: str,
                           evaluation_uri: str, metric_name: str, metric: float,
                           approval_status: str, source_uri: str,
                           trigger: Mapping[str, Any] | None = None, direction: str | None = None,
                           champion_arn: str | None = None, champion_metric: float | None = None,
-                          holdout_rows: int | None = None) -> dict[str, Any]:
+                          holdout_rows: int | None = None, lineage: Lineage | None = None) -> dict[str, Any]:
     """The CreateModelPackage request: the challenger's evaluation.json as its ModelQuality
     statistics, and in its metadata both numbers of the gate (challenger and champion on the
-    same ``holdout_rows``) and the champion's ARN."""
+    same ``holdout_rows``), the champion's ARN and the package's ``lineage``."""
     if approval_status not in APPROVAL_STATUSES:
         raise ValueError(f"approval status {approval_status!r} is not one of {APPROVAL_STATUSES}")
     if (champion_arn is None) != (champion_metric is None):
@@ -72,6 +125,8 @@ def model_package_request(*, group: str, run_id: str, image_uri: str, model_arti
         metadata[CHAMPION_METRIC_KEY] = _number(champion_metric)
     if holdout_rows is not None:
         metadata[HOLDOUT_ROWS_KEY] = str(int(holdout_rows))
+    if lineage is not None:
+        metadata.update(lineage.metadata())
     return {
         "ModelPackageGroupName": group,
         "ModelPackageDescription": description_text(f"Trained by Autoloop run {run_id} from {source_uri}"),

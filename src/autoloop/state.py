@@ -48,6 +48,13 @@ class Dataset(_Model):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     #: The folder holding the copy of the validated object version (the preprocess job's input).
     input_uri: str | None = None
+    #: The model's framework and images, as published (config.ModelImages), fixed for the run at
+    #: validation; None in a state from before images were per model: the stack's FrameworkImageUri.
+    framework: str = "sklearn"
+    training_image: str | None = None
+    inference_image: str | None = None
+    #: sha256 of the model's published sourcedir.tar.gz (None: the config was put without publish).
+    bundle_sha256: str | None = None
 
 
 class JobResult(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,6 +16,7 @@ from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import (
     GateSettings,
     LaunchSettings,
+    ModelImages,
     RegisterSettings,
     StartSettings,
     ValidateSettings,
@@ -32,6 +34,7 @@ from autoloop.errors import (
 from autoloop.events import arn_origin, parse_s3_object_created
 from autoloop.gate import decide, metric_from_evaluation, read_comparison, task_of_evaluation
 from autoloop.jobs import (
+    ENTRY_POINT,
     STEP_KIND,
     JobContext,
     JobKind,
@@ -53,7 +56,7 @@ from autoloop.naming import (
     training_source_model,
 )
 from autoloop.observability import logger, metrics
-from autoloop.state import DeployState, LaunchRequest, MonitoringPlan, PipelineState, ReconcileRequest, parse
+from autoloop.state import Dataset, DeployState, LaunchRequest, MonitoringPlan, PipelineState, ReconcileRequest, parse
 from autoloop.validation import validate_csv
 
 SCRIPTS = {"preprocess": "preprocess.py", "evaluate": "evaluate.py", "calibrate": "calibrate.py",
@@ -132,6 +135,7 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
                 raise InvalidEvent(f"{src.uri} (version {src.version_id}) no longer exists.") from exc
             raise
         summary = validate_csv(body["Body"].iter_chunks(1 << 20), int(body["ContentLength"]), config, src.uri)
+    images = config.images(settings.framework_image_uri)  # before any job: a non-default one must be published
     input_uri = _freeze_validated_input(state, settings.artifacts_bucket, body.get("VersionId") or src.version_id)
     logger.info("input valid", extra={**summary.as_dict(), "input_uri": input_uri})
     metrics.add_metric(name="InputRows", unit=MetricUnit.Count, value=summary.rows)
@@ -146,6 +150,10 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
         "min_improvement": config.min_improvement,
         "promote_ties": config.promote_ties,
         "hyperparameters": config.hyperparameters,
+        "framework": images.framework,
+        "training_image": images.training,
+        "inference_image": images.inference,
+        "bundle_sha256": config.published.bundle_sha256 if config.published else None,
     }
 
 
@@ -231,10 +239,11 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
         if not dataset.input_uri:
             raise InvalidEvent("the dataset names no validated input (input_uri); run ValidateInput first.")
         return run, kind, preprocess_request(ctx, dataset.input_uri)
+    images = dataset_images(dataset, settings.framework_image_uri)
     if step == "train":
         outputs = state.job("preprocess").outputs
-        return run, kind, training_request(ctx, outputs["train"], outputs["validation"],
-                                           dataset.hyperparameters, dataset.label, dataset.task)
+        return run, kind, training_request(replace(ctx, image_uri=images.training), outputs["train"],
+                                           outputs["validation"], dataset.hyperparameters, dataset.label, dataset.task)
     artifacts = state.job("train").model_artifacts
     if not artifacts:
         raise JobFailed(f"training job {state.job('train').job_name} reported no model artifacts.")
@@ -243,11 +252,17 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
     group = registry.package_group_name(settings.package_group_prefix(), model)
     champion = registry.comparable_champion(group, settings.artifacts_bucket)
     return run, kind, evaluate_request(
-        ctx, artifacts, state.job("preprocess").outputs["test"], dataset.label,
+        replace(ctx, image_uri=images.evaluate_image(settings.framework_image_uri)), artifacts,
+        state.job("preprocess").outputs["test"], dataset.label,
         task=dataset.task, metric=dataset.metric, direction=dataset.direction,
         champion_model=champion.model_data_url if champion else None,
         champion_arn=champion.arn if champion else None,
     )
+
+
+def dataset_images(dataset: Dataset, stack_image: str) -> ModelImages:
+    """The run's images, fixed at validation (a state from before per-model images: the stack's)."""
+    return ModelImages(dataset.framework, dataset.training_image or stack_image, dataset.inference_image or stack_image)
 
 
 def _champion_of(spec: dict[str, Any]) -> str | None:
@@ -326,8 +341,15 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
     if not artifacts:
         raise JobFailed("the training job reported no model artifacts")
     group = registry.package_group_name(settings.model_package_group_prefix, state.model)
+    dataset = state.need_dataset()
+    images = dataset_images(dataset, settings.framework_image_uri)
+    lineage = registry.Lineage(
+        task=dataset.task, framework=images.framework, training_image=images.training, entry_point=ENTRY_POINT,
+        hyperparameters=dataset.hyperparameters, training_job=state.job("train").job_name,
+        source_version=state.source.version_id or state.source.etag, bundle_sha256=dataset.bundle_sha256,
+    )
     request = registry.model_package_request(
-        group=group, run_id=state.run_id, image_uri=settings.framework_image_uri,
+        group=group, run_id=state.run_id, image_uri=images.inference, lineage=lineage,
         model_artifacts=artifacts, evaluation_uri=state.gate["evaluation_uri"],
         metric_name=state.gate["metric_name"], metric=state.gate["metric"],
         approval_status=settings.approval_status, source_uri=state.source.uri,

@@ -226,3 +226,26 @@ def test_every_sagemaker_request_fits_the_model_at_the_limits(security, key):
     problems = [f"{op}: {v}" for op, request in every_request(security, key)
                 for v in violations("sagemaker", op, request)]
     assert problems == []
+
+
+def test_a_packages_lineage_fits_the_registrys_metadata_rules():
+    """Hyperparameters of any text and length, an image by digest, an ETag for a version: the
+    lineage metadata still matches CustomerMetadataProperties' pattern and 256-character limit."""
+    lineage = registry.Lineage(
+        task="multiclass", framework="pytorch", entry_point="train.py",
+        training_image="111122223333.dkr.ecr.us-east-1.amazonaws.com/team/model@sha256:" + "f" * 64,
+        hyperparameters={"layers": '[64, 32] & "relu"', "note": "x" * 300, "lr": 0.001},
+        training_job=naming.job_name(naming.run_id(LONG_MODEL, BUCKET, "incoming/k.csv", "v"), "train"),
+        source_version='"0123456789abcdef"', bundle_sha256="a" * 64,
+    )
+    request = registry.model_package_request(
+        group=registry.package_group_name(LONG_STACK, LONG_MODEL), run_id="r", image_uri=lineage.training_image,
+        model_artifacts=f"s3://{ARTIFACTS}/runs/m/r/train/output/model.tar.gz",
+        evaluation_uri=f"s3://{ARTIFACTS}/runs/m/r/evaluate/evaluation/evaluation.json", metric_name="accuracy",
+        metric=0.8, approval_status="Approved", source_uri=f"s3://{BUCKET}/incoming/k.csv", lineage=lineage,
+        champion_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1", champion_metric=0.7,
+        holdout_rows=300, direction="higher")
+    assert violations("sagemaker", "CreateModelPackage", {**request, "ClientToken": "t"}) == []
+    props = request["CustomerMetadataProperties"]
+    assert props["autoloop:hyperparameters"].startswith("layers=_64_ 32_ _ _relu_ note=xxx")
+    assert len(props["autoloop:hyperparameters"]) == 256 and props["autoloop:training-image"] == lineage.training_image

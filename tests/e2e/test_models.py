@@ -37,12 +37,20 @@ def test_the_fraud_model_trains_with_its_own_script_and_serves(local):
     described = sm.describe_training_job(TrainingJobName=job)
     code = next(c for c in described["InputDataConfig"] if c["ChannelName"] == "code")
     assert code["DataSource"]["S3DataSource"]["S3Uri"].endswith("/code/models/fraud/sourcedir.tar.gz")
+    # in the XGBoost image publish resolved for the stack's region (locally: the venv's xgboost)
+    xgboost = f"683313688378.dkr.ecr.{sm.meta.region_name}.amazonaws.com/sagemaker-xgboost:1.7-1"
+    assert described["AlgorithmSpecification"]["TrainingImage"] == xgboost
 
     # registered in its own group, judged by its own threshold on Autoloop's evaluation
     package = run.output["model_package"]["arn"]
     assert f"package/{local.stack.name}-fraud/" in package
     gate = run.output["gate"]
     assert gate["metric_name"] == "auc" and gate["metric"] >= 0.7 and gate["verdict"] == "Promote"
+    registered = sm.describe_model_package(ModelPackageName=package)
+    assert registered["InferenceSpecification"]["Containers"][0]["Image"] == xgboost
+    lineage = registered["CustomerMetadataProperties"]
+    assert lineage["autoloop:framework"] == "xgboost" and lineage["autoloop:training-job"] == job
+    assert lineage["autoloop:source"].endswith("/incoming/fraud/2026-11.csv")
 
     # deployed (dev approves on registration) and serving probabilities
     sfn = local.client("stepfunctions")
@@ -51,6 +59,10 @@ def test_the_fraud_model_trains_with_its_own_script_and_serves(local):
     endpoint = f"{local.stack.name}-fraud"
     wait_until(lambda: sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService", 120,
                "the fraud endpoint in service", interval=0.5)
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
+    served = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert served["PrimaryContainer"]["Image"] == xgboost
     sample = datagen.generate_fraud(50, seed=12)
     body = io.StringIO()
     sample.drop(columns=[datagen.FRAUD_LABEL]).to_csv(body, index=False, header=False)

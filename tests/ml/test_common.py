@@ -16,12 +16,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from autoloop_cli import datagen
-from autoloop_cli import publish
+from autoloop_cli import datagen, publish
 
 REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"
@@ -35,6 +35,9 @@ PY39 = Path.home() / ".pyenv" / "versions" / "3.9.18" / "bin" / "python"
 
 
 class RecordingS3:
+    #: publish resolves the models' images for the region of the bucket's client.
+    meta = SimpleNamespace(region_name="us-east-1")
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
@@ -140,6 +143,7 @@ def test_publish_ships_the_shared_module(published: dict[str, bytes]) -> None:
     assert names == {f"{COMMON}.py", "inference.py", "train.py"}  # the model's folder and what it uses of ml/
     assert published[f"code/ml/{COMMON}.py"] == (ML / f"{COMMON}.py").read_bytes()
     assert published["code/models/churn/sourcedir.tar.gz"] == bundle == publish.model_folders()["churn"].bundle()
+    assert bundle[4:8] == bytes(4)  # the gzip header's mtime is 0: the same files are the same bytes at any time
     assert "code/ml/train.py" not in published and published["config/models/churn.json"]
 
 
