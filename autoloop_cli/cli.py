@@ -299,8 +299,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from autoloop_cli import publish
 
     folders = publish.model_folders()  # a bad model folder fails here, before any AWS call
-    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
-    publish.published_configs(folders, session.region_name)  # and a framework image the SDK cannot resolve
     if args.check:
         from autoloop_cli import check
 
@@ -313,6 +311,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 check.run_check(name)
             except check.CheckFailed as exc:
                 return _fail(f"autoloop check {name}: {exc.message} Nothing was published.")
+    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    publish.published_configs(folders, session.region_name)  # and a framework image the SDK cannot resolve
     stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     publish.check_custom_images(folders, {p["ParameterKey"]: p.get("ParameterValue", "")

@@ -28,6 +28,7 @@ GOAL_SECONDS = 0.300
 QUICK_SAMPLE = ("start_pipeline", "launch_job", "job_callback")
 SDK_V3 = ("from sagemaker.train.model_trainer import ModelTrainer\n"
           "from sagemaker.core.helper.session_helper import Session")
+SDK_V3_CORE = "from sagemaker.core.helper.session_helper import Session"
 SDK_V2 = "from sagemaker.estimator import Estimator\nfrom sagemaker.session import Session"
 _TIMER = "import time\n_t = time.perf_counter()\n{stmt}\nprint(repr(time.perf_counter() - _t))\n"
 
@@ -52,6 +53,8 @@ def sdk_statement() -> tuple[str, str] | None:
         return None
     if importlib.util.find_spec("sagemaker.train") is not None:
         return SDK_V3, "import SageMaker SDK v3 ModelTrainer + Session"
+    if importlib.util.find_spec("sagemaker.core") is not None:  # sagemaker-core alone (publish's image lookup)
+        return SDK_V3_CORE, "import SageMaker SDK v3 Session (sagemaker-core only; the bench extra adds ModelTrainer)"
     return SDK_V2, "import SageMaker SDK v2 Estimator + Session"
 
 
