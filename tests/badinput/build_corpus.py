@@ -211,6 +211,7 @@ def config_files() -> dict[str, bytes]:
         # model folders (issue 13): refused by publish and check before anything runs
         "valid.json": good,
         "threshold_negative_rmse.json": variant(task="regression", metric="rmse", threshold=-1.0, quality_margin=1.0),
+        "framework_unknown_version.json": variant(framework={"name": "xgboost", "version": "0.42-7"}),
     }
 
 

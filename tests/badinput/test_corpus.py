@@ -37,7 +37,7 @@ from moto.stepfunctions.models import stepfunctions_backends
 from autoloop import adapters, errors
 from autoloop.jobs import config_key
 from autoloop.naming import JOB_STEPS, job_name, parse_run_id, run_id
-from autoloop_cli.publish import model_folders, publish
+from autoloop_cli.publish import model_folders, publish, published_configs
 from tests.badinput import build_corpus
 from tests.conftest import ROOT, load_handler
 from tests.handlers.conftest import plain_moto
@@ -324,8 +324,8 @@ def test_model_folder_case(case: dict[str, Any], tmp_path: Path) -> None:
 
     models = lay_out(tmp_path, case["folders"])
     if case["handler"] == "publish":
-        with pytest.raises(errors.AutoloopError) as raised:
-            model_folders(models)
+        with pytest.raises(errors.AutoloopError) as raised:  # what publish checks before any upload
+            published_configs(model_folders(models), "eu-west-1")
         assert type(raised.value).__name__ == case["expect"]
         message = str(raised.value)
         assert raised.value.hint and message.endswith(raised.value.hint)
