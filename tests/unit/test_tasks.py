@@ -24,7 +24,7 @@ def config(**changes: object) -> ModelConfig:
     return parse_model_config(json.dumps({**BASE, **changes}), "m.json")
 
 
-def refused(match: str, **changes: object) -> None:
+def assert_refused(match: str, **changes: object) -> None:
     with pytest.raises(errors.InvalidModelConfig, match=match) as raised:
         config(**changes)
     assert "\n" not in str(raised.value)
@@ -39,7 +39,7 @@ def test_the_task_defaults_to_binary_and_each_task_has_its_default_metric() -> N
 
 
 def test_a_regression_metric_without_a_task_says_to_set_the_task() -> None:
-    refused(r'metric \'rmse\' is a regression metric, but the task defaults to binary; set "task": "regression"',
+    assert_refused(r'metric \'rmse\' is a regression metric, but the task defaults to binary; set "task": "regression"',
             metric="rmse", threshold=3.0)
 
 
@@ -63,7 +63,7 @@ def test_a_regression_metric_without_a_task_says_to_set_the_task() -> None:
     ({"hyperparameters": {"task": "regression"}}, r"hyperparameters \['task'\] are set from the config's own"),
 ])
 def test_a_config_that_does_not_fit_its_task_is_refused_naming_the_field(changes: dict, match: str) -> None:
-    refused(match, **changes)
+    assert_refused(match, **changes)
 
 
 def test_the_price_example_is_a_valid_regression_config() -> None:
