@@ -356,7 +356,8 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
         with server.in_process():
             s3 = client("s3")  # the local AWS's own clients: its region, whatever the environment says
             s3.create_bucket(Bucket=BUCKET)
-            publish.publish(s3, BUCKET, models_dir=folder.path.parent)
+            # this model alone: the others' bundles and images are not the check's business
+            publish.publish(s3, BUCKET, prepared=publish.prepare(s3.meta.region_name, folders={config.model: folder}))
             input_uri = f"s3://{BUCKET}/{run_prefix(config.model, run)}/input/"
             s3.put_object(Bucket=BUCKET, Key=f"{run_prefix(config.model, run)}/input/{SAMPLE_FILE}", Body=body)
             jobs = _Jobs(code_files)

@@ -312,12 +312,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
             except check.CheckFailed as exc:
                 return _fail(f"autoloop check {name}: {exc.message} Nothing was published.")
     session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
-    publish.published_configs(folders, session.region_name)  # and a framework image the SDK cannot resolve
+    # and a framework image the SDK cannot resolve, still before any AWS call
+    prepared = publish.prepare(session.region_name, folders=folders)
     stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     publish.check_custom_images(folders, {p["ParameterKey"]: p.get("ParameterValue", "")
                                           for p in stack.get("Parameters", [])})
-    result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"])
+    result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"], prepared=prepared)
     print(f"published {len(result.scripts)} scripts and models {', '.join(result.models)} to s3://{result.bucket}")
     return 0
 

@@ -164,21 +164,41 @@ def model_configs(models_dir: Path | None = None) -> dict[str, bytes]:
     return {name: folder.raw_config for name, folder in model_folders(models_dir).items()}
 
 
-def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR, models_dir: Path | None = None) -> Published:
-    """Validate every model folder, then upload the job scripts, each model's bundle and config."""
-    folders = model_folders(models_dir)
+@dataclass(frozen=True)
+class Prepared:
+    """What publish uploads, validated and resolved for a region: each model's bundle and config."""
+
+    folders: dict[str, ModelFolder]
+    bundles: dict[str, bytes]
+    configs: dict[str, bytes]
+
+
+def prepare(region: str | None, ml_dir: Path = ML_DIR, models_dir: Path | None = None,
+            folders: dict[str, ModelFolder] | None = None) -> Prepared:
+    """Every model folder validated (or ``folders``, already validated), bundled, and its config
+    with the framework images resolved for ``region``: all of publish's checks, no AWS call."""
+    folders = model_folders(models_dir) if folders is None else folders
+    bundles = {name: folder.bundle(ml_dir) for name, folder in folders.items()}
+    return Prepared(folders, bundles, published_configs(folders, region, bundles))
+
+
+def publish(s3: Any, bucket: str, ml_dir: Path = ML_DIR, models_dir: Path | None = None,
+            prepared: Prepared | None = None) -> Published:
+    """Validate every model folder (unless ``prepared`` already did), then upload the job scripts,
+    each model's bundle and config."""
     scripts = sorted(ml_dir.glob("*.py"))
     if not scripts:
         raise MlCodeMissing(f"no ML scripts (*.py) in {ml_dir}.", "Run autoloop from a checkout of the project.")
-    bundles = {name: folder.bundle(ml_dir) for name, folder in folders.items()}
-    configs = published_configs(folders, _region(s3), bundles)  # every image resolves before the first upload
+    # every image resolves before the first upload
+    prepared = prepared or prepare(_region(s3), ml_dir, models_dir)
     for path in scripts:
         s3.put_object(Bucket=bucket, Key=code_key(path.name), Body=path.read_bytes())
-    for name in folders:
-        s3.put_object(Bucket=bucket, Key=model_code_key(name), Body=bundles[name])
-        s3.put_object(Bucket=bucket, Key=config_key(name), Body=configs[name], ContentType="application/json")
-    log.info("published %d scripts and models %s to s3://%s", len(scripts), ", ".join(folders), bucket)
-    return Published(bucket, tuple(p.name for p in scripts), tuple(folders))
+    for name in prepared.folders:
+        s3.put_object(Bucket=bucket, Key=model_code_key(name), Body=prepared.bundles[name])
+        s3.put_object(Bucket=bucket, Key=config_key(name), Body=prepared.configs[name],
+                      ContentType="application/json")
+    log.info("published %d scripts and models %s to s3://%s", len(scripts), ", ".join(prepared.folders), bucket)
+    return Published(bucket, tuple(p.name for p in scripts), tuple(prepared.folders))
 
 
 def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, Any],
