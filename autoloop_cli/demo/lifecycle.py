@@ -31,6 +31,8 @@ from localaws import clients
 if TYPE_CHECKING:
     import pandas as pd
 
+    from autoloop.config import ModelConfig
+
 
 class DemoError(Exception):
     """A demo that cannot start: the message says what to pass."""
@@ -263,7 +265,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
     story = model == MODEL and data is None if story is None else story  # churn's drift-and-labels story
-    frame = _dataset(model, data, rows, seed)
+    config, frame = _dataset(model, data, rows, seed)
     console = console or Console(stages=(12 if story else 8) if loop else 5)
     result = DemoResult()
     started = time.perf_counter()
@@ -286,7 +288,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
         if loop and registered and story:
             _loop(console, result, outputs, known_training, known_deploy, timeout)
         elif loop and registered:
-            _serve_and_score(console, result, outputs, known_deploy, model, frame, timeout)
+            _serve_and_score(console, result, outputs, known_deploy, config, frame, timeout)
         timings = sagemaker_jobs.job_timings()
         result.ml_seconds = sum(t.get("compute_seconds", 0.0) for t in timings.values())
         result.lambda_invocations = sum(lambda_runtime.invocations().values())
@@ -363,9 +365,10 @@ def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_t
     result.runs.append(batch_demo.run_month(outputs, stack=STACK, console=console, timeout=timeout))  # type: ignore[arg-type]
 
 
-def _dataset(model: str, data: Path | None, rows: int, seed: int) -> pd.DataFrame:
-    """The rows to train on: ``data`` (read as the pipeline will, to plan the demo), else the
-    model's example generator. A model of ``models/`` without a generator needs ``data``."""
+def _dataset(model: str, data: Path | None, rows: int, seed: int) -> tuple[ModelConfig, pd.DataFrame]:
+    """The model's config and the rows to train on: ``data`` (read as the pipeline will, to plan
+    the demo), else the model's example generator. A model of ``models/`` without a generator
+    needs ``data``."""
     import pandas as pd
 
     from autoloop_cli import datagen, publish
@@ -373,22 +376,24 @@ def _dataset(model: str, data: Path | None, rows: int, seed: int) -> pd.DataFram
     folders = publish.model_folders()  # a bad folder fails here, before the local AWS starts
     if model not in folders:
         raise DemoError(f"no model {model!r} in models/ (models: {', '.join(folders)}).")
+    config = folders[model].config
     if data is not None:
         try:
-            return pd.read_csv(data)
+            return config, pd.read_csv(data)
         except (OSError, ValueError) as exc:
             raise DemoError(f"cannot read --data {data}: {exc}") from exc
     if model not in datagen.GENERATORS:
         raise DemoError(f"model {model!r} has no example data: pass --data <csv> with its columns "
-                        f"({', '.join(folders[model].config.columns)}).")
-    return datagen.GENERATORS[model](rows, seed=seed)
+                        f"({', '.join(config.columns)}).")
+    return config, datagen.GENERATORS[model](rows, seed=seed)
 
 
 def _serve_and_score(console: Console, result: DemoResult, outputs: dict[str, str], known_deploy: set[str],
-                     model: str, frame: pd.DataFrame, timeout: float) -> None:
+                     config: ModelConfig, frame: pd.DataFrame, timeout: float) -> None:
     """Any model after its registration: the deployment, one request to the endpoint, the month."""
     from autoloop_cli.demo import batch as batch_demo
 
+    model = config.model
     endpoint = f"{STACK}-{model}"
     with console.stage("DeployPipeline (started by the Model Package State Change: Approved)"):
         arn = wait_for_new_execution(outputs["DeployPipelineArn"], known_deploy, 30, "DeployPipeline")
@@ -397,9 +402,6 @@ def _serve_and_score(console: Console, result: DemoResult, outputs: dict[str, st
         result.runs.append(deploy)
         if deploy.status != "SUCCEEDED":
             return
-    from autoloop_cli import publish
-
-    config = publish.model_folders()[model].config
     features = frame[list(config.features)]
     with console.stage(f"A request to {endpoint}: {min(len(features), 5)} rows as CSV, answer as JSON"):
         answer = clients.client("sagemaker-runtime").invoke_endpoint(
