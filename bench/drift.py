@@ -263,16 +263,17 @@ def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 2
     lines = [_capture_line(r) for r in rows_text(drifted_block(rng, block_rows, features))]
     capture_dir = root / CAPTURE_DIR
     capture_dir.mkdir(parents=True, exist_ok=True)
-    per_file = -(-rows // files)
-    written = 0
-    for index in range(files):
-        count = min(per_file, rows - written)
-        if count <= 0:
-            break
-        reps = [lines[(written + i) % block_rows] for i in range(count)]
+    for index, first, count in file_spans(rows, files):
+        reps = [lines[(first + i) % block_rows] for i in range(count)]
         (capture_dir / f"{index:02d}-00-000-{uuid.uuid4()}.jsonl").write_text("\n".join(reps) + "\n")
-        written += count
     return sum(p.stat().st_size for p in capture_dir.iterdir())
+
+
+def file_spans(rows: int, files: int) -> list[tuple[int, int, int]]:
+    """``rows`` records split over at most ``files`` files: (file index, first row, row count)."""
+    per_file = -(-rows // files)
+    return [(index, first, min(per_file, rows - first))
+            for index, first in enumerate(range(0, rows, per_file)) if index < files]
 
 
 def _analyzer(env: dict[str, str]) -> tuple[float, str]:

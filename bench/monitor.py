@@ -52,6 +52,7 @@ from bench.drift import (  # noqa: E402
     DATA,
     baseline_sketches,
     drifted_block,
+    file_spans,
     rows_text,
     write_baseline,
 )
@@ -81,14 +82,9 @@ def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 2
     truth_dir = root / "truth" / "2024" / "05" / "01" / "05"
     capture_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
-    per_file = -(-rows // files)
-    written = 0
-    for index in range(files):
-        count = min(per_file, rows - written)
-        if count <= 0:
-            break
+    for index, first, count in file_spans(rows, files):
         capture, truth = [], []
-        for i in range(written, written + count):
+        for i in range(first, first + count):
             j = i % block_rows
             event = f"{i:08d}-7c1e-4b7a-9d3e-5f0a1b2c3d4e"
             capture.append(
@@ -101,7 +97,6 @@ def write_data(root: Path, rows: int, features: int = 20, baseline_rows: int = 2
                          '{"eventId":"' + event + '"},"eventVersion":"0"}')
         (capture_dir / f"{index:02d}-00-000-bench.jsonl").write_text("\n".join(capture) + "\n")
         (truth_dir / f"{index:02d}-truth.jsonl").write_text("\n".join(truth) + "\n")
-        written += count
     return {"capture_mb": round(sum(p.stat().st_size for p in capture_dir.iterdir()) / 1e6, 1),
             "truth_mb": round(sum(p.stat().st_size for p in truth_dir.iterdir()) / 1e6, 1)}
 
