@@ -13,7 +13,7 @@ from datetime import datetime
 
 from autoloop.gate import PROBABILITY_METRICS
 from autoloop_cli.report import graph
-from autoloop_cli.report.collect import Deployment, Drift, Evaluation, ExecutionRun, FeatureDrift, JobRun, Report
+from autoloop_cli.report.collect import Deployment, Evaluation, FeatureDrift, JobRun, Report
 
 Row = tuple[str, str, datetime, datetime | None, str, int]  # label, kind, start, end, status, indent
 
@@ -529,10 +529,3 @@ def _deploy_table(deps: Iterable[Deployment]) -> str:
             "<th>endpoint config</th><th>replaced</th><th>training run</th><th>what happened</th></tr>"
             + "".join(rows) + "</table>")
 
-
-def run_label(run: ExecutionRun) -> str:
-    return f"{run.state_machine} {run.name}"
-
-
-def drift_summary(d: Drift | None) -> str:
-    return "" if d is None else ", ".join(f.name for f in d.features if f.drifted)
