@@ -39,11 +39,11 @@ import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from autoloop.config import ModelConfig
+from autoloop.config import ModelConfig, parse_model_config
 from autoloop.errors import AutoloopError, InvalidModelConfig
 from autoloop.gate import decide, metric_from_evaluation
 from autoloop.jobs import (
@@ -56,6 +56,7 @@ from autoloop.jobs import (
 from autoloop.naming import run_id, run_prefix
 from autoloop.validation import DatasetSummary, validate_csv
 from autoloop_cli import publish
+from localaws.sagemaker import runtimes
 
 SAMPLE_FILE = publish.SAMPLE_FILE
 #: Rows the check trains on when the data has more (``--rows``); never fewer than min_rows.
@@ -69,7 +70,9 @@ MAX_JOB_SECONDS = 600
 
 BUCKET = "autoloop-check-artifacts"
 ROLE = "arn:aws:iam::123456789012:role/autoloop-check"
-#: Local jobs ignore the image (they run on this interpreter); the request still names one.
+#: The stack's FrameworkImageUri default (template.yaml): the preprocess job's image, and the
+#: training image of a model on the default framework. Images choose a local job's Python
+#: (:mod:`localaws.sagemaker.runtimes`).
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
@@ -255,6 +258,7 @@ class _Jobs:
 
         self.code_files = code_files  # the file names a failure's script line may be in
         self.sm = client("sagemaker")
+        self.runtimes: dict[str, None] = {}  # the Pythons the jobs ran on, in order, once each
 
     def run(self, step: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
         from localaws.sagemaker.jobs import runner
@@ -267,9 +271,10 @@ class _Jobs:
             raise CheckFailed(f"{step} failed: job {name} did not end within {MAX_JOB_SECONDS + 60} s.", "JobFailed")
         description = getattr(self.sm, f"describe_{kind}_job")(**{name_key: name})
         result = job_result(kind, description)  # type: ignore[arg-type]
+        log_path = runner.job_sandbox(name) / "logs.txt"
+        log = log_path.read_text(errors="replace") if log_path.is_file() else ""
+        self.runtimes.update(dict.fromkeys(runtimes.lines(log)))
         if result["status"] != "Completed":
-            log_path = runner.job_sandbox(name) / "logs.txt"
-            log = log_path.read_text(errors="replace") if log_path.is_file() else ""
             reason = script_reason(result["failure_reason"] or result["status"], log, self.code_files)
             raise CheckFailed(f"{step} failed: {reason} (log: {_shown(log_path)})", "JobFailed")
         return result
@@ -357,7 +362,10 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
             s3 = client("s3")  # the local AWS's own clients: its region, whatever the environment says
             s3.create_bucket(Bucket=BUCKET)
             # this model alone: the others' bundles and images are not the check's business
-            publish.publish(s3, BUCKET, prepared=publish.prepare(s3.meta.region_name, folders={config.model: folder}))
+            prepared = publish.prepare(s3.meta.region_name, folders={config.model: folder})
+            publish.publish(s3, BUCKET, prepared=prepared)
+            # the images the pipeline's jobs would name: they choose each local job's runtime
+            images = parse_model_config(prepared.configs[config.model], f"models/{config.model}").images(IMAGE)
             input_uri = f"s3://{BUCKET}/{run_prefix(config.model, run)}/input/"
             s3.put_object(Bucket=BUCKET, Key=f"{run_prefix(config.model, run)}/input/{SAMPLE_FILE}", Body=body)
             jobs = _Jobs(code_files)
@@ -371,14 +379,15 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
 
             def train() -> str:
                 outputs = done["preprocess"]["outputs"]
-                request = training_request(ctx, outputs["train"], outputs["validation"], config.hyperparameters,
-                                           config.label, config.task)
+                request = training_request(replace(ctx, image_uri=images.training), outputs["train"],
+                                           outputs["validation"], config.hyperparameters, config.label, config.task)
                 done["train"] = jobs.run("train", "training", request)
                 check_model_archive(_bytes(s3, done["train"]["model_artifacts"], "train"), config.model)
                 return f"models/{config.model}/train.py -> {done['train']['model_artifacts'].rsplit('/', 1)[-1]}"
 
             def evaluate() -> str:
-                request = evaluate_request(ctx, done["train"]["model_artifacts"],
+                request = evaluate_request(replace(ctx, image_uri=images.evaluate_image(IMAGE)),
+                                           done["train"]["model_artifacts"],
                                            done["preprocess"]["outputs"]["test"], config.label, task=config.task,
                                            metric=config.metric, direction=config.direction)
                 done["evaluate"] = jobs.run("evaluate", "processing", request)
@@ -394,7 +403,7 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
                 model_name = f"{run}-check"
                 client("sagemaker").create_model(
                     ModelName=model_name, ExecutionRoleArn=ROLE,
-                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": done["train"]["model_artifacts"],
+                    PrimaryContainer={"Image": images.inference, "ModelDataUrl": done["train"]["model_artifacts"],
                                       "Environment": dict(INFERENCE_ENV)},
                     EnableNetworkIsolation=True)
                 features = [row[1:] for row in rows[:SERVE_ROWS]]  # the label is the first column
@@ -412,9 +421,13 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
                 shown = ", ".join(_short(a.rsplit(",", 1)[-1]) for a in answers[:3])
                 return f"inference.py: {len(features)} rows -> {len(answers)} predictions ({shown}, ...)"
 
-            for name, work in (("preprocess", preprocess), ("train", train), ("evaluate", evaluate),
-                               ("serve", serve)):
-                _timed(name, say, steps, work)
+            try:
+                for name, work in (("preprocess", preprocess), ("train", train), ("evaluate", evaluate),
+                                   ("serve", serve)):
+                    _timed(name, say, steps, work)
+            finally:
+                for line in jobs.runtimes:
+                    say(f"  ran on     {line}")
     finally:
         SETTINGS.work_root = saved_root
     threshold = config.threshold if config.threshold is not None else STACK_METRIC_THRESHOLD
@@ -422,6 +435,20 @@ def _run_jobs(folder: publish.ModelFolder, header: list[str], rows: list[list[st
                   champion_metric=None, holdout_rows=done["metric"]["rows"], direction=config.direction)
     return Verdict(config.model, config.metric, done["metric"]["value"], threshold, str(gate["direction"]),
                    gate["verdict"] == "Promote", done["metric"]["rows"], len(rows))
+
+
+def runtime_needs(region: str, models_dir: Path | None = None) -> list[tuple[str, str, Path | None]]:
+    """(model, image, requirements.txt or None) for every local runtime the models' jobs would ask
+    for: the preprocess image, each model's training image with its requirements.txt (the
+    platform installs it before train.py), and its evaluate and inference images."""
+    prepared = publish.prepare(region, models_dir=models_dir)
+    needs: list[tuple[str, str, Path | None]] = []
+    for name, folder in prepared.folders.items():
+        images = parse_model_config(prepared.configs[name], f"models/{name}").images(IMAGE)
+        requirements = folder.path / publish.REQUIREMENTS
+        needs += [(name, IMAGE, None), (name, images.training, requirements if requirements.is_file() else None),
+                  (name, images.evaluate_image(IMAGE), None), (name, images.inference, None)]
+    return list(dict.fromkeys(needs))
 
 
 def _short(value: str) -> str:

@@ -6,7 +6,8 @@
     autoloop local runs [--model M] [--path]     list runs with how each ended
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
     autoloop local transform --month YYYY-MM   score one month with the batch transform now
-    autoloop check MODEL [--data CSV] [--rows N]   run the model's steps on a sample, offline
+    autoloop local runtimes [--build] [--model M]   list/build the venvs like the images that jobs run on
+    autoloop check MODEL [--data CSV] [--rows N] [--runtime R]   run the model's steps on a sample, offline
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
     autoloop gen-data --rows N --out F [--model churn|price|plan|fraud]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
@@ -34,9 +35,18 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _use_runtime(args: argparse.Namespace, default: str) -> None:
+    """--runtime: the Python the local jobs run on (localaws.sagemaker.runtimes), for this process;
+    without it, $AUTOLOOP_LOCAL_RUNTIME, else ``default``."""
+    from localaws.sagemaker import runtimes
+
+    os.environ[runtimes.MODE_VAR] = args.runtime or os.environ.get(runtimes.MODE_VAR) or default
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from autoloop_cli.demo import lifecycle as demo
 
+    _use_runtime(args, "auto")
     try:
         result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
                           report=Path(args.report) if args.report else None, model=args.model,
@@ -94,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from localaws.cloudformation import stack
     from localaws.scheduler.clock import ScheduleClock
 
+    _use_runtime(args, "auto")
     pairs = [p.split("=", 1) for p in args.parameter or []]
     parameters = {pair[0]: pair[1] for pair in pairs if len(pair) == 2 and pair[0]}
     if len(parameters) != len(pairs):
@@ -302,6 +313,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if args.check:
         from autoloop_cli import check
 
+        _use_runtime(args, "image")
+
         for name, folder in folders.items():
             if not (folder.path / check.SAMPLE_FILE).is_file():
                 print(f"autoloop check {name}: skipped (no models/{name}/{check.SAMPLE_FILE})")
@@ -328,6 +341,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     sample's metric missed it; 2: a step failed (one line on stderr names it and why)."""
     from autoloop_cli import check
 
+    _use_runtime(args, "image")
     print(f"autoloop check {args.model}")
     try:
         result = check.run_check(args.model, args.data, args.rows)
@@ -335,6 +349,35 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"autoloop check {args.model}: {exc.message}", file=sys.stderr)
         return 2
     return 0 if result.verdict.passed else 1
+
+
+def cmd_runtimes(args: argparse.Namespace) -> int:
+    """List (and with --build, build) the local runtimes the models' jobs ask for."""
+    from autoloop_cli import check
+    from localaws.sagemaker import runtimes
+
+    needs = [need for need in check.runtime_needs(args.region) if not args.model or need[0] in args.model]
+    if args.model and not needs:
+        return _fail(f"no model named {', '.join(args.model)} under models/")
+    seen: set[tuple[str, Path | None]] = set()
+    for model, image, requirements in needs:
+        runtime = runtimes.image_runtime(image)
+        if runtime is None:
+            print(f"{model:<10} {image}: no local runtime (jobs run on the project's venv)")
+            continue
+        if (runtime.image, requirements) in seen:
+            continue
+        seen.add((runtime.image, requirements))
+        if args.build:
+            try:
+                runtimes.build(runtime, requirements)
+            except runtimes.RuntimeUnavailable as exc:
+                return _fail(str(exc))
+        folder = runtimes.built(runtime, requirements)
+        extra = f" + {requirements}" if requirements else ""
+        print(f"{model:<10} {runtime.image}{extra} (Python {runtime.python}): "
+              + (f"built, {folder}" if folder else "not built (--build builds it)"))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -381,6 +424,10 @@ def cmd_gen_data(args: argparse.Namespace) -> int:
     return 0
 
 
+RUNTIME_HELP = ("the Python local jobs run on: image (a venv like the job's image, built on first use; needs the "
+                "package registry once), auto (that venv if built, else the project's), project (the project's venv)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="autoloop", description="Autoloop: event-driven MLOps for SageMaker.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -398,6 +445,8 @@ def parser() -> argparse.ArgumentParser:
                            "runs train, gate, register, deploy, a request and its monthly batch")
     demo.add_argument("--data", help="a CSV with the model's columns (label first) to train on, instead of "
                                      "the example model's generated rows")
+    demo.add_argument("--runtime", choices=("auto", "image", "project"),
+                      help=RUNTIME_HELP + "; default $AUTOLOOP_LOCAL_RUNTIME, else auto")
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
@@ -407,7 +456,16 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--stack-name", default="autoloop-local")
     serve.add_argument("--parameter", action="append", metavar="KEY=VALUE",
                        help="a template parameter override (repeatable), as sam deploy's --parameter-overrides")
+    serve.add_argument("--runtime", choices=("auto", "image", "project"),
+                       help=RUNTIME_HELP + "; default $AUTOLOOP_LOCAL_RUNTIME, else auto")
     serve.set_defaults(func=cmd_serve)
+
+    rts = local.add_parser("runtimes", help="list or build the local runtimes (venvs like the framework images) "
+                                            "the models' jobs run on")
+    rts.add_argument("--build", action="store_true", help="build the ones not built yet (needs the package registry)")
+    rts.add_argument("--model", action="append", help="only this model's (repeatable)")
+    rts.add_argument("--region", default="us-east-1", help="the region the images are resolved for")
+    rts.set_defaults(func=cmd_runtimes)
 
     put = local.add_parser("put", help="upload a file to the data bucket of the running local AWS")
     put.add_argument("file")
@@ -450,6 +508,8 @@ def parser() -> argparse.ArgumentParser:
                                     "(default models/<model>/sample.csv)")
     chk.add_argument("--rows", type=int, help="train on a seeded sample of this many rows "
                                               "(default all, up to 1000; at least the config's min_rows)")
+    chk.add_argument("--runtime", choices=("image", "auto", "project"),
+                     help=RUNTIME_HELP + "; default $AUTOLOOP_LOCAL_RUNTIME, else image")
     chk.set_defaults(func=cmd_check)
 
     pub = sub.add_parser(
@@ -462,6 +522,8 @@ def parser() -> argparse.ArgumentParser:
                      help="first run `autoloop check` on every model that has a sample.csv (offline, seconds "
                           "each); a failed step publishes nothing, a sample metric below the threshold is only "
                           "printed")
+    pub.add_argument("--runtime", choices=("image", "auto", "project"),
+                     help="with --check: " + RUNTIME_HELP + "; default $AUTOLOOP_LOCAL_RUNTIME, else image")
     pub.add_argument("--stack-name", required=True)
     pub.add_argument("--region")
     pub.set_defaults(func=cmd_publish)

@@ -24,6 +24,9 @@ EVENTS = ROOT / "events"
 for _var, _value in {"POWERTOOLS_SERVICE_NAME": "autoloop", "POWERTOOLS_METRICS_NAMESPACE": "Autoloop",
                      "POWERTOOLS_TRACE_DISABLED": "true"}.items():
     os.environ.setdefault(_var, _value)
+# Local jobs run on the project's venv unless a test asks for an image's local runtime
+# (tests/e2e/test_runtimes.py): whatever runtimes this machine has built, the suite is the same.
+os.environ["AUTOLOOP_LOCAL_RUNTIME"] = "project"
 
 
 @pytest.fixture(scope="session", autouse=True)

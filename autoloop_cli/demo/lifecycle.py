@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ class DemoResult:
     notifications: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
+    runtimes: list[str] = field(default_factory=list)  # the Pythons the jobs ran on
 
     @property
     def status(self) -> str:
@@ -72,6 +74,19 @@ class DemoResult:
 
 
 # ----------------------------------------------------------------------------- helpers
+def job_runtimes(job_names: Iterable[str]) -> list[str]:
+    """The distinct lines the jobs' logs open with: which Python each ran on (localaws.sagemaker.runtimes)."""
+    from localaws.sagemaker import runtimes
+    from localaws.sagemaker.jobs import runner
+
+    found: dict[str, None] = {}
+    for name in job_names:
+        log = runner.job_sandbox(name) / "logs.txt"
+        if log.is_file():
+            found.update(dict.fromkeys(runtimes.lines(log.read_text(errors="replace"))))
+    return list(found)
+
+
 def _subscribe_queue(topic_arn: str) -> str:
     sqs = clients.client("sqs")
     url = sqs.create_queue(QueueName="autoloop-demo-notifications")["QueueUrl"]
@@ -291,6 +306,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
             _serve_and_score(console, result, outputs, known_deploy, config, frame, timeout)
         timings = sagemaker_jobs.job_timings()
         result.ml_seconds = sum(t.get("compute_seconds", 0.0) for t in timings.values())
+        result.runtimes = job_runtimes(timings)
         result.lambda_invocations = sum(lambda_runtime.invocations().values())
         result.wall_seconds = time.perf_counter() - started
         result.notifications = _drain_queue(queue)
@@ -504,4 +520,6 @@ def summarise(console: Console, result: DemoResult) -> None:
         say(f"    {note.splitlines()[0][:150]}")
     say(f"  Wall time {result.wall_seconds:.2f} s (boot included); ML compute {result.ml_seconds:.2f} s; "
         f"{result.lambda_invocations} Lambda invocations")
+    for line in result.runtimes:
+        say(f"  Jobs ran on {line}")
     say("  Logs: .autoloop/logs/ (functions), .autoloop/jobs/ (jobs), .autoloop/endpoints/ (endpoints)")

@@ -34,6 +34,7 @@ fallback.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -288,15 +289,18 @@ exec "{python}" -m pip "$@"
 """
 
 
-def tool_dir(base: Path) -> Path:
-    """``<base>/bin`` with ``python``/``python3`` (this interpreter, the one that runs the
-    jobs' ``python`` commands) and ``pip``/``pip3`` (that refuse ``install``): the front
-    of a job's ``PATH``, so shell drivers that call ``python3`` from ``PATH`` (SDK v3's
-    ``sm_train.sh``) get an interpreter with the job's packages."""
-    folder = base / "bin"
+def tool_dir(base: Path, python: str | None = None) -> Path:
+    """``<base>/bin`` with ``python``/``python3`` (``python``, by default this interpreter: the
+    one that runs the job's ``python`` commands) and ``pip``/``pip3`` (that refuse
+    ``install``): the front of a job's ``PATH``, so shell drivers that call ``python3`` from
+    ``PATH`` (SDK v3's ``sm_train.sh``) get an interpreter with the job's packages. Another
+    interpreter (a local runtime) gets a folder of its own, ``<base>/bin-<digest>``."""
+    python = python or sys.executable
+    name = "bin" if python == sys.executable else "bin-" + hashlib.sha256(python.encode()).hexdigest()[:12]
+    folder = base / name
     wanted = {
-        "python": _PYTHON_SHIM.format(python=sys.executable),
-        "pip": _PIP_SHIM.format(python=sys.executable),
+        "python": _PYTHON_SHIM.format(python=python),
+        "pip": _PIP_SHIM.format(python=python),
     }
     wanted["python3"], wanted["pip3"] = wanted["python"], wanted["pip"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -314,7 +318,7 @@ def tool_dir(base: Path) -> Path:
     return folder
 
 
-def path_with_tools(base: Path) -> str:
+def path_with_tools(base: Path, python: str | None = None) -> str:
     """``PATH`` for a job: :func:`tool_dir` first, then this process's ``PATH``."""
     rest = os.environ.get("PATH") or os.defpath
-    return os.pathsep.join((str(tool_dir(base)), rest))
+    return os.pathsep.join((str(tool_dir(base, python)), rest))

@@ -47,8 +47,11 @@ def test_churn_passes_with_one_line_per_step_and_a_verdict(models: Path, capsys:
     assert code == 0, (out, err)
     assert err == []
     assert out[0] == "autoloop check churn"
-    assert [line.split()[0] for line in out[1:-1]] == list(STEPS)
-    assert all(re.match(r"  \w+ +\d+\.\d\d s  ", line) for line in out[1:-1]), out
+    assert [line.split()[0] for line in out[1:-2]] == list(STEPS)
+    assert all(re.match(r"  \w+ +\d+\.\d\d s  ", line) for line in out[1:-2]), out
+    # the tests run jobs on the project's venv (tests/conftest.py), and the check says so
+    assert out[-2].startswith("  ran on     the project's venv (Python 3."), out[-2]
+    assert "NOT sagemaker-scikit-learn:1.2-1's Python 3.9" in out[-2]
     assert "400 rows valid" in out[2] and "train 280 / validation 60 / test 60 rows" in out[3]
     assert "inference.py: 5 rows -> 5 predictions" in out[6]
     verdict = re.fullmatch(r"verdict: PASS: auc (0\.\d{4}) >= threshold 0\.75 \(higher is better\), on 60 held-out "

@@ -50,7 +50,6 @@ import re
 import select
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -58,6 +57,7 @@ from typing import Any
 
 from localaws.clients import client
 from localaws.logs import shipping
+from localaws.sagemaker import runtimes
 from localaws.sagemaker.endpoints.capture import CaptureSettings
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
 from localaws.sagemaker.optml import root_for
@@ -256,6 +256,7 @@ class Variant:
         # CloudWatch Logs: /aws/sagemaker/Endpoints/<endpoint>, stream <variant>/<instance-id>
         self.log_target: tuple[str, str, str | None, str | None] | None = None  # group, stream, account, region
         self._logs: list[Path] = []
+        self._runtime_line = ""
 
     # start-up
     def prepare(self) -> int:
@@ -263,14 +264,14 @@ class Variant:
         fresh_dir(self.sandbox)
         try:
             root = root_for(self.sandbox)
-            env_model, model_dir, code_dir, program = load_model(self.sandbox, self.model_name, None, client("s3"))
+            env_model, model_dir, code_dir, program, self.image = load_model(
+                self.sandbox, self.model_name, None, client("s3"))
+            chosen = runtimes.interpreter(self.image, code_dir / "requirements.txt")
         except JobFailure as failure:
             raise FleetError(failure.reason) from None
-        try:
-            described = client("sagemaker").describe_model(ModelName=self.model_name)
-            self.image = str((described.get("PrimaryContainer") or {}).get("Image") or "")
-        except Exception:  # only for DeployedImages
-            self.image = ""
+        except runtimes.RuntimeUnavailable as exc:
+            raise FleetError(f"local runtime: {exc}") from None
+        self._runtime_line = chosen.line
         container_env = {k: root.rewrite(v) for k, v in env_model.items()}
         pythonpath = os.pathsep.join(p for p in (root.seen(code_dir), os.environ.get("PYTHONPATH")) if p)
         container_env.update(SAGEMAKER_PROGRAM=program, PYTHONPATH=pythonpath)
@@ -279,7 +280,7 @@ class Variant:
         self.default_accept = env_model.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json"
         self._env = env_with(container_env)
         self._cmd, self._cwd = root.command([
-            sys.executable, str(WORKER_SCRIPT),
+            chosen.python, str(WORKER_SCRIPT),
             "--model-dir", root.seen(model_dir), "--code-dir", root.seen(code_dir), "--program", program,
         ], code_dir)  # fmt: skip
         count = self.workers_default
@@ -294,7 +295,11 @@ class Variant:
         with self.lock:
             number = self._spawned
             self._spawned += 1
-        worker = WorkerProcess(self._cmd, self._env, self._cwd, self.sandbox / "logs" / f"worker-{number}.txt")
+        log_path = self.sandbox / "logs" / f"worker-{number}.txt"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as log_file:  # which Python serves, before the worker's own lines
+            log_file.write(self._runtime_line + "\n")
+        worker = WorkerProcess(self._cmd, self._env, self._cwd, log_path)
         if self.log_target is not None:
             group, stream, account_id, region = self.log_target
             shipping.follow(worker.log_path, group, stream, account_id=account_id, region=region)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from localaws.clients import client
 from localaws.sagemaker.sandbox import JobFailure, download_object, extract_tar, fetch_code, rewrite
@@ -20,11 +20,17 @@ from localaws.sagemaker.sandbox import JobFailure, download_object, extract_tar,
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 
 
-def load_model(
-    sandbox: Path, model_name: str, extra_env: Mapping[str, str] | None, s3: Any
-) -> tuple[dict[str, str], Path, Path, str]:
-    """Fetch the Model's artifacts and code into ``sandbox``; return (environment, model_dir,
-    code_dir, program). ``extra_env`` (a transform job's ``Environment``) overrides the Model's."""
+class LoadedModel(NamedTuple):
+    env: dict[str, str]
+    model_dir: Path
+    code_dir: Path
+    program: str
+    image: str  # the container's Image: what its local runtime is chosen by
+
+
+def load_model(sandbox: Path, model_name: str, extra_env: Mapping[str, str] | None, s3: Any) -> LoadedModel:
+    """Fetch the Model's artifacts and code into ``sandbox``; return its environment, folders,
+    program and image. ``extra_env`` (a transform job's ``Environment``) overrides the Model's."""
     opt = sandbox / "opt" / "ml"
     try:
         model = client("sagemaker").describe_model(ModelName=model_name)
@@ -58,4 +64,4 @@ def load_model(
             f"ClientError: inference program {program!r} not found in the model's code/ "
             f"folder or SAGEMAKER_SUBMIT_DIRECTORY ({submit!r})"
         )
-    return env, model_dir, code_dir, program
+    return LoadedModel(env, model_dir, code_dir, program, str(container.get("Image") or ""))

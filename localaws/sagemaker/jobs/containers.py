@@ -6,14 +6,16 @@ image's entrypoint (processing) or the sagemaker-training-toolkit's script mode 
 and uploads the outputs. Autoloop's ML scripts (``ml/*.py``) only rely on that contract, so
 local mode reproduces it without Docker, inside the job sandbox (``<sandbox>/opt/ml``, which
 the job's process sees as the real ``/opt/ml`` where Linux mount namespaces allow it, else
-by rewriting; see :mod:`localaws.sagemaker.optml`). Each job's ``PATH`` starts with
-``python``/``python3`` for this interpreter (:func:`localaws.sagemaker.optml.tool_dir`), so
-shell drivers that call ``python3`` from ``PATH`` (SDK v3's ``sm_train.sh``) run it:
+by rewriting; see :mod:`localaws.sagemaker.optml`). A job's scripts run on the project's venv
+or on a venv built like its image (:mod:`localaws.sagemaker.runtimes`; the job log's first line
+says which). Each job's ``PATH`` starts with ``python``/``python3`` for that interpreter
+(:func:`localaws.sagemaker.optml.tool_dir`), so shell drivers that call ``python3`` from
+``PATH`` (SDK v3's ``sm_train.sh``) run it:
 
 Processing: each ``ProcessingInput`` (``S3Input`` in ``File`` mode) is downloaded to its
 ``LocalPath``: every object under an ``S3Prefix``, or every object a ``ManifestFile`` lists
 (see :func:`download_manifest`); ``AppSpecification.ContainerEntrypoint + ContainerArguments`` runs
-(a leading ``python``/``python3`` becomes this interpreter) with ``os.environ`` plus the
+(a leading ``python``/``python3`` becomes the job's interpreter) with ``os.environ`` plus the
 job's ``Environment`` and ``SM_OUTPUT_DIR``; on exit 0 each ``ProcessingOutput``'s
 ``LocalPath`` is uploaded to its ``S3Uri``. ``/opt/ml/output/message`` becomes
 ``ExitMessage``; on failure ``/opt/ml/output/failure`` becomes ``FailureReason``.
@@ -38,7 +40,8 @@ Not supported (the job fails with a ``ClientError`` saying so): Pipe/FastFile in
 other than File semantics, AugmentedManifestFile inputs, DatasetDefinition and Feature Store,
 processing images without an explicit ``ContainerEntrypoint`` (unless registered as local
 images), training without script mode or ``ContainerEntrypoint``, ``requirements.txt``
-installation, multi-instance jobs (one host, ``algo-1``), debugger and profiler.
+installation on the project's venv (a local runtime installs the source directory's
+``requirements.txt`` when it is built), multi-instance jobs (one host, ``algo-1``), debugger and profiler.
 
 Checkpoints (``CheckpointConfig``) follow SageMaker's contract: before the script starts,
 every object under ``S3Uri`` is copied to ``LocalPath`` (default ``/opt/ml/checkpoints``);
@@ -52,7 +55,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from localaws.clients import client
+from localaws.sagemaker import runtimes
 from localaws.sagemaker.jobs.job import work_root
 from localaws.sagemaker.optml import Root, path_with_tools
 from localaws.sagemaker.sandbox import (
@@ -99,11 +102,22 @@ _TOOLKIT_HPS = frozenset(
 )
 
 
-def _command(parts: list[str], root: Root) -> list[str]:
+def _command(parts: list[str], root: Root, python: str) -> list[str]:
     cmd = [root.rewrite(str(p)) for p in parts]
     if cmd and _PYTHON.fullmatch(os.path.basename(cmd[0])):
-        cmd[0] = sys.executable
+        cmd[0] = python
     return cmd
+
+
+def job_interpreter(job: Job, image_uri: str | None, requirements: Path | None = None) -> runtimes.Interpreter:
+    """The Python the job's scripts run on (:mod:`localaws.sagemaker.runtimes`); its log's first
+    line says which, and how it differs from the image."""
+    try:
+        chosen = runtimes.interpreter(image_uri, requirements)
+    except runtimes.RuntimeUnavailable as exc:
+        raise JobFailure(f"ClientError: local runtime: {exc}") from exc
+    job.note(chosen.line)
+    return chosen
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -339,12 +353,13 @@ def run_processing(job: Job) -> dict[str, Any]:
             "(an image's built-in entrypoint cannot run without its container, and image "
             f"{image_repository(app.get('ImageUri'))!r} has no registered local stand-in)"
         )
-    cmd = _command(entrypoint + list(app.get("ContainerArguments") or []), root)
+    python = job_interpreter(job, None if image else app.get("ImageUri")).python
+    cmd = _command(entrypoint + list(app.get("ContainerArguments") or []), root, python)
     env = env_with(
         {
             **{str(k): root.rewrite(str(v)) for k, v in environment.items()},
             "SM_OUTPUT_DIR": root.seen(opt / "output"),
-            "PATH": path_with_tools(work_root()),
+            "PATH": path_with_tools(work_root(), python),
         }
     )
     job.check_stop()
@@ -593,6 +608,7 @@ def run_training(job: Job) -> dict[str, Any]:
         input_data_config=input_data_config,
         resource_config=resource_config,
     )
+    python = job_interpreter(job, algorithm.get("TrainingImage"), code_dir / "requirements.txt").python
     user_env = {str(k): root.rewrite(str(v)) for k, v in (job.get("environment") or {}).items()}
     pythonpath = os.pathsep.join(p for p in (root.seen(code_dir), os.environ.get("PYTHONPATH")) if p)
     env = env_with(
@@ -602,14 +618,14 @@ def run_training(job: Job) -> dict[str, Any]:
             "TRAINING_JOB_NAME": job.name,
             "TRAINING_JOB_ARN": job.arn,
             "PYTHONPATH": pythonpath,
-            "PATH": path_with_tools(work_root()),
+            "PATH": path_with_tools(work_root(), python),
         }
     )
     user_args = json.loads(sm_env["SM_USER_ARGS"])
     if custom:
-        cmd = _command(custom + list(algorithm.get("ContainerArguments") or []), root)
+        cmd = _command(custom + list(algorithm.get("ContainerArguments") or []), root, python)
     elif str(program).endswith(".py"):
-        cmd = [sys.executable, str(program), *user_args]
+        cmd = [python, str(program), *user_args]
     elif str(program).endswith(".sh"):
         cmd = ["/bin/sh", str(program), *user_args]
     else:
@@ -621,7 +637,7 @@ def run_training(job: Job) -> dict[str, Any]:
     if checkpoints:
         upload_dir(s3, checkpoints[1], checkpoints[0])
     if result.returncode != 0:
-        shown = ["python" if c == sys.executable else c for c in cmd]
+        shown = ["python" if c == python else c for c in cmd]
         raise JobFailure(_failure(job, result, training_cmd=shown))
 
     job.secondary("Uploading", "Uploading generated training model")

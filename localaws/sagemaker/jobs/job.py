@@ -217,6 +217,12 @@ class Job:
             else:
                 kill_process_group(child.proc, SETTINGS.stop_grace_seconds)
 
+    def note(self, line: str) -> None:
+        """Append one line of the platform's own to the job's log."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log_file:
+            log_file.write(line.rstrip("\n") + "\n")
+
     # subprocesses
     def spawn(
         self, cmd: Sequence[str], *, env: dict[str, str], cwd: Path, pipes: bool = False

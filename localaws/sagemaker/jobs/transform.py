@@ -46,7 +46,6 @@ import operator
 import os
 import queue
 import re
-import sys
 import threading
 import time
 from collections import deque
@@ -56,6 +55,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from localaws.clients import client
 from localaws.sagemaker.inference.model import WORKER_SCRIPT, load_model
+from localaws.sagemaker.jobs.containers import job_interpreter
 from localaws.sagemaker.sandbox import (
     JobFailure,
     env_with,
@@ -709,7 +709,9 @@ def run_transform(job: Job) -> dict[str, Any]:
     settings = _Settings(job)
     _return_large_buffers()
     s3 = client("s3")
-    env_model, model_dir, code_dir, program = load_model(job.sandbox, job.get("model_name"), job.get("environment"), s3)
+    env_model, model_dir, code_dir, program, image = load_model(job.sandbox, job.get("model_name"),
+                                                                job.get("environment"), s3)
+    python = job_interpreter(job, image, code_dir / "requirements.txt").python
     accept = (
         settings.accept_given
         or env_model.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
@@ -730,7 +732,7 @@ def run_transform(job: Job) -> dict[str, Any]:
     container_env.setdefault("MALLOC_MMAP_THRESHOLD_", str(_MMAP_FROM))
     env = env_with(container_env)
     cmd = [
-        sys.executable, str(WORKER_SCRIPT),
+        python, str(WORKER_SCRIPT),
         "--model-dir", root.seen(model_dir), "--code-dir", root.seen(code_dir), "--program", program,
     ]  # fmt: skip
     scratch = sandbox / "transform"
