@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from autoloop_cli import datagen, publish
+from localaws.sagemaker import runtimes
 
 REPO = Path(__file__).resolve().parents[2]
 ML = REPO / "ml"
@@ -88,11 +89,14 @@ def test_every_ml_file_is_python39_grammar(path: Path) -> None:
             assert not isinstance(node.args[1], ast.BinOp), f"{name}:{node.lineno}: X | Y needs 3.10"
 
 
-@pytest.mark.skipif(not PY39.exists(), reason="no Python 3.9 in ~/.pyenv")
-def test_every_ml_file_compiles_on_python39(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["3.8", "3.9"])  # the XGBoost 1.7-1 and scikit-learn 1.2-1 images' Pythons
+def test_every_ml_file_compiles_on_the_images_pythons(tmp_path: Path, version: str) -> None:
+    python = runtimes.find_python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} installed")
     code = ("import py_compile, sys\n"
             "for i, f in enumerate(sys.argv[1:]): py_compile.compile(f, cfile=f'{i}.pyc', doraise=True)")
-    done = isolated([str(PY39), "-c", code, *map(str, CONTAINER_FILES)], tmp_path)
+    done = isolated([python, "-c", code, *map(str, CONTAINER_FILES)], tmp_path)
     assert done.returncode == 0, done.stderr
 
 
