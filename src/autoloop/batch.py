@@ -117,6 +117,8 @@ class BatchPlan(_Model):
     input_filter: str | None = None
     output_filter: str | None = None
     max_malformed_fraction: float = 0.01
+    #: The config's instance_types.transform (None: the stack's TransformInstanceType).
+    instance_type: str | None = None
     input_digest: str = ""
     monitoring: Monitoring = Field(default_factory=Monitoring)
 

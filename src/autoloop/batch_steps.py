@@ -283,6 +283,7 @@ def plan_batch(payload: Any, settings: BatchPlanSettings, now: datetime | None =
         columns=list(cols.input), features=list(cols.features), output_columns=list(cols.output),
         input_filter=cols.input_filter, output_filter=cols.output_filter,
         max_malformed_fraction=config.batch.max_malformed_fraction, input_digest=digest,
+        instance_type=config.instance_types.transform,
         monitoring=_monitoring(artifacts, model, package.training_run_id, settings.monitoring_backend),
         **{**base, "run_id": batch_run_id(model, month, data, attempt)},
     )
@@ -300,7 +301,8 @@ def _job_spec(request: BatchLaunchRequest, settings: BatchLaunchSettings) -> dic
     ctx = JobContext(
         run_id=plan.run_id, model=plan.model, artifacts_bucket=settings.artifacts_bucket,
         role_arn=settings.sagemaker_role_arn, image_uri=settings.framework_image_uri,
-        instance_type=settings.transform_instance_type if step == "transform" else settings.processing_instance_type,
+        instance_type=(plan.instance_type or settings.transform_instance_type) if step == "transform"
+        else settings.processing_instance_type,
         max_runtime_seconds=settings.job_max_runtime_seconds, stack_name=settings.stack_name,
         security=settings.security(),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.errors import ConfigError, InvalidModelConfig, UnknownModel
@@ -86,6 +86,8 @@ class ModelConfig(BaseModel):
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     # BatchConfig is defined at the end of the module (the lambda defers the lookup).
     batch: BatchConfig = Field(default_factory=lambda: BatchConfig())  # noqa: PLW0108
+    #: Instance types per step, where the stack's defaults do not fit this model (a GPU to train).
+    instance_types: InstanceTypes = Field(default_factory=lambda: InstanceTypes())  # noqa: PLW0108
     #: The SageMaker framework image the model's training script and serving code run in.
     framework: FrameworkConfig = Field(default_factory=lambda: FrameworkConfig())  # noqa: PLW0108
     #: Written by ``autoloop publish``, never by hand: the image URIs it resolved for the stack's
@@ -412,6 +414,35 @@ Framework = Literal["sklearn", "xgboost", "pytorch"]
 DEFAULT_FRAMEWORK: Framework = "sklearn"
 DEFAULT_FRAMEWORK_VERSION = "1.2-1"
 _IMAGE_URI = re.compile(r"^[^\s/]+(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$")
+
+
+INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+
+
+class InstanceTypes(BaseModel):
+    """``instance_types`` in ``models/<model>/config.json``: an instance type per step of this
+    model, each optional; a step without one uses the stack's (ProcessingInstanceType,
+    TrainingInstanceType, TransformInstanceType, EndpointInstanceType). ``endpoint`` is unused
+    while the stack serves serverless (ServerlessMemoryMB)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    preprocess: str | None = None
+    train: str | None = None
+    evaluate: str | None = None
+    transform: str | None = None
+    endpoint: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(INSTANCE_TYPE, value):
+            raise ValueError(f"{value!r} is not a SageMaker instance type (such as ml.m5.xlarge or ml.g5.xlarge)")
+        return value
+
+    def chosen(self) -> dict[str, str]:
+        """The steps this model sets, {step: instance type}."""
+        return {step: value for step, value in self.model_dump().items() if value}
 
 
 class FrameworkConfig(BaseModel):

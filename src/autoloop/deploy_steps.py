@@ -149,7 +149,7 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
     _create_ignoring_existing(
         f"creating endpoint config {p.config_name}", sagemaker.create_endpoint_config,
         **endpoint_config_request(p, capture_uri=capture, sampling_percentage=settings.data_capture_percentage,
-                                  instance_type=settings.endpoint_instance_type,
+                                  instance_type=endpoint_instance_type(p.model, settings),
                                   serverless_memory_mb=p.serverless_memory_mb or None, tags=tags,
                                   security=settings.security()),
     )
@@ -312,6 +312,18 @@ def put_rollback_alarms(p: Plan, stack: str) -> list[str]:
             cloudwatch.put_metric_alarm(**request)
         names.append(request["AlarmName"])
     return names
+
+
+def endpoint_instance_type(model: str, settings: EndpointSettings) -> str:
+    """The model config's ``instance_types.endpoint``, else the stack's EndpointInstanceType. The
+    endpoint config is named by package version, so a change takes effect with the next version
+    deployed. A config that cannot be read deploys on the stack's type (and says so)."""
+    try:
+        chosen = load_model_config(settings.artifacts_bucket, model).instance_types.endpoint
+    except (UnknownModel, InvalidModelConfig) as exc:
+        logger.warning("endpoint on the stack's instance type", extra={"model": model, "reason": str(exc)})
+        return settings.endpoint_instance_type
+    return chosen or settings.endpoint_instance_type
 
 
 def put_batch_schedule(model: str, settings: EndpointSettings) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class Dataset(_Model):
     inference_image: str | None = None
     #: sha256 of the model's published sourcedir.tar.gz (None: the config was put without publish).
     bundle_sha256: str | None = None
+    #: The config's instance types for preprocess, train and evaluate (config.InstanceTypes).
+    instance_types: dict[str, str] = Field(default_factory=dict)
 
 
 class JobResult(_Model):

@@ -154,6 +154,8 @@ def validate_input(payload: Any, settings: ValidateSettings) -> dict[str, Any]:
         "training_image": images.training,
         "inference_image": images.inference,
         "bundle_sha256": config.published.bundle_sha256 if config.published else None,
+        "instance_types": {step: kind for step, kind in config.instance_types.chosen().items()
+                           if step in ("preprocess", "train", "evaluate")},
     }
 
 
@@ -235,6 +237,7 @@ def _job_spec(step: str, raw_state: dict[str, Any], settings: LaunchSettings) ->
         constraints = deploy.job("baseline").outputs["monitoring_output"].rstrip("/") + "/constraints.json"
         return run, kind, calibrate_request(ctx, baseline_uri, constraints, settings.monitoring())
     dataset = state.need_dataset()
+    ctx = replace(ctx, instance_type=dataset.instance_types.get(step, ctx.instance_type))
     if step == "preprocess":
         if not dataset.input_uri:
             raise InvalidEvent("the dataset names no validated input (input_uri); run ValidateInput first.")

@@ -212,6 +212,7 @@ def config_files() -> dict[str, bytes]:
         "valid.json": good,
         "threshold_negative_rmse.json": variant(task="regression", metric="rmse", threshold=-1.0, quality_margin=1.0),
         "framework_unknown_version.json": variant(framework={"name": "xgboost", "version": "0.42-7"}),
+        "instance_type_without_ml.json": variant(instance_types={"train": "m5.xlarge"}),
     }
 
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from autoloop import adapters, batch, errors, naming
+from autoloop_cli.publish import publish_config_with
 from tests.conftest import load_event, load_handler
 from tests.handlers.conftest import STACK
 from tests.handlers.test_jobs_handlers import RecordingStepFunctions
@@ -200,6 +201,19 @@ def test_launch_transform_streams_lines_joined_with_their_prediction(deployed, p
     assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/prepare/clean/")
     assert job["DataProcessing"] == {"JoinSource": "Input"}
     assert job["MaxPayloadInMB"] == 6
+
+
+def test_the_transform_runs_on_the_configs_instance_type_else_the_stacks(deployed, plan, launch):
+    state = planned(deployed, plan)
+    assert state["batch"]["instance_type"] is None  # churn's config sets none: the stack's
+    publish_config_with(boto3.client("s3"), deployed.artifacts_bucket, "churn",
+                        {"instance_types": {"transform": "ml.c5.4xlarge"}})
+    state = {"batch": plan(request()), "jobs": {}}
+    assert state["batch"]["instance_type"] == "ml.c5.4xlarge"
+    state["jobs"]["prepare"] = prepared(deployed, state["batch"]["run_id"])
+    launch("transform", state)
+    job = boto3.client("sagemaker").describe_transform_job(TransformJobName=f"{state['batch']['run_id']}-transform")
+    assert job["TransformResources"]["InstanceType"] == "ml.c5.4xlarge"
 
 
 def launched_monitor(deployed, plan, launch) -> tuple[dict, dict[str, str]]:

@@ -7,7 +7,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from autoloop import batch, errors
+from autoloop.config import EndpointSettings, load_settings
 from autoloop.deploy import rollback_alarms
+from autoloop.deploy_steps import endpoint_instance_type
 from autoloop.jobs import config_key
 from autoloop_cli.publish import publish_config_with
 from tests.conftest import load_event, load_handler
@@ -165,6 +167,24 @@ def test_the_schedule_follows_the_models_config(deployed, planner, lambda_contex
     kept = load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
     assert kept["batch_schedule"]["action"] == "kept" and "not valid JSON" in kept["batch_schedule"]["reason"]
     assert boto3.client("scheduler").get_schedule(Name=name)["State"] == "ENABLED"
+
+
+def test_the_endpoint_runs_on_the_configs_instance_type_else_the_stacks(deployed, planner, lambda_context):
+    """instance_types.endpoint in the model's config; the stack's EndpointInstanceType without it,
+    or when the config cannot be read (a deployment must not fail on it)."""
+    s3 = boto3.client("s3")
+    publish_config_with(s3, deployed.artifacts_bucket, "churn", {"instance_types": {"endpoint": "ml.c5.2xlarge"}})
+    plan = planner(package_event(register()), lambda_context)
+    env = deployed.use_env("DeployEndpointFunction")
+    load_handler("deploy_endpoint").handler({"task_token": "tok", "plan": plan}, lambda_context)
+    config = boto3.client("sagemaker").describe_endpoint_config(EndpointConfigName=plan["config_name"])
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c5.2xlarge"
+
+    settings = load_settings(EndpointSettings, env)
+    publish_config_with(s3, deployed.artifacts_bucket, "churn", {})
+    assert endpoint_instance_type("churn", settings) == env["ENDPOINT_INSTANCE_TYPE"] == "ml.m5.large"
+    s3.put_object(Bucket=deployed.artifacts_bucket, Key=config_key("churn"), Body=b"{not json")
+    assert endpoint_instance_type("churn", settings) == env["ENDPOINT_INSTANCE_TYPE"]
 
 
 def test_cleanup_keeps_only_the_serving_version(deployed, planner, lambda_context):

@@ -5,7 +5,8 @@ import json
 import boto3
 import pytest
 
-from autoloop import adapters, errors, tasks
+from autoloop import adapters, errors, tasks, training_steps
+from autoloop.config import LaunchSettings, load_settings
 from autoloop.naming import job_name
 from tests.conftest import load_event, load_handler
 
@@ -191,3 +192,19 @@ def test_reconcile_returns_the_result_or_raises_by_status(deployed, lambda_conte
     boto3.client("sagemaker").stop_processing_job(ProcessingJobName=name)
     with pytest.raises(errors.JobFailed, match="Stopped"):
         handler({"run_id": RUN, "step": "preprocess"}, lambda_context)
+
+
+def test_launch_uses_the_configs_instance_type_for_its_step_and_the_stacks_otherwise(deployed, launch,
+                                                                                    lambda_context):
+    """instance_types in models/<model>/config.json, carried by the dataset from ValidateInput."""
+    pre = {"job_name": "x", "kind": "processing", "status": "Completed",
+           "outputs": {"train": "s3://a/train", "validation": "s3://a/val", "test": "s3://a/test"}}
+    chosen = state(deployed, preprocess=pre)
+    chosen["dataset"]["instance_types"] = {"train": "ml.g5.xlarge"}
+    launch({"task_token": "tok-3", "step": "train", "state": chosen}, lambda_context)
+    job = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name(RUN, "train"))
+    assert job["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+    # moto's DescribeProcessingJob leaves out ProcessingResources: read the request the launcher builds
+    environment = deployed.function_environment("LaunchJobFunction")
+    _, _, request = training_steps._job_spec("preprocess", chosen, load_settings(LaunchSettings, environment))
+    assert request["ProcessingResources"]["ClusterConfig"]["InstanceType"] == environment["PROCESSING_INSTANCE_TYPE"]

@@ -133,3 +133,20 @@ def test_the_package_the_endpoint_and_the_batch_model_serve_from_the_models_imag
         "execution": ""}, lambda_context)
     assert batch["action"] == "score"
     assert sm.describe_model(ModelName=batch["model_name"])["PrimaryContainer"]["Image"] == fraud["inference_image"]
+
+
+def test_validation_fixes_the_configs_job_instance_types_for_the_run(deployed, lambda_context):
+    """instance_types for preprocess, train and evaluate travel in the run's dataset, so a config
+    published during the run does not change the run's jobs; transform and endpoint are read
+    by their own steps."""
+    from autoloop_cli.publish import publish_config_with
+
+    publish_config_with(boto3.client("s3"), deployed.artifacts_bucket, "fraud",
+                        {"instance_types": {"train": "ml.c5.2xlarge", "endpoint": "ml.c5.large"}})
+    body = generate(600, seed=3).to_csv(index=False).encode()
+    put = boto3.client("s3").put_object(Bucket=deployed.data_bucket, Key="incoming/fraud/feb.csv", Body=body)
+    state = {"run_id": RUN, "model": "fraud",
+             "source": {"bucket": deployed.data_bucket, "key": "incoming/fraud/feb.csv",
+                        "version_id": put.get("VersionId"), "etag": put["ETag"].strip('"'), "size": len(body)}}
+    dataset = call(deployed, "ValidateInputFunction", "validate_input", state, lambda_context)
+    assert dataset["instance_types"] == {"train": "ml.c5.2xlarge"}
