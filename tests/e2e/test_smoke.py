@@ -8,9 +8,13 @@ registration starts no endpoint).
 
 from __future__ import annotations
 
+from typing import Any
+
+import boto3
 import pytest
 
 from autoloop_cli import cli, publish
+from tests.infra import pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +23,40 @@ def smoke(stack: str, *args: str) -> list[str]:
     return ["smoke", "--stack-name", stack, "--poll", "0.2", "--timeout", "240", *args]
 
 
-def test_smoke_passes_on_a_registration_then_on_the_champion_kept(local, capsys):
+@pytest.fixture
+def aws_calls(monkeypatch):
+    """Every AWS request the command's boto3 sessions make: (IAM action, resource ARN, params)."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    real = boto3.Session
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append(iam_call(model.service_model.signing_name, model.name, params))
+
+    def session(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        made.events.register("before-parameter-build.*.*", record)
+        return made
+
+    monkeypatch.setattr(boto3, "Session", session)
+    return calls
+
+
+def iam_call(service: str, operation: str, params: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The IAM action and resource of a request (only those the smoke check makes)."""
+    account = "arn:aws:{}:us-east-1:123456789012"
+    if (service, operation) == ("cloudformation", "DescribeStacks"):
+        return "cloudformation:DescribeStacks", f"{account.format(service)}:stack/{params['StackName']}/id", params
+    if (service, operation) == ("s3", "ListObjectsV2"):
+        return "s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", params
+    if (service, operation) == ("s3", "PutObject"):
+        return "s3:PutObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}", params
+    if service == "states" and operation in ("DescribeExecution", "GetExecutionHistory"):
+        return f"states:{operation}", params["executionArn"], params
+    raise AssertionError(f"autoloop smoke calls {service} {operation}: add it to the deploy role "
+                         "(pipeline/bootstrap.yaml) and here")
+
+
+def test_smoke_passes_on_a_registration_then_on_the_champion_kept(local, capsys, aws_calls):
     assert cli.main(smoke(local.stack.name, "--model", "churn")) == 0
     out = capsys.readouterr().out.splitlines()
     bucket = local.outputs["DataBucketName"]
@@ -38,6 +75,16 @@ def test_smoke_passes_on_a_registration_then_on_the_champion_kept(local, capsys)
     assert "  RegisterModel" not in out
     assert out[-1].startswith("smoke passed: the gate kept the champion (expected for a sample it has seen): "
                               "BelowChampion: ")
+    # The deploy role of pipeline/bootstrap.yaml allows every call, on these resources.
+    names = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
+             "StackName": local.stack.name}
+    actions = {action for action, _, _ in aws_calls}
+    assert actions == {"cloudformation:DescribeStacks", "s3:ListBucket", "s3:PutObject", "states:DescribeExecution",
+                       "states:GetExecutionHistory"}
+    for action, resource, params in aws_calls:
+        assert pipeline.allows("DeployRole", action, resource, names), (action, resource)
+        if action == "s3:ListBucket":
+            assert params["Prefix"].startswith("config/models/")
 
 
 def test_smoke_fails_with_the_runs_reason(local, tmp_path, capsys):
