@@ -9,6 +9,7 @@
     autoloop local runtimes [--build] [--model M]   list/build the venvs like the images that jobs run on
     autoloop check MODEL [--data CSV] [--rows N] [--runtime R]   run the model's steps on a sample, offline
     autoloop publish --stack-name S     upload ml/ and model configs to a deployed stack (AWS)
+    autoloop smoke --stack-name S --model M [--data F]   upload a sample to a deployed stack, judge its run
     autoloop gen-data --rows N --out F [--model churn|price|plan|fraud]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
     autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
@@ -171,18 +172,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.set_time_scale(None)
 
 
-def _published_models(bucket: str) -> list[str]:
-    from autoloop.adapters import client
-    from autoloop.jobs import CONFIG_PREFIX
-
-    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CONFIG_PREFIX)
-    return sorted(o["Key"][len(CONFIG_PREFIX):].removesuffix(".json") for page in pages
-                  for o in page.get("Contents", []))
-
-
 def cmd_put(args: argparse.Namespace) -> int:
     from autoloop.adapters import client
     from autoloop.naming import execution_arn, model_from_key, run_id
+    from autoloop_cli.publish import published_models
 
     state = _server_state()
     path = Path(args.file)
@@ -190,7 +183,7 @@ def cmd_put(args: argparse.Namespace) -> int:
         return _fail(f"{path} is not a file")
     outputs = state["outputs"]
     bucket = outputs["DataBucketName"]
-    published = _published_models(outputs["ArtifactsBucketName"])
+    published = published_models(client("s3"), outputs["ArtifactsBucketName"])
     model = model_from_key(args.key) if args.key else args.model
     if args.key and args.model and model != args.model:
         return _fail(f"--key {args.key} is under model {model!r}, not --model {args.model!r}")
@@ -217,20 +210,8 @@ def _follow_run(arn: str, timeout: float) -> int:
     from autoloop.adapters import client
     from autoloop_cli import executions
 
-    sfn = client("stepfunctions")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            sfn.describe_execution(executionArn=arn)
-            break
-        except sfn.exceptions.ExecutionDoesNotExist:
-            if time.monotonic() > deadline:
-                return _fail(f"no run started for this upload within 30 s ({arn.rsplit(':', 1)[-1]}): StartPipeline "
-                             "refused it or has not run; its notification says why")
-            time.sleep(0.2)
-    print(f"run {arn.rsplit(':', 1)[-1]}")
     try:
-        description = executions.follow(sfn, arn, timeout, on_step=lambda step: print(f"  {step.name}"))
+        description = executions.follow_run(client("stepfunctions"), arn, timeout, say=print)
     except TimeoutError as exc:
         return _fail(str(exc))
     print(f"{description['status']}: {executions.outcome(description)}")
@@ -334,6 +315,26 @@ def cmd_publish(args: argparse.Namespace) -> int:
     result = publish.publish(session.client("s3"), outputs["ArtifactsBucketName"], prepared=prepared)
     print(f"published {len(result.scripts)} scripts and models {', '.join(result.models)} to s3://{result.bucket}")
     return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Exit 0: the run registered a package (or the gate kept the champion); 1: it ended otherwise,
+    or not in time (the last line says why); 2: it could not start (one line on stderr)."""
+    import boto3
+
+    from autoloop_cli import smoke
+
+    if not args.timeout > 0 or not args.poll > 0:
+        return _fail("--timeout and --poll are seconds, > 0")
+    try:
+        data = smoke.sample_path(args.model, args.data)
+        session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+        result = smoke.run(session, args.stack_name, args.model, data, args.timeout, args.poll,
+                           say=lambda line: print(line, flush=True))
+    except smoke.SmokeError as exc:
+        return _fail(str(exc))
+    print(f"smoke {'passed' if result.passed else 'FAILED'}: {result.line}")
+    return 0 if result.passed else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -527,6 +528,24 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--stack-name", required=True)
     pub.add_argument("--region")
     pub.set_defaults(func=cmd_publish)
+
+    smk = sub.add_parser(
+        "smoke", help="upload a sample to a deployed stack and follow the run it starts (CI/CD's smoke check)",
+        description="Upload a CSV to incoming/<model>/ of the stack's data bucket, as a user's upload arrives, "
+                    "follow the TrainingPipeline run it starts, printing each state, and judge how it ended. "
+                    "Exit 0: a model package was registered, or the gate kept the champion (BelowChampion, "
+                    "as when the same sample is uploaded again); 1: the run ended otherwise, or not within "
+                    "--timeout (the last line says why); 2: it could not start.")
+    smk.add_argument("--stack-name", required=True)
+    smk.add_argument("--model", required=True, help="a model published to the stack")
+    smk.add_argument("--data", help="the CSV to upload (default models/<model>/sample.csv)")
+    smk.add_argument("--timeout", type=float, default=3600.0,
+                     help="seconds to wait for the run to end (default 3600: on AWS, each SageMaker job "
+                          "takes minutes)")
+    smk.add_argument("--poll", type=float, default=10.0,
+                     help="seconds between reads of the run (default 10; Step Functions throttles faster reads)")
+    smk.add_argument("--region")
+    smk.set_defaults(func=cmd_smoke)
 
     rep = sub.add_parser("report", help="write the HTML lifecycle report of an execution")
     rep.add_argument("--execution-arn", help="a TrainingPipeline (or any Autoloop pipeline) execution ARN")

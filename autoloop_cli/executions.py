@@ -83,6 +83,27 @@ def follow(sfn: Any, execution_arn: str, timeout: float, poll: float = 0.2,
         time.sleep(poll)
 
 
+def follow_run(sfn: Any, execution_arn: str, timeout: float, say: Callable[[str], None], poll: float = 0.2,
+               start_within: float = 30.0) -> dict[str, Any]:
+    """Follow the run that an upload starts, as `autoloop local put --wait` and `autoloop smoke`
+    show it: wait (bounded by ``start_within``) for the StartPipeline Lambda to start it, say
+    ``run <name>`` and then each state as it is entered, and return its final description.
+    TimeoutError, with a one-line reason, if it does not start or does not end in time."""
+    name = execution_arn.rsplit(":", 1)[-1]
+    deadline = time.monotonic() + start_within
+    while True:
+        try:
+            sfn.describe_execution(executionArn=execution_arn)
+            break
+        except sfn.exceptions.ExecutionDoesNotExist:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no run started for this upload within {start_within:.0f} s ({name}): "
+                                   "StartPipeline refused it or has not run; its notification says why") from None
+            time.sleep(poll)
+    say(f"run {name}")
+    return follow(sfn, execution_arn, timeout, poll=poll, on_step=lambda step: say(f"  {step.name}"))
+
+
 def executions(sfn: Any, state_machine_arn: str) -> Iterator[dict[str, Any]]:
     paginator = sfn.get_paginator("list_executions")
     for page in paginator.paginate(stateMachineArn=state_machine_arn):

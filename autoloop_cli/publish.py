@@ -30,7 +30,7 @@ from typing import Any
 
 from autoloop.config import ModelConfig, PublishedBuild, parse_model_config
 from autoloop.errors import InvalidModelConfig, MlCodeMissing
-from autoloop.jobs import ENTRY_POINT, code_key, config_key, model_code_key
+from autoloop.jobs import CONFIG_PREFIX, ENTRY_POINT, code_key, config_key, model_code_key
 from autoloop.naming import image_repository
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,13 @@ def publish_config_with(s3: Any, bucket: str, model: str, overrides: dict[str, A
     parse_model_config(json.dumps(config), f"{model}.json with {sorted(overrides)}")
     raw = published_config(model, config, _region(s3), folder.bundle())
     s3.put_object(Bucket=bucket, Key=config_key(model), Body=raw, ContentType="application/json")
+
+
+def published_models(s3: Any, bucket: str) -> list[str]:
+    """The models whose config is published in the artifacts bucket ``bucket``, sorted."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CONFIG_PREFIX)
+    return sorted(o["Key"][len(CONFIG_PREFIX):].removesuffix(".json") for page in pages
+                  for o in page.get("Contents", []))
 
 
 #: The template parameter naming the ECR repository of the models' own containers.
