@@ -56,7 +56,6 @@ from autoloop.jobs import (
 from autoloop.naming import run_id, run_prefix
 from autoloop.validation import DatasetSummary, validate_csv
 from autoloop_cli import publish
-from localaws.sagemaker import runtimes
 
 SAMPLE_FILE = publish.SAMPLE_FILE
 #: Rows the check trains on when the data has more (``--rows``); never fewer than min_rows.
@@ -261,6 +260,7 @@ class _Jobs:
         self.runtimes: dict[str, None] = {}  # the Pythons the jobs ran on, in order, once each
 
     def run(self, step: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+        from localaws.sagemaker import runtimes
         from localaws.sagemaker.jobs import runner
 
         name_key = {"processing": "ProcessingJobName", "training": "TrainingJobName",

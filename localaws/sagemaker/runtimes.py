@@ -90,10 +90,22 @@ IMAGE_RUNTIMES: tuple[ImageRuntime, ...] = (
 )
 
 
+def image_repository(image_uri: str | None) -> str:
+    """The repository of an image URI: ``acct.dkr.ecr.region.amazonaws.com/repo:tag`` -> ``repo``."""
+    text = (image_uri or "").strip()
+    text = text.split("@", 1)[0]
+    first, sep, rest = text.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        text = rest  # drop the registry host
+    last_slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > last_slash:
+        text = text[:colon]  # drop the tag
+    return text
+
+
 def image_runtime(image_uri: str | None) -> ImageRuntime | None:
     """The runtime of an image URI (``...amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3``), if listed."""
-    from localaws.sagemaker.jobs.containers import image_repository
-
     repository = image_repository(image_uri)
     tag = (image_uri or "").split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
     for runtime in IMAGE_RUNTIMES:

@@ -66,6 +66,7 @@ from localaws.clients import client
 from localaws.sagemaker import runtimes
 from localaws.sagemaker.jobs.job import work_root
 from localaws.sagemaker.optml import Root, path_with_tools
+from localaws.sagemaker.runtimes import image_repository
 from localaws.sagemaker.sandbox import (
     JobFailure,
     dir_has_files,
@@ -165,20 +166,6 @@ class LocalImage:
 
 
 _LOCAL_IMAGES: dict[str, LocalImage] = {}
-
-
-def image_repository(image_uri: str | None) -> str:
-    """The repository of an image URI: ``acct.dkr.ecr.region.amazonaws.com/repo:tag`` -> ``repo``."""
-    text = (image_uri or "").strip()
-    text = text.split("@", 1)[0]
-    first, sep, rest = text.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        text = rest  # drop the registry host
-    last_slash = text.rfind("/")
-    colon = text.rfind(":")
-    if colon > last_slash:
-        text = text[:colon]  # drop the tag
-    return text
 
 
 def register_local_image(
