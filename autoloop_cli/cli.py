@@ -373,7 +373,7 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
             try:
                 runtimes.build(runtime, requirements)
             except runtimes.RuntimeUnavailable as exc:
-                return _fail(str(exc))
+                return _fail(f"{exc}" + (f" (build log: {exc.log})" if exc.log else ""))
         folder = runtimes.built(runtime, requirements)
         extra = f" + {requirements}" if requirements else ""
         print(f"{model:<10} {runtime.image}{extra} (Python {runtime.python}): "

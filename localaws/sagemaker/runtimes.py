@@ -54,7 +54,12 @@ PREFIX = "[local runtime] "
 
 
 class RuntimeUnavailable(Exception):
-    """A local runtime that ``image`` mode needs cannot be built; the message says why and what to do."""
+    """A local runtime that ``image`` mode needs cannot be built; the message says why and what to
+    do, ``log`` is the build's log (None when no build started)."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        super().__init__(message)
+        self.log = log
 
 
 @dataclass(frozen=True)
@@ -234,9 +239,9 @@ def build(runtime: ImageRuntime, requirements: Path | None = None, *,
                     shutil.rmtree(folder, ignore_errors=True)
                     tail = log.read_text(errors="replace").strip().splitlines()[-1:]
                     raise RuntimeUnavailable(
-                        f"could not build the local runtime of {runtime.image}: `{' '.join(step[:5])} ...` exited "
-                        f"{done.returncode} ({tail[0] if tail else 'no output'}; log: {log}). The first build needs "
-                        f"the package registry; set {MODE_VAR}=project to run on the project's venv")
+                        f"could not build the local runtime of {runtime.image} ({tail[0] if tail else 'no output'}): "
+                        f"its first build needs the package registry; --runtime project ({MODE_VAR}=project) runs "
+                        f"on the project's venv instead", log)
         frozen = subprocess.run([str(venv_python), "-c", _REPORT], capture_output=True, text=True,  # noqa: S603
                                 check=True).stdout
         (folder / READY).write_text(frozen)

@@ -89,8 +89,10 @@ def test_a_failed_build_names_the_step_and_log_and_leaves_nothing_half_built(emp
     with pytest.raises(runtimes.RuntimeUnavailable) as raised:
         runtimes.build(runtime, progress=said.append)
     message = str(raised.value)
-    assert message.startswith("could not build the local runtime of sagemaker-test:1-1: `")
-    assert "-m pip install" in message and "log: " in message
+    assert message.startswith("could not build the local runtime of sagemaker-test:1-1 (")
+    assert "no-such-wheel" in message and "--runtime project (AUTOLOOP_LOCAL_RUNTIME=project)" in message
+    assert message.endswith("runs on the project's venv instead")
+    assert raised.value.log is not None and "no-such-wheel" in raised.value.log.read_text()
     assert runtimes.built(runtime) is None
     assert [p.name for p in empty_cache.iterdir() if p.is_dir()] == []
     assert said and said[0].startswith("building the local runtime of sagemaker-test:1-1")

@@ -116,6 +116,7 @@ def job_interpreter(job: Job, image_uri: str | None, requirements: Path | None =
     try:
         chosen = runtimes.interpreter(image_uri, requirements)
     except runtimes.RuntimeUnavailable as exc:
+        job.note(f"[local runtime failed] {exc}" + (f" (build log: {exc.log})" if exc.log else ""))
         raise JobFailure(f"ClientError: local runtime: {exc}") from exc
     job.note(chosen.line)
     return chosen
