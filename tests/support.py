@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -196,3 +198,11 @@ def plan_config() -> dict[str, Any]:
         "numeric_features": list(datagen.PLAN_NUMERIC), "categorical_features": list(datagen.PLAN_CATEGORICAL),
         "threshold": 0.6, "min_rows": 200, "classes": list(datagen.PLANS), "hyperparameters": {"C": 1.0},
     }
+
+
+def tool(name: str) -> str:
+    """A command-line tool of the project's venv (beside this interpreter), else on PATH."""
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is not installed; run `make setup`"
+    return found

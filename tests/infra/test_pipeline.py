@@ -17,6 +17,7 @@ import yaml
 from tests.infra import pipeline
 from tests.infra.pipeline import BOOTSTRAP, README, workflow_files
 from tests.infra.test_security import assert_clean, run_checkov
+from tests.support import tool
 
 NAMES = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
          "StackName": "autoloop-dev"}
@@ -123,13 +124,6 @@ def test_the_workflows_keep_their_guarantees():
 
 
 # ----------------------------------------------------------------------------- bootstrap
-def tool(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    assert found, f"{name} is not installed; run `make setup`"
-    return found
-
-
 def test_cfn_lint_is_clean_on_the_bootstrap():
     result = subprocess.run([tool("cfn-lint"), str(BOOTSTRAP)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

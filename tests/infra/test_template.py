@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +13,7 @@ from autoloop import batch, config
 from autoloop import config as settings_module
 from tests.infra import iam_audit
 from tests.infra.template_utils import ROOT, TEMPLATE, resources, template
+from tests.support import tool
 
 # Where AWS offers no narrower resource for an action. Each entry says why.
 WILDCARD_RESOURCE_ALLOWED = {
@@ -67,13 +65,6 @@ FUNCTION_SETTINGS = {
     "LaunchBatchJobFunction": settings_module.BatchLaunchSettings,
     "PublishBatchFunction": settings_module.BatchPublishSettings,
 }
-
-
-def tool(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    assert found, f"{name} is not installed; run `make setup`"
-    return found
 
 
 def test_cfn_lint_is_clean():
