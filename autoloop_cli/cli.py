@@ -11,6 +11,7 @@
     autoloop gen-data --rows N --out F [--model churn|price|plan|fraud]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
     autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
+    autoloop ui [--port N]             browse the local MLflow store (the demo's runs) with `mlflow ui`
 """
 
 from __future__ import annotations
@@ -40,10 +41,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
                           report=Path(args.report) if args.report else None, model=args.model,
-                          data=Path(args.data) if args.data else None)
+                          data=Path(args.data) if args.data else None, tracking=not args.no_tracking)
     except demo.DemoError as exc:
         return _fail(str(exc))
     return 0 if result.status == "SUCCEEDED" else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """``mlflow ui`` on the local store (the demo's runs); it serves until Ctrl-C."""
+    import shlex
+    import subprocess
+
+    from autoloop_cli import mlflow_server
+
+    home = STATE_FILE.parent
+    database = mlflow_server.store_dir(home) / "mlflow.db"
+    if not database.exists():
+        return _fail(f"no local MLflow store at {database}: run `autoloop local demo` first (tracking is on "
+                     "unless --no-tracking)")
+    command = shlex.split(mlflow_server.ui_command(home)) + ["--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it): {shlex.join(command)}")
+    try:
+        return subprocess.call([sys.executable, "-m", *command])
+    except KeyboardInterrupt:
+        return 0
 
 
 def _server_state() -> dict[str, Any]:
@@ -398,6 +419,9 @@ def parser() -> argparse.ArgumentParser:
                            "runs train, gate, register, deploy, a request and its monthly batch")
     demo.add_argument("--data", help="a CSV with the model's columns (label first) to train on, instead of "
                                      "the example model's generated rows")
+    demo.add_argument("--no-tracking", action="store_true",
+                      help="start no local MLflow server (by default the stack logs every model's runs, "
+                           "registrations, deployments, monitoring and batch runs to one under .autoloop/mlflow/)")
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
@@ -465,6 +489,10 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--stack-name", required=True)
     pub.add_argument("--region")
     pub.set_defaults(func=cmd_publish)
+
+    ui = sub.add_parser("ui", help="browse the local MLflow store (the demo's runs) with `mlflow ui`")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    ui.set_defaults(func=cmd_ui)
 
     rep = sub.add_parser("report", help="write the HTML lifecycle report of an execution")
     rep.add_argument("--execution-arn", help="a TrainingPipeline (or any Autoloop pipeline) execution ARN")

@@ -154,7 +154,7 @@ class Client:
 
     def search(self, experiment_id: str, tags: Mapping[str, str], max_results: int = 10) -> list[dict[str, Any]]:
         """Runs of the experiment with all these tags, newest first."""
-        clauses = [f"tags.`{key}` = '{_quote(value)}'" for key, value in tags.items()]
+        clauses = [f"tags.`{key}` = {_literal(value)}" for key, value in tags.items()]
         found = self.call("POST", "runs/search", {
             "experiment_ids": [experiment_id], "filter": " and ".join(clauses), "max_results": max_results,
             "order_by": ["attributes.start_time DESC"]})
@@ -196,8 +196,13 @@ class Client:
         return True
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+def _literal(value: str) -> str:
+    """A string in MLflow's search grammar, which has quotes but no escapes."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise TrackingError(f"cannot search for a tag value with both kinds of quotes: {value!r}.")
 
 
 def _now_ms() -> int:
