@@ -5,8 +5,10 @@ served by the server itself from ``<home>/mlflow/artifacts/`` (``mlflow-artifact
 Autoloop's REST client uploads to). The stack gets its URL as the template parameter
 ``MlflowTrackingUri``, so the Lambdas log to it exactly as they would to a server on AWS.
 
-The store is kept between runs (each demo's runs are new runs of the same experiments); browse
-it with :func:`ui_command` (``autoloop ui``) after the demo has stopped its server.
+Browse the store with :func:`ui_command` (``autoloop ui``) after the demo has stopped its server.
+The demo starts each time with a new store (``fresh``): its local AWS starts empty too, so runs
+left from an earlier demo would point at S3 objects that no longer exist, and would share its
+run ids (the monthly batch's, for one).
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ class MlflowServer:
     """``mlflow server`` as a child process: :meth:`start` launches it without waiting, so it boots
     while the caller does other work; :meth:`wait` returns once its /health endpoint answers."""
 
-    def __init__(self, home: Path, port: int = 0) -> None:
-        self.home = home
+    def __init__(self, home: Path, port: int = 0, fresh: bool = False) -> None:
+        self.home, self.fresh = home, fresh
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = store_dir(home) / "server.log"
@@ -71,6 +73,11 @@ class MlflowServer:
                 raise MlflowServerError(f"port {self.port} is in use: stop what listens there, or pass another port "
                                         "(0 picks a free one).")
         folder = store_dir(self.home)
+        if self.fresh:
+            import shutil
+
+            (folder / "mlflow.db").unlink(missing_ok=True)
+            shutil.rmtree(folder / "artifacts", ignore_errors=True)
         (folder / "artifacts").mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.store_uri,
                    "--artifacts-destination", str((folder / "artifacts").resolve()),

@@ -282,7 +282,7 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     result = DemoResult()
     started = time.perf_counter()
     # First: it boots (10 to 20 s) while the local AWS starts and the stack deploys.
-    result.tracking = MlflowServer(local_home()).start() if tracking else None
+    result.tracking = MlflowServer(local_home(), fresh=True).start() if tracking else None
     try:
         local = server.start()
     except BaseException:
