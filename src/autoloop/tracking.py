@@ -43,8 +43,9 @@ from autoloop.state import MonitoringPlan, PipelineState
 RUN_ID_TAG, MODEL_TAG, KIND_TAG, TRIGGER_TAG = "autoloop.run_id", "autoloop.model", "autoloop.kind", "autoloop.trigger"
 DEPLOY_CONFIG_TAG = "autoloop.deploy.config"
 TIMEOUT_SECONDS = 10.0
-#: Larger artifacts are linked (a tag with their S3 URI), not copied through the Lambda.
-MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
+#: Larger artifacts are linked (a tag with their S3 URI), not copied: a copy passes through the
+#: function's memory (256 MB).
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 _BATCH = 100  # MLflow's log-batch takes at most 100 params and 100 tags a request (1000 metrics)
 _SIGNING_SERVICE = "sagemaker-mlflow"
 
@@ -183,14 +184,17 @@ class Client:
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.call("POST", "runs/update", {"run_id": run_id, "status": status, "end_time": _now_ms()})
 
+    @staticmethod
+    def proxies_artifacts(run: dict[str, Any]) -> bool:
+        """True when the server stores the run's artifacts itself (``mlflow-artifacts:`` roots, what
+        ``mlflow server`` serves by default); not for an S3 root (SageMaker's managed MLflow)."""
+        return str(run["info"].get("artifact_uri", "")).startswith("mlflow-artifacts:")
+
     def upload(self, run: dict[str, Any], path: str, body: bytes) -> bool:
-        """Put an artifact through the server's artifact proxy (``mlflow-artifacts:`` roots, what
-        ``mlflow server`` serves by default). False for another root (an S3 one of SageMaker's managed
-        MLflow): the caller links the file instead."""
-        root = str(run["info"].get("artifact_uri", ""))
-        if not root.startswith("mlflow-artifacts:"):
+        """Put an artifact through the server's artifact proxy; False where it has none."""
+        if not self.proxies_artifacts(run):
             return False
-        where = root.removeprefix("mlflow-artifacts:").lstrip("/")
+        where = str(run["info"]["artifact_uri"]).removeprefix("mlflow-artifacts:").lstrip("/")
         url_path = "/api/2.0/mlflow-artifacts/artifacts/" + urllib.parse.quote(f"{where}/{path}")
         self._request("PUT", url_path, body, "application/octet-stream")
         return True
@@ -321,12 +325,13 @@ def _s3_bytes(uri: str, limit: int = MAX_ARTIFACT_BYTES) -> bytes | None:
 
 
 def log_artifacts(mlflow: Client, run: dict[str, Any], files: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Copy each ``(artifact path, S3 URI)`` into the run; each is also tagged with its S3 URI
-    (the link where a copy is not possible). Returns the tags logged."""
+    """Copy each ``(artifact path, S3 URI)`` into the run where the server stores artifacts (and
+    the file is at most :data:`MAX_ARTIFACT_BYTES`). Returns the tags that link each one's S3 URI,
+    logged in every case (the link where no copy is made)."""
     links: dict[str, str] = {}
     for path, uri in files:
         links[f"autoloop.artifact.{path}"] = uri
-        body = _s3_bytes(uri)
+        body = _s3_bytes(uri) if mlflow.proxies_artifacts(run) else None
         if body is not None:
             mlflow.upload(run, path, body)
     return links
