@@ -48,6 +48,16 @@ TIMEOUT_SECONDS = 10.0
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 _BATCH = 100  # MLflow's log-batch takes at most 100 params and 100 tags a request (1000 metrics)
 _SIGNING_SERVICE = "sagemaker-mlflow"
+#: Every MLflow REST endpoint Autoloop calls, with the IAM action SageMaker's managed MLflow
+#: checks for it: the template's MlflowTrackingPolicy grants exactly these (a test compares).
+ACTIONS = {
+    "experiments/get-by-name": "sagemaker-mlflow:GetExperimentByName",
+    "experiments/create": "sagemaker-mlflow:CreateExperiment",
+    "runs/search": "sagemaker-mlflow:SearchRuns",
+    "runs/create": "sagemaker-mlflow:CreateRun",
+    "runs/log-batch": "sagemaker-mlflow:LogBatch",
+    "runs/update": "sagemaker-mlflow:UpdateRun",
+}
 
 
 class TrackingError(Exception):
@@ -128,6 +138,9 @@ class Client:
             raise TrackingError(f"MLflow at {self.target.url} unreachable: {exc}") from exc
 
     def call(self, method: str, endpoint: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        if endpoint not in ACTIONS:
+            raise TrackingError(f"MLflow endpoint {endpoint!r} is not in tracking.ACTIONS (nor granted by the "
+                                "template's MlflowTrackingPolicy).")
         path = f"/api/2.0/mlflow/{endpoint}"
         if method == "GET" and payload:
             path += "?" + urllib.parse.urlencode(payload)
