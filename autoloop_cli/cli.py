@@ -1,7 +1,7 @@
 """The `autoloop` command line.
 
     autoloop local demo [--model M] [--data F]   boot the local AWS from template.yaml and run the lifecycle
-    autoloop local serve           run the local AWS as a server (other commands can use it)
+    autoloop local serve [--tracking]   run the local AWS as a server (other commands can use it)
     autoloop local put FILE --model M [--wait]   upload a file for model M (and follow its run)
     autoloop local runs [--model M] [--path]     list runs with how each ended
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
@@ -139,9 +139,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 console.say(line)
 
     server.set_time_scale(args.time_scale)
+    tracking = None
+    if args.tracking:
+        from autoloop_cli.mlflow_server import MlflowServer
+
+        tracking = MlflowServer(home, fresh=True).start()  # boots while the local AWS does
+        parameters.setdefault("MlflowTrackingUri", tracking.url)
     try:
         local = server.start(port=args.port)
     except server.PortInUse:
+        if tracking:
+            tracking.stop()
         return _fail(f"port {args.port} is in use. Choose another: --port N (0 picks a free one).")
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated serve cleans up as Ctrl-C does
     stop_observing = [
@@ -153,6 +161,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with console.stage(f"Deploying template.yaml into the local AWS at {local.endpoint_url}"):
             deployed = stack.deploy(Path(args.template), stack_name=args.stack_name, parameters=parameters)
             publish.publish(client("s3"), deployed.outputs["ArtifactsBucketName"])
+            if tracking:
+                tracking.wait()
         clock = ScheduleClock(args.time_scale, on_fire=lambda f: say(serve_console.schedule_line(
             f.kind, f.name, f.scheduled_time, f.result, f.error))).start()
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +172,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1")
         for key, value in deployed.outputs.items():
             say(f"  {key} = {value}")
+        if tracking:
+            say(f"MLflow tracking server at {tracking.url} (the stack's MlflowTrackingUri; store "
+                f"{tracking.store_uri}): open it in a browser, or `autoloop ui` once this server has stopped.")
         if args.time_scale != 1:
             say(f"Time scale {args.time_scale:g}: waits take {args.time_scale:g} of their time, "
                 f"schedules run {1 / args.time_scale:g} times as often.")
@@ -178,6 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             clock.stop()
         STATE_FILE.unlink(missing_ok=True)
         local.stop()
+        if tracking:
+            tracking.stop()
         server.set_time_scale(None)
 
 
@@ -431,6 +446,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--stack-name", default="autoloop-local")
     serve.add_argument("--parameter", action="append", metavar="KEY=VALUE",
                        help="a template parameter override (repeatable), as sam deploy's --parameter-overrides")
+    serve.add_argument("--tracking", action="store_true",
+                       help="also start a local MLflow server (store under .autoloop/mlflow/, new each time) and "
+                            "log every model's runs to it (the template parameter MlflowTrackingUri)")
     serve.set_defaults(func=cmd_serve)
 
     put = local.add_parser("put", help="upload a file to the data bucket of the running local AWS")
