@@ -78,6 +78,8 @@ class MlflowServer:
 
             (folder / "mlflow.db").unlink(missing_ok=True)
             shutil.rmtree(folder / "artifacts", ignore_errors=True)
+            if self._pristine.exists():  # a migrated empty store: saves the migrations (2 to 7 s)
+                shutil.copyfile(self._pristine, folder / "mlflow.db")
         (folder / "artifacts").mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.store_uri,
                    "--artifacts-destination", str((folder / "artifacts").resolve()),
@@ -99,12 +101,31 @@ class MlflowServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
+                        self._keep_pristine()
                         return self
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)  # the next poll of the health endpoint
         raise MlflowServerError(f"the MLflow server did not answer {self.url}/health within {timeout:.0f} s; "
                                 f"see {self.log}")
+
+    @property
+    def _pristine(self) -> Path:
+        return store_dir(self.home) / "empty.db"
+
+    def _keep_pristine(self) -> None:
+        """A fresh store, just migrated (nothing logged yet), kept for the next fresh start."""
+        if not self.fresh or self._pristine.exists():
+            return
+        import sqlite3
+
+        source = sqlite3.connect(store_dir(self.home) / "mlflow.db")
+        target = sqlite3.connect(self._pristine)
+        try:
+            source.backup(target)  # consistent while the server has it open
+        finally:
+            target.close()
+            source.close()
 
     def _tail(self, lines: int = 15) -> str:
         try:
