@@ -13,7 +13,9 @@ run ids (the monthly batch's, for one).
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -64,6 +66,11 @@ class MlflowServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id, also its process group's (None: not running)."""
+        return self._process.pid if self._process else None
+
+    @property
     def store_uri(self) -> str:
         return backend_store_uri(self.home)
 
@@ -84,9 +91,13 @@ class MlflowServer:
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.store_uri,
                    "--artifacts-destination", str((folder / "artifacts").resolve()),
                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        # No job runner: it starts seven huey consumers for MLflow's own server-side jobs (GenAI
+        # evaluation, trace rollups), which tracking runs does not use.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("ab") as log:
-            # Its own session: stop() ends the CLI and the uvicorn worker it starts, and nothing else.
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            # Its own session: stop() ends the CLI and every process it starts, and nothing else.
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                             env=env)
         return self
 
     def wait(self, timeout: float = START_TIMEOUT) -> MlflowServer:
@@ -135,17 +146,21 @@ class MlflowServer:
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        import os
-        import signal
-
-        os.killpg(process.pid, signal.SIGTERM)  # the session start() gave it: the CLI and its worker
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # the session start() gave it: the CLI and its worker
+        except ProcessLookupError:
+            return  # the whole group is gone already
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # whatever of the group outlived the CLI (a worker that ignored SIGTERM)
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout)
 
     def __enter__(self) -> MlflowServer:
         return self.start().wait()

@@ -165,3 +165,15 @@ def test_a_server_that_cannot_start_says_why(tmp_path: Path, server: MlflowServe
     with pytest.raises(MlflowServerError, match=f"port {server.port} is in use"):
         MlflowServer(tmp_path, port=server.port).start()
     assert "mlflow ui --backend-store-uri sqlite:///" in ui_command(tmp_path)
+
+
+def test_stop_ends_every_process_the_server_started(server: MlflowServer) -> None:
+    """Runs last in the module: the CLI, its uvicorn worker and anything they started are gone."""
+    import os
+
+    group = server.pid
+    assert group is not None
+    os.killpg(group, 0)  # running
+    server.stop()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)
