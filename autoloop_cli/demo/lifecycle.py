@@ -277,12 +277,12 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
     story = model == MODEL and data is None if story is None else story  # churn's drift-and-labels story
+    config, frame = _dataset(model, data, rows, seed)  # a bad --model or --data fails before anything starts
     result = DemoResult()
-    # First: it boots (5 to 20 s) while the data is made, the local AWS starts and the stack deploys.
+    started = time.perf_counter()
+    # First: it boots (5 to 20 s) while the local AWS starts and the stack deploys.
     result.tracking = MlflowServer(local_home(), fresh=True).start() if tracking else None
     try:
-        config, frame = _dataset(model, data, rows, seed)
-        started = time.perf_counter()
         local = server.start()
     except BaseException:
         if result.tracking:
