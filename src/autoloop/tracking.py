@@ -42,7 +42,10 @@ from autoloop.state import MonitoringPlan, PipelineState
 #: Tags on every run Autoloop logs (MLflow keys may hold dots; filters quote them with backticks).
 RUN_ID_TAG, MODEL_TAG, KIND_TAG, TRIGGER_TAG = "autoloop.run_id", "autoloop.model", "autoloop.kind", "autoloop.trigger"
 DEPLOY_CONFIG_TAG = "autoloop.deploy.config"
-TIMEOUT_SECONDS = 10.0
+#: One request's timeout, and all of one step's tracking: the functions time out at 30 s, and a
+#: slow or hanging server must cost the step at most this, then a warning.
+TIMEOUT_SECONDS = 5.0
+BUDGET_SECONDS = 10.0
 #: Larger artifacts are linked (a tag with their S3 URI), not copied: a copy passes through the
 #: function's memory (256 MB).
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
@@ -95,17 +98,14 @@ class Target:
         return None
 
 
-def _sign(target: Target, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
-    """SigV4 headers for SageMaker's managed MLflow (botocore, imported only when signing)."""
+def _sign(target: Target, credentials: Any, method: str, url: str, body: bytes | None,
+          headers: dict[str, str]) -> dict[str, str]:
+    """SigV4 headers for SageMaker's managed MLflow, as the sagemaker-mlflow plugin signs."""
     import hashlib
 
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
-    from botocore.session import get_session
 
-    credentials = get_session().get_credentials()
-    if credentials is None:
-        raise TrackingError("no AWS credentials to sign the MLflow request with.")
     headers = {**headers, "x-mlflow-sm-tracking-server-arn": target.arn,
                "X-Amz-Content-SHA256": hashlib.sha256(body or b"").hexdigest()}
     request = AWSRequest(method=method, url=url, data=body, headers=headers)
@@ -114,22 +114,39 @@ def _sign(target: Target, method: str, url: str, body: bytes | None, headers: di
 
 
 class Client:
-    """The MLflow REST calls Autoloop makes (``/api/2.0/mlflow/...``), with the standard library."""
+    """The MLflow REST calls Autoloop makes (``/api/2.0/mlflow/...``), with the standard library.
 
-    def __init__(self, target: Target, timeout: float = TIMEOUT_SECONDS) -> None:
+    Every request shares one time budget from the client's creation (:data:`BUDGET_SECONDS`)."""
+
+    def __init__(self, target: Target, timeout: float = TIMEOUT_SECONDS, budget: float = BUDGET_SECONDS) -> None:
         self.target, self.timeout = target, timeout
+        self.deadline = time.monotonic() + budget
+        self._credentials: Any = None
+
+    def _signed(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
+        if self._credentials is None:
+            from botocore.session import get_session  # only when signing: about 50 ms
+
+            self._credentials = get_session().get_credentials()
+            if self._credentials is None:
+                raise TrackingError("no AWS credentials to sign the MLflow request with.")
+        return _sign(self.target, self._credentials, method, url, body, headers)
 
     def _request(self, method: str, path: str, body: bytes | None, content_type: str) -> bytes:
         import urllib.error
         import urllib.request  # http.client and ssl: imported on the first call, not at a cold start
 
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TrackingError(f"MLflow at {self.target.url}: the step's {BUDGET_SECONDS:g} s for tracking are "
+                                f"spent before {method} {path}.")
         url = self.target.url + path
         headers = {"Content-Type": content_type}
         if self.target.arn:
-            headers = _sign(self.target, method, url, body, headers)
+            headers = self._signed(method, url, body, headers)
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http(s) only)
+            with urllib.request.urlopen(request, timeout=min(self.timeout, left)) as response:  # noqa: S310
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:500].decode("utf-8", "replace")
@@ -143,7 +160,7 @@ class Client:
                                 "template's MlflowTrackingPolicy).")
         path = f"/api/2.0/mlflow/{endpoint}"
         if method == "GET" and payload:
-            path += "?" + urllib.parse.urlencode(payload)
+            path += "?" + urllib.parse.urlencode(payload, quote_via=urllib.parse.quote)  # %20, as signed
             payload = None
         raw = self._request(method, path, json.dumps(payload).encode() if payload is not None else None,
                             "application/json")

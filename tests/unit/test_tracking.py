@@ -171,3 +171,23 @@ def test_a_training_scripts_own_mlflow_calls_are_read_from_its_output(tmp_path: 
     assert metrics == {"train_loss": 0.25, "val auc": 0.875}
     assert params == {"n_estimators": "50"}
     assert JOB_TRACKING_DIR.startswith("/opt/ml/output/data/")
+
+
+def test_a_slow_server_costs_a_step_at_most_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request of a step shares one budget (the functions time out at 30 s): each waits at
+    most what is left, and none is sent once it is spent."""
+    timeouts: list[float] = []
+
+    def slow(request: urllib.request.Request, timeout: float = 0) -> Any:
+        timeouts.append(timeout)
+        raise TimeoutError("timed out (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", slow)
+    mlflow = tracking.Client(tracking.Target("http://127.0.0.1:9"), timeout=5, budget=0.5)
+    with pytest.raises(tracking.TrackingError, match="unreachable"):
+        mlflow.experiment_id("s/churn")
+    assert timeouts and timeouts[0] <= 0.5
+    mlflow.deadline = 0.0
+    with pytest.raises(tracking.TrackingError, match="spent before GET"):
+        mlflow.experiment_id("s/churn")
+    assert len(timeouts) == 1
