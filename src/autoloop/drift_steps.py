@@ -187,8 +187,10 @@ def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = Non
     metrics.add_metric(name="DriftRetrains" if started else "DriftReportsWithoutRetrain",
                        unit=MetricUnit.Count, value=1)
     logger.info("drift decision", extra={"model": model, "retrain": decision.retrain, "reason": decision.reason})
-    return {"model": model, "report": report_uri, "violations": len(violations), "retrain": decision.retrain,
-            "reason": decision.reason, "run_id": started}
+    result = {"model": model, "report": report_uri, "violations": len(violations), "retrain": decision.retrain,
+              "reason": decision.reason, "run_id": started}
+    tracking.violations_checked(model, endpoint or "", report_uri, violations, result)
+    return result
 
 
 def _start_retrain(settings: DriftSettings, model: str, report_uri: str, schedule: str | None,

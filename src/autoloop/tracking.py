@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoloop import adapters
+from autoloop.drift import Violation
 from autoloop.jobs import ENTRY_POINT, JOB_TRACKING_DIR
 from autoloop.observability import logger
 from autoloop.state import MonitoringPlan, PipelineState
@@ -464,36 +465,66 @@ def rolled_back(endpoint: str, config: str, reason: str) -> None:
     safely("rollback", log)
 
 
+def _own_run(mlflow: Client, model: str, kind: str, run_id: str, name: str, tags: Mapping[str, str],
+             metrics: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """A finished run of its own (a monitoring run, a month's batch) in the model's experiment;
+    nothing when one of this kind has Autoloop's ``run_id`` (a retried step logged it)."""
+    experiment = mlflow.experiment_id(experiment_name(model))
+    if mlflow.search(experiment, {RUN_ID_TAG: run_id, KIND_TAG: kind}, max_results=1):
+        return
+    run = mlflow.create_run(experiment, name, {RUN_ID_TAG: run_id, MODEL_TAG: model, KIND_TAG: kind, **tags})
+    mlflow.log(run["info"]["run_id"], metrics=metrics, params=params)
+    mlflow.finish(run["info"]["run_id"])
+
+
 def monitored(model: str, plan: MonitoringPlan, report: Mapping[str, Any], decision: Mapping[str, Any]) -> None:
-    """A monitoring run of the model's endpoint: per-feature drift distances and thresholds, the
-    quality metric on the labelled requests, and the decision (a run of its own in the experiment)."""
+    """A monitoring run of the model's endpoint (Autoloop's backend): per-feature drift distances
+    and thresholds, the quality metric on the labelled requests, and the decision."""
 
     def log(mlflow: Client) -> None:
-        experiment = mlflow.experiment_id(experiment_name(model))
-        if mlflow.search(experiment, {RUN_ID_TAG: plan.run_id, KIND_TAG: "monitoring"}, max_results=1):
-            return  # a retried step: logged already
-        run = mlflow.create_run(experiment, f"monitor {plan.window_end}", {
-            RUN_ID_TAG: plan.run_id, MODEL_TAG: model, KIND_TAG: "monitoring"})
+        features = list(report.get("features") or [])
         metrics: dict[str, Any] = {"rows": float(report.get("rows") or 0),
-                                     "labelled_rows": float(report.get("labelled_rows") or 0),
-                                     "retrain": 1.0 if decision.get("retrain") else 0.0}
-        for feature in report.get("features") or []:
+                                   "labelled_rows": float(report.get("labelled_rows") or 0),
+                                   "retrain": 1.0 if decision.get("retrain") else 0.0,
+                                   "drift.features_flagged": float(sum(1 for f in features if f.get("violated")))}
+        for feature in features:
             metrics[f"drift.{feature['name']}"] = feature.get("distance")
             metrics[f"drift_threshold.{feature['name']}"] = feature.get("threshold")
-        metrics["drift.features_flagged"] = float(sum(1 for f in report.get("features") or [] if f.get("violated")))
         quality = report.get("quality") or {}
         if quality:
             metrics[f"quality.{quality.get('metric')}"] = quality.get("value")
             metrics["quality.threshold"] = quality.get("threshold")
-            if quality.get("champion") is not None:
-                metrics["quality.champion"] = quality.get("champion")
+            metrics["quality.champion"] = quality.get("champion")
             metrics["quality.violated"] = 1.0 if quality.get("violated") else 0.0
-        mlflow.log(run["info"]["run_id"], metrics=metrics, params={
-            "endpoint": plan.endpoint, "window_start": plan.window_start, "window_end": plan.window_end,
-            "report_uri": plan.report_uri}, tags={
-            "autoloop.decision.reason": str(decision.get("reason")),
-            "autoloop.retrain_run_id": str(decision.get("run_id") or "")})
-        mlflow.finish(run["info"]["run_id"])
+        tags = {"autoloop.decision.reason": str(decision.get("reason")),
+                "autoloop.retrain_run_id": str(decision.get("run_id") or "")}
+        params = {"endpoint": plan.endpoint, "window_start": plan.window_start, "window_end": plan.window_end,
+                  "report_uri": plan.report_uri}
+        _own_run(mlflow, model, "monitoring", plan.run_id, f"monitor {plan.window_end}", tags, metrics, params)
+
+    safely("monitoring", log)
+
+
+def violations_checked(model: str, endpoint: str, report_uri: str, violations: Iterable[Violation],
+                       decision: Mapping[str, Any]) -> None:
+    """A Model Monitor execution's report (the ``model-monitor`` backend), which names only the
+    violated features: their drift distances and thresholds, and the decision."""
+
+    def log(mlflow: Client) -> None:
+        found = list(violations)
+        metrics: dict[str, Any] = {"violations": float(len(found)),
+                                   "retrain": 1.0 if decision.get("retrain") else 0.0,
+                                   "drift.features_flagged": float(sum(1 for v in found if v.is_drift))}
+        for violation in found:
+            if violation.is_drift:
+                metrics[f"drift.{violation.feature}"] = violation.distance
+                metrics[f"drift_threshold.{violation.feature}"] = violation.threshold
+        tags = {"autoloop.decision.reason": str(decision.get("reason")),
+                "autoloop.retrain_run_id": str(decision.get("run_id") or ""),
+                "autoloop.violated_checks": ", ".join(sorted({v.check for v in found}))}
+        name = f"monitor {report_uri.rstrip('/').rsplit('/', 1)[-1]}"
+        _own_run(mlflow, model, "monitoring", report_uri, name, tags, metrics,
+                 {"endpoint": endpoint, "report_uri": report_uri})
 
     safely("monitoring", log)
 
@@ -502,23 +533,17 @@ def batch_published(doc: Mapping[str, Any], report_uri: str) -> None:
     """A month's batch transform: rows scored and skipped, the package it used (its own run)."""
 
     def log(mlflow: Client) -> None:
-        model, run_id = str(doc["model"]), str(doc["run_id"])
-        experiment = mlflow.experiment_id(experiment_name(model))
-        if mlflow.search(experiment, {RUN_ID_TAG: run_id, KIND_TAG: "batch"}, max_results=1):
-            return
         package = doc.get("package") or {}
-        run = mlflow.create_run(experiment, f"batch {doc.get('month')}", {
-            RUN_ID_TAG: run_id, MODEL_TAG: model, KIND_TAG: "batch",
-            "autoloop.package_arn": str(package.get("arn") or ""),
-            "autoloop.training_run_id": str(package.get("training_run_id") or "")})
         rows = doc.get("rows") or {}
-        mlflow.log(run["info"]["run_id"],
-                   metrics={"rows_scored": rows.get("scored"), "rows_malformed": rows.get("malformed"),
-                            "package_version": package.get("version")},
-                   params={"month": doc.get("month"), "input_uri": (doc.get("input") or {}).get("uri"),
-                           "output_uri": (doc.get("output") or {}).get("uri"), "report_uri": report_uri,
-                           "transform_job": doc.get("transform_job")})
-        mlflow.finish(run["info"]["run_id"])
+        tags = {"autoloop.package_arn": str(package.get("arn") or ""),
+                "autoloop.training_run_id": str(package.get("training_run_id") or "")}
+        metrics = {"rows_scored": rows.get("scored"), "rows_malformed": rows.get("malformed"),
+                   "package_version": package.get("version")}
+        params = {"month": doc.get("month"), "input_uri": (doc.get("input") or {}).get("uri"),
+                  "output_uri": (doc.get("output") or {}).get("uri"), "report_uri": report_uri,
+                  "transform_job": doc.get("transform_job")}
+        _own_run(mlflow, str(doc["model"]), "batch", str(doc["run_id"]), f"batch {doc.get('month')}", tags,
+                 metrics, params)
 
     safely("batch", log)
 

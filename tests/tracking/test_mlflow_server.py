@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from autoloop import adapters, tracking
+from autoloop.drift import BASELINE_DRIFT_CHECK, Violation
 from autoloop.state import MonitoringPlan, PipelineState
 from autoloop_cli.mlflow_server import MlflowServer, MlflowServerError, ui_command
 
@@ -128,14 +129,18 @@ def test_the_lifecycle_hooks_log_one_history_per_model(server: MlflowServer, mlf
                            {"name": "age", "distance": 0.02, "threshold": 0.1, "violated": False}],
               "quality": {"metric": "auc", "value": 0.61, "threshold": 0.7, "champion": 0.8, "violated": True}}
     tracking.monitored("churn", plan, report, {"retrain": True, "reason": "quality drop", "run_id": "churn-r2"})
+    drifted = Violation("tenure", BASELINE_DRIFT_CHECK, "distance: 0.4 exceeds threshold: 0.1", 0.4, 0.1)
+    tracking.violations_checked("churn", "teststack-churn", "s3://a/mm/exec-2/", [drifted],
+                                {"retrain": False, "reason": "cooldown"})
     tracking.batch_published({"model": "churn", "run_id": "batch-1", "month": "2026-01", "rows": {"scored": 50,
                               "malformed": 2}, "package": {"arn": package, "version": 2, "training_run_id": RUN}},
                              "s3://d/_report.json")
 
     client = reader(server)
     experiment = client.get_experiment_by_name("teststack/churn")
-    runs = {r.data.tags["autoloop.kind"]: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(runs) == {"training", "monitoring", "batch"}  # one training run, though the gate ran twice
+    found = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    assert sorted(r.data.tags["autoloop.kind"] for r in found) == ["batch", "monitoring", "monitoring", "training"]
+    runs = {r.data.tags["autoloop.kind"]: r for r in reversed(found)}  # the first of each kind
     training = runs["training"]
     assert training.data.tags["autoloop.run_id"] == RUN and training.data.tags["autoloop.trigger"] == "quality"
     assert training.data.params["dataset.uri"] == "s3://data/incoming/churn/a.csv"
@@ -157,6 +162,9 @@ def test_the_lifecycle_hooks_log_one_history_per_model(server: MlflowServer, mlf
     assert monitoring.data.metrics["drift.tenure"] == 0.31 and monitoring.data.metrics["drift.features_flagged"] == 1
     assert monitoring.data.metrics["quality.auc"] == 0.61 and monitoring.data.metrics["retrain"] == 1
     assert monitoring.data.tags["autoloop.retrain_run_id"] == "churn-r2"
+    model_monitor = [r for r in found if r.data.tags["autoloop.kind"] == "monitoring"][1]  # model-monitor backend
+    assert model_monitor.data.metrics["drift.tenure"] == 0.4 and model_monitor.data.metrics["retrain"] == 0
+    assert model_monitor.data.tags["autoloop.violated_checks"] == BASELINE_DRIFT_CHECK
     batch = runs["batch"]
     assert batch.data.metrics["rows_scored"] == 50 and batch.data.tags["autoloop.training_run_id"] == RUN
 

@@ -86,6 +86,7 @@ def _every_hook() -> None:
     tracking.deployed("churn", "churn-0123456789", "s-churn")
     tracking.rolled_back("s-churn", "s-churn-1", "alarm")
     tracking.monitored("churn", plan, {"rows": 5, "features": []}, {"retrain": False, "reason": "ok"})
+    tracking.violations_checked("churn", "s-churn", "s3://a/mm/1", [], {"retrain": False})
     tracking.batch_published({"model": "churn", "run_id": "b-1", "month": "2026-01", "rows": {"scored": 1}}, "s3://d/r")
 
 
