@@ -314,7 +314,7 @@ def read_job_store(archive: bytes) -> tuple[dict[str, float], dict[str, str]]:
     store = JOB_TRACKING_DIR.rsplit("/", 1)[-1]  # output.tar.gz holds /opt/ml/output/data/
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
-            parts = member.name.strip("./").split("/")
+            parts = member.name.removeprefix("./").split("/")
             if not member.isfile() or store not in parts:
                 continue
             rest = parts[parts.index(store) + 1:]  # <experiment>/<run>/(metrics|params)/<key...>
