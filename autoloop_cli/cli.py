@@ -1,7 +1,7 @@
 """The `autoloop` command line.
 
     autoloop local demo [--model M] [--data F]   boot the local AWS from template.yaml and run the lifecycle
-    autoloop local serve           run the local AWS as a server (other commands can use it)
+    autoloop local serve [--tracking]   run the local AWS as a server (other commands can use it)
     autoloop local put FILE --model M [--wait]   upload a file for model M (and follow its run)
     autoloop local runs [--model M] [--path]     list runs with how each ended
     autoloop local fire-schedule NAME   fire a schedule (or schedule rule) now
@@ -13,6 +13,7 @@
     autoloop gen-data --rows N --out F [--model churn|price|plan|fraud]  write generated data
     autoloop report --execution-arn ARN [--out F]   the HTML lifecycle report of one execution
     autoloop report --latest [--stack-name S]        ... of the stack's newest TrainingPipeline run
+    autoloop ui [--port N]             browse the local MLflow store (the demo's runs) with `mlflow ui`
 """
 
 from __future__ import annotations
@@ -51,10 +52,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         result = demo.run(rows=args.rows, seed=args.seed, timeout=args.timeout, loop=not args.train_only,
                           report=Path(args.report) if args.report else None, model=args.model,
-                          data=Path(args.data) if args.data else None)
+                          data=Path(args.data) if args.data else None, tracking=not args.no_tracking)
     except demo.DemoError as exc:
         return _fail(str(exc))
     return 0 if result.status == "SUCCEEDED" else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """``mlflow ui`` on the local store (the demo's runs); it serves until Ctrl-C."""
+    import shlex
+    import subprocess
+
+    from autoloop_cli import mlflow_server
+
+    home = STATE_FILE.parent
+    database = mlflow_server.store_dir(home) / "mlflow.db"
+    if not database.exists():
+        return _fail(f"no local MLflow store at {database}: run `autoloop local demo` first (tracking is on "
+                     "unless --no-tracking)")
+    command = shlex.split(mlflow_server.ui_command(home)) + ["--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it): {shlex.join(command)}")
+    try:
+        return subprocess.call([sys.executable, "-m", *command])
+    except KeyboardInterrupt:
+        return 0
 
 
 def _server_state() -> dict[str, Any]:
@@ -130,9 +151,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 console.say(line)
 
     server.set_time_scale(args.time_scale)
+    tracking = None
+    if args.tracking:
+        from autoloop_cli.mlflow_server import MlflowServer
+
+        tracking = MlflowServer(home, fresh=True).start()  # boots while the local AWS does
+        parameters.setdefault("MlflowTrackingUri", tracking.url)
     try:
         local = server.start(port=args.port)
     except server.PortInUse:
+        if tracking:
+            tracking.stop()
         return _fail(f"port {args.port} is in use. Choose another: --port N (0 picks a free one).")
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated serve cleans up as Ctrl-C does
     stop_observing = [
@@ -144,6 +173,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with console.stage(f"Deploying template.yaml into the local AWS at {local.endpoint_url}"):
             deployed = stack.deploy(Path(args.template), stack_name=args.stack_name, parameters=parameters)
             publish.publish(client("s3"), deployed.outputs["ArtifactsBucketName"])
+            if tracking:
+                tracking.wait()
         clock = ScheduleClock(args.time_scale, on_fire=lambda f: say(serve_console.schedule_line(
             f.kind, f.name, f.scheduled_time, f.result, f.error))).start()
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +184,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1")
         for key, value in deployed.outputs.items():
             say(f"  {key} = {value}")
+        if tracking:
+            say(f"MLflow tracking server at {tracking.url} (the stack's MlflowTrackingUri; store "
+                f"{tracking.store_uri}): open it in a browser, or `autoloop ui` once this server has stopped.")
         if args.time_scale != 1:
             say(f"Time scale {args.time_scale:g}: waits take {args.time_scale:g} of their time, "
                 f"schedules run {1 / args.time_scale:g} times as often.")
@@ -169,6 +203,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             clock.stop()
         STATE_FILE.unlink(missing_ok=True)
         local.stop()
+        if tracking:
+            tracking.stop()
         server.set_time_scale(None)
 
 
@@ -448,6 +484,9 @@ def parser() -> argparse.ArgumentParser:
                                      "the example model's generated rows")
     demo.add_argument("--runtime", choices=("auto", "image", "project"),
                       help=RUNTIME_HELP + "; default $AUTOLOOP_LOCAL_RUNTIME, else auto")
+    demo.add_argument("--no-tracking", action="store_true",
+                      help="start no local MLflow server (by default the stack logs every model's runs, "
+                           "registrations, deployments, monitoring and batch runs to one under .autoloop/mlflow/)")
     demo.set_defaults(func=cmd_demo)
 
     serve = local.add_parser("serve", help="run the local AWS as a server, booted from template.yaml")
@@ -459,6 +498,9 @@ def parser() -> argparse.ArgumentParser:
                        help="a template parameter override (repeatable), as sam deploy's --parameter-overrides")
     serve.add_argument("--runtime", choices=("auto", "image", "project"),
                        help=RUNTIME_HELP + "; default $AUTOLOOP_LOCAL_RUNTIME, else auto")
+    serve.add_argument("--tracking", action="store_true",
+                       help="also start a local MLflow server (store under .autoloop/mlflow/, new each time) and "
+                            "log every model's runs to it (the template parameter MlflowTrackingUri)")
     serve.set_defaults(func=cmd_serve)
 
     rts = local.add_parser("runtimes", help="list or build the local runtimes (venvs like the framework images) "
@@ -546,6 +588,9 @@ def parser() -> argparse.ArgumentParser:
                      help="seconds between reads of the run (default 10; Step Functions throttles faster reads)")
     smk.add_argument("--region")
     smk.set_defaults(func=cmd_smoke)
+    ui = sub.add_parser("ui", help="browse the local MLflow store (the demo's runs) with `mlflow ui`")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    ui.set_defaults(func=cmd_ui)
 
     rep = sub.add_parser("report", help="write the HTML lifecycle report of an execution")
     rep.add_argument("--execution-arn", help="a TrainingPipeline (or any Autoloop pipeline) execution ARN")

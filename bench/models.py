@@ -33,7 +33,8 @@ def child(model: str) -> None:
     from autoloop_cli.demo import lifecycle
 
     with open(os.devnull, "w") as quiet:
-        result = lifecycle.run(model=model, story=False, rows=2000, console=Console(stages=8, out=quiet))
+        result = lifecycle.run(model=model, story=False, rows=2000, console=Console(stages=8, out=quiet),
+                               tracking=False)
     print(json.dumps({"status": result.status, "wall": result.wall_seconds, "ml": result.ml_seconds,
                       "lambdas": result.lambda_invocations, "runs": [r.name for r in result.runs]}))
 

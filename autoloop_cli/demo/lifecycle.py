@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoloop_cli import executions
 from autoloop_cli.console import Console
+from autoloop_cli.mlflow_server import MlflowServer, ui_command
 from localaws import clients
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class DemoResult:
     outputs: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
     runtimes: list[str] = field(default_factory=list)  # the Pythons the jobs ran on
+    #: The MLflow server the stack logged to (None: tracking off); still running with keep_server.
+    tracking: MlflowServer | None = None
 
     @property
     def status(self) -> str:
@@ -242,28 +245,37 @@ def _read_json(uri: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- the demo
-def boot(console: Console, endpoint_url: str) -> dict[str, str]:
+def boot(console: Console, endpoint_url: str, tracking: MlflowServer | None = None) -> dict[str, str]:
     """Three stages: the local AWS (started), template.yaml deployed into it, ml/ and models/
-    published. Returns the stack's outputs."""
+    published. With ``tracking`` (started, still booting), the stack logs to it: the publishing
+    stage ends when it answers. Returns the stack's outputs."""
     from autoloop_cli import publish
     from localaws.cloudformation import stack
 
     with console.stage(f"Starting the local AWS (moto server at {endpoint_url})"):
         pass
     with console.stage("Deploying template.yaml into the local AWS"):
-        deployed = stack.deploy(ROOT / "template.yaml", stack_name=STACK, project_root=ROOT,
-                                parameters=DEMO_PARAMETERS)
+        parameters = {**DEMO_PARAMETERS, **({"MlflowTrackingUri": tracking.url} if tracking else {})}
+        deployed = stack.deploy(ROOT / "template.yaml", stack_name=STACK, project_root=ROOT, parameters=parameters)
         console.say(f"      stack {STACK}: {len(deployed.resources)} resources")
     with console.stage("Publishing ml/ and models/"):
         published = publish.publish(clients.client("s3"), deployed.outputs["ArtifactsBucketName"])
         console.say(f"      {len(published.scripts)} scripts, models: {', '.join(published.models)}")
+        if tracking:
+            tracking.wait()
+            console.say(f"      MLflow tracking server at {tracking.url} (store {tracking.store_uri})")
     return deployed.outputs
 
 
 def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Console | None = None,
         keep_server: bool = False, loop: bool = True, report: Path | None = None, model: str = MODEL,
-        data: Path | None = None, story: bool | None = None) -> DemoResult:
+        data: Path | None = None, story: bool | None = None, tracking: bool = True) -> DemoResult:
     """Run the demo. ``loop=False`` stops after the first registration (no deploy/drift).
+
+    ``tracking``: a local MLflow server (:mod:`autoloop_cli.mlflow_server`, its store under
+    ``$AUTOLOOP_LOCAL_HOME/mlflow/``) is started beside the local AWS and the stack logs each
+    model's runs to it; stopped at the end (left running with ``keep_server``, in
+    ``result.tracking``). The summary says where the store is and how to browse it.
 
     ``model`` other than churn, or ``data`` (a CSV with the model's columns, label first, instead
     of the example generator's rows): any model of ``models/`` through upload, training, gate,
@@ -275,18 +287,25 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     challenger, the blue/green update) is written to ``report`` (default
     ``$AUTOLOOP_LOCAL_HOME/report.html``); the last line printed gives its path.
     """
-    from localaws import server
+    from localaws import local_home, server
     from localaws.awslambda import runtime as lambda_runtime
     from localaws.sagemaker.jobs import runner as sagemaker_jobs
 
     story = model == MODEL and data is None if story is None else story  # churn's drift-and-labels story
-    config, frame = _dataset(model, data, rows, seed)
-    console = console or Console(stages=(12 if story else 8) if loop else 5)
+    config, frame = _dataset(model, data, rows, seed)  # a bad --model or --data fails before anything starts
     result = DemoResult()
     started = time.perf_counter()
-    local = server.start()
+    # First: it boots (5 to 20 s) while the local AWS starts and the stack deploys.
+    result.tracking = MlflowServer(local_home(), fresh=True).start() if tracking else None
     try:
-        outputs = result.outputs = boot(console, local.endpoint_url)
+        local = server.start()
+    except BaseException:
+        if result.tracking:
+            result.tracking.stop()
+        raise
+    console = console or Console(stages=(12 if story else 8) if loop else 5)
+    try:
+        outputs = result.outputs = boot(console, local.endpoint_url, result.tracking)
         training_sm, deploy_sm = outputs["TrainingPipelineArn"], outputs["DeployPipelineArn"]
         queue = _subscribe_queue(outputs["NotificationTopicArn"])
         key = f"incoming/{model}/demo-{time.strftime('%Y%m%dT%H%M%S')}.csv"
@@ -316,6 +335,8 @@ def run(rows: int = 2000, seed: int = 7, timeout: float = 300.0, console: Consol
     finally:
         if not keep_server:
             local.stop()
+            if result.tracking:
+                result.tracking.stop()
 
 
 def _loop(console: Console, result: DemoResult, outputs: dict[str, str], known_training: set[str],
@@ -523,3 +544,6 @@ def summarise(console: Console, result: DemoResult) -> None:
     for line in result.runtimes:
         say(f"  Jobs ran on {line}")
     say("  Logs: .autoloop/logs/ (functions), .autoloop/jobs/ (jobs), .autoloop/endpoints/ (endpoints)")
+    if result.tracking:
+        say(f"  MLflow: experiment {STACK}/<model> in {result.tracking.store_uri}; browse it with `autoloop ui` "
+            f"(runs: {ui_command(result.tracking.home)})")

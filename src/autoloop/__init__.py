@@ -24,6 +24,7 @@ Model Registry and shared AWS machinery
     ``deploy``          deployment planning and endpoint requests (pure)
     ``batch``           the monthly batch transform's months, layout, requests, policy (pure)
     ``drift``           monitoring reports, drift events and the retrain policy (pure)
+    ``tracking``        MLflow experiment tracking of the lifecycle, over MLflow's REST API
     ``tasks``           the task-token waits: launch a job for a task, complete the task from a
                         job or endpoint state change (the callback), reconcile after a timeout
     ``retrain_data``    a drift retrain's dataset: the fresh upload plus the labelled rows, written once
@@ -41,7 +42,7 @@ __version__ = "0.1.0"
 MODULES = (
     "errors", "observability", "naming", "adapters", "lifecycle",
     "jobs", "monitoring", "state", "events", "gate", "config", "validation",
-    "registry", "deploy", "batch", "drift", "tasks", "retrain_data",
+    "registry", "deploy", "batch", "drift", "tracking", "tasks", "retrain_data",
 )
 PIPELINES = ("training_steps", "deploy_steps", "batch_steps", "drift_steps", "monitoring_steps", "run_slots",
              "teardown")

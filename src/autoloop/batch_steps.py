@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, tasks
+from autoloop import adapters, tasks, tracking
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.batch import (
     BATCH_STEP_KIND,
@@ -411,5 +411,6 @@ def publish_batch(payload: Any, settings: BatchPublishSettings, now: datetime | 
     metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=doc["rows"]["scored"])
     metrics.add_metric(name="BatchRowsMalformed", unit=MetricUnit.Count, value=doc["rows"]["malformed"])
     logger.info("month published", extra={"rows": doc["rows"], "files": len(outputs)})
+    tracking.batch_published(doc, f"s3://{data}/{final}{REPORT_FILE}")
     return {"report_uri": f"s3://{data}/{final}{REPORT_FILE}", "rows": doc["rows"]["scored"],
             "malformed": doc["rows"]["malformed"], "files": len(outputs), "message": message(doc)}

@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, tasks
+from autoloop import adapters, tasks, tracking
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.batch import schedule_name as batch_schedule_name
 from autoloop.batch import schedule_request as batch_schedule_request
@@ -187,6 +187,7 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
             action = "update"
     metrics.add_metric(name="Deployments", unit=MetricUnit.Count, value=1)
     logger.info("deployment started", extra={"endpoint": p.endpoint_name, "config": p.config_name, "action": action})
+    tracking.deployment_started(p.model, p.run_id, p.endpoint_name, p.config_name, action)
     return {"endpoint_name": p.endpoint_name, "config_name": p.config_name, "action": action, "alarms": alarms,
             "batch_schedule": schedule}
 
@@ -217,6 +218,7 @@ def cleanup_endpoint(payload: Any) -> dict[str, Any]:
             sagemaker.delete_model(ModelName=name)
             deleted["models"].append(name)
     logger.info("cleaned up", extra=deleted)
+    tracking.deployed(p.model, p.run_id, p.endpoint_name)  # cleanup follows a deployment that went through
     return deleted
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, retrain_data
+from autoloop import adapters, retrain_data, tracking
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import DriftSettings, load_model_config
 from autoloop.drift import (
@@ -187,8 +187,10 @@ def handle_drift(event: Any, settings: DriftSettings, now: datetime | None = Non
     metrics.add_metric(name="DriftRetrains" if started else "DriftReportsWithoutRetrain",
                        unit=MetricUnit.Count, value=1)
     logger.info("drift decision", extra={"model": model, "retrain": decision.retrain, "reason": decision.reason})
-    return {"model": model, "report": report_uri, "violations": len(violations), "retrain": decision.retrain,
-            "reason": decision.reason, "run_id": started}
+    result = {"model": model, "report": report_uri, "violations": len(violations), "retrain": decision.retrain,
+              "reason": decision.reason, "run_id": started}
+    tracking.violations_checked(model, endpoint or "", report_uri, violations, result)
+    return result
 
 
 def _start_retrain(settings: DriftSettings, model: str, report_uri: str, schedule: str | None,
@@ -323,6 +325,8 @@ def judge_monitoring_run(payload: Any, settings: DriftSettings, now: datetime) -
     metrics.add_metric(name="DriftRetrains" if started else "DriftReportsWithoutRetrain",
                        unit=MetricUnit.Count, value=1 if signals else 0)
     logger.info("monitoring decision", extra={"model": model, "retrain": decision.retrain, "reason": decision.reason})
-    return {"model": model, "report": folder, "violations": len(violations), "quality_violation": quality is not None,
-            "labelled_rows": labels.labelled_rows, "retrain": decision.retrain, "reason": decision.reason,
-            "run_id": started}
+    result = {"model": model, "report": folder, "violations": len(violations), "quality_violation": quality is not None,
+              "labelled_rows": labels.labelled_rows, "retrain": decision.retrain, "reason": decision.reason,
+              "run_id": started}
+    tracking.monitored(model, plan, report, result)
+    return result

@@ -46,6 +46,14 @@ def code_key(name: str) -> str:
 #: A model's script-mode training script, at the top of its source bundle (``models/<model>/``).
 ENTRY_POINT = "train.py"
 
+#: What a training job's environment adds, so a training script's own ``mlflow`` calls work with
+#: no network (jobs run isolated): they log to a file store in the job's output data, which
+#: SageMaker uploads as ``output.tar.gz``; the quality gate copies those metrics and params into
+#: the run's MLflow run (:mod:`autoloop.tracking`). ``MLFLOW_ALLOW_FILE_STORE``: MLflow 3 refuses a
+#: file store without it, and ``mlflow-skinny`` (what a training image vendors) cannot open SQLite.
+JOB_TRACKING_DIR = "/opt/ml/output/data/mlruns"
+JOB_TRACKING_ENV = {"MLFLOW_TRACKING_URI": JOB_TRACKING_DIR, "MLFLOW_ALLOW_FILE_STORE": "true"}
+
 
 def model_code_key(model: str) -> str:
     """The model's source bundle: its folder with Autoloop's shared files (``autoloop publish``)."""
@@ -288,7 +296,7 @@ def training_request(ctx: JobContext, train_uri: str, validation_uri: str,
         "EnableNetworkIsolation": True,
         **ctx.security.vpc(),
         **spot_options(ctx),
-        "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id},
+        "Environment": {"AUTOLOOP_RUN_ID": ctx.run_id, **JOB_TRACKING_ENV},
         "Tags": ctx.tags("train"),
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
+from autoloop import tracking
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.errors import (
     AwsThrottled,
@@ -378,6 +379,8 @@ def handle_endpoint_event(change: EndpointStateChange, table: str) -> dict[str, 
             outcome = failure
         if not waiters.claim(attribute):
             continue  # another delivery of this event took it
+        if isinstance(outcome, DeploymentRolledBack):
+            tracking.rolled_back(name, desired, str(outcome))
         try:
             tasks[desired] = send_endpoint_outcome(entry["token"], name, outcome)
         except (AwsThrottled, TransientAwsError):

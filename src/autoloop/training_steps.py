@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from autoloop import adapters, registry, tasks
+from autoloop import adapters, registry, tasks, tracking
 from autoloop.adapters import aws_call, client, error_code
 from autoloop.config import (
     GateSettings,
@@ -330,6 +330,7 @@ def quality_gate(payload: Any, settings: GateSettings) -> dict[str, Any]:
     )
     logger.info("gate verdict", extra=result)
     metrics.add_metric(name="ChallengerMetric", unit=MetricUnit.NoUnit, value=metric)
+    tracking.gate(state, result, folder)
     return result
 
 
@@ -366,4 +367,5 @@ def register_model(payload: Any, settings: RegisterSettings) -> dict[str, Any]:
                             group_request=group_request)
     logger.info("model registered", extra={"arn": arn, "approval_status": settings.approval_status})
     metrics.add_metric(name="ModelsRegistered", unit=MetricUnit.Count, value=1)
+    tracking.registered(state.model, state.run_id, arn, settings.approval_status)
     return {"arn": arn, "group": group, "approval_status": settings.approval_status}

@@ -17,7 +17,8 @@ def test_the_fraud_model_runs_from_a_users_csv_through_deploy_and_its_month(tmp_
     data = tmp_path / "transactions.csv"
     datagen.generate_fraud(3000, seed=5).to_csv(data, index=False)
     out = io.StringIO()
-    result = lifecycle.run(model="fraud", data=data, console=Console(stages=8, out=out))
+    result = lifecycle.run(model="fraud", data=data, console=Console(stages=8, out=out),
+                           tracking=False)  # tests/e2e/test_loop.py is the demo with tracking
     log = out.getvalue()
     assert result.status == "SUCCEEDED", log[-3000:]
     assert [r.name for r in result.runs][:2] == ["TrainingPipeline", "DeployPipeline"]

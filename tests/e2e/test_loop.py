@@ -13,8 +13,10 @@ given back, no task token left waiting, one retrain for the quality drop.
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +67,7 @@ def loop(recorded: Recorder) -> Any:
     patch = pytest.MonkeyPatch()
     patch.setattr(server, "start", start_with_at_least_once)
     lambda_runtime.reset_invocations()
+    result = None
     try:
         result = demo.run(rows=1200, seed=7, timeout=240, console=Console(stages=12, out=out), keep_server=True)
         eventbridge.drain(60)
@@ -74,6 +77,8 @@ def loop(recorded: Recorder) -> Any:
         running = server.current()
         if running is not None:
             running.stop()
+        if result is not None and result.tracking is not None:
+            result.tracking.stop()
 
 
 def physical(logical: str) -> str:
@@ -295,3 +300,74 @@ def test_the_default_stack_called_no_model_monitor_api_through_the_whole_loop(lo
     used = sorted(f"{r.method} from {r.caller}" for r in recorded.requests
                   if r.service == "sagemaker" and r.method in model_monitor_operations())
     assert not used
+
+
+def test_the_local_mlflow_store_holds_the_models_history(loop, tmp_path):
+    """The demo's tracking (the stack's MlflowTrackingUri: its local MLflow server), read with
+    MLflow's own client: each training run with its params, challenger and champion metrics on the
+    same holdout, artifacts, gate, registration and deployment; the monitoring runs' drift and
+    quality; the monthly batch, all in the model's one experiment."""
+    from mlflow.tracking import MlflowClient
+
+    result, log, _, _ = loop
+    assert result.tracking is not None
+    assert f"MLflow: experiment {demo.STACK}/<model> in {result.tracking.store_uri}" in log
+    client = MlflowClient(tracking_uri=result.tracking.url)
+    experiment = client.get_experiment_by_name(f"{demo.STACK}/churn")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    kinds = [r.data.tags["autoloop.kind"] for r in runs]
+    assert sorted(kinds) == ["batch", "monitoring", "monitoring", "training", "training"], kinds
+    training = {r.data.tags["autoloop.run_id"]: r for r in runs if r.data.tags["autoloop.kind"] == "training"}
+    first_out, retrain_out = result.runs[0].output, result.runs[4].output
+    assert set(training) == {first_out["run_id"], retrain_out["run_id"]}
+    first, retrain = training[first_out["run_id"]], training[retrain_out["run_id"]]
+
+    # The first model: its data, settings and code, its metric, its registration and deployment.
+    source = first_out["source"]
+    assert first.data.tags["autoloop.trigger"] == "s3" and first.data.tags["autoloop.model"] == "churn"
+    assert first.data.params["dataset.uri"] == f"s3://{source['bucket']}/{source['key']}"
+    assert first.data.params["dataset.version"] == source["version_id"]
+    assert first.data.params["dataset.rows"] == str(first_out["dataset"]["rows"])
+    for name, value in first_out["dataset"]["hyperparameters"].items():
+        assert first.data.params[f"hp.{name}"] == str(value)
+    assert first.data.params["bundle_sha256"] == first_out["dataset"]["bundle_sha256"]
+    assert first.data.params["training_job"] == first_out["jobs"]["train"]["job_name"]
+    assert first.data.metrics["challenger.auc"] == pytest.approx(first_out["gate"]["metric"])
+    assert "champion.auc" not in first.data.metrics  # no champion yet
+    assert first.data.tags["autoloop.gate.verdict"] == "Promote" and first.data.metrics["gate.promote"] == 1
+    assert first.data.tags["autoloop.package_arn"] == first_out["model_package"]["arn"]
+    assert first.data.tags["autoloop.deploy.action"] == "create"
+    plan = result.runs[1].output["plan"]
+    assert first.data.tags["autoloop.deploy.config"] == plan["config_name"]
+    assert first.data.tags["autoloop.deploy.status"] == "InService" and first.data.metrics["deployed"] == 1
+    evaluation = client.download_artifacts(first.info.run_id, "evaluation/evaluation.json", str(tmp_path))
+    auc = json.loads(Path(evaluation).read_text())["binary_classification_metrics"]["auc"]["value"]
+    assert auc == pytest.approx(first_out["gate"]["metric"])
+    assert {a.path for a in client.list_artifacts(first.info.run_id, "model")} == {"model/model.tar.gz"}
+
+    # The retrain: challenger and champion on the same holdout, and its blue/green deployment.
+    gate = retrain_out["gate"]
+    assert retrain.data.tags["autoloop.trigger"] == retrain_out["trigger"]["type"]
+    assert retrain.data.metrics["challenger.auc"] == pytest.approx(gate["metric"])
+    assert retrain.data.metrics["champion.auc"] == pytest.approx(gate["champion_metric"])
+    assert retrain.data.metrics["holdout_rows"] == gate["holdout_rows"]
+    assert retrain.data.tags["autoloop.champion_arn"] == first_out["model_package"]["arn"]
+    assert retrain.data.metrics["package_version"] == result.runs[5].output["plan"]["package_version"]
+    assert retrain.data.tags["autoloop.deploy.action"] == "update"
+    assert retrain.data.tags["autoloop.deploy.status"] == "InService"
+
+    # Monitoring: per-feature drift distances and the quality drop that retrained.
+    monitoring = [r for r in runs if r.data.tags["autoloop.kind"] == "monitoring"]
+    assert [r.data.metrics["retrain"] for r in monitoring] == [0, 1]
+    second = monitoring[1].data.metrics
+    for feature in result.drift["features"]:
+        assert second[f"drift.{feature['name']}"] == pytest.approx(feature["distance"])
+        assert second[f"drift_threshold.{feature['name']}"] == pytest.approx(feature["threshold"])
+    assert second["quality.auc"] == pytest.approx(result.drift["quality"]["value"])
+    assert monitoring[1].data.tags["autoloop.retrain_run_id"] == retrain_out["run_id"]
+
+    # The monthly batch, with the package that scored it.
+    batch = next(r for r in runs if r.data.tags["autoloop.kind"] == "batch")
+    report = result.runs[6].output["report"]
+    assert batch.data.metrics["rows_scored"] == report["rows"]
+    assert batch.data.tags["autoloop.package_arn"] == result.runs[5].output["plan"]["package_arn"]

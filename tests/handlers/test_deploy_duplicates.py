@@ -169,9 +169,14 @@ def test_every_stale_token_code_is_dropped(deployed, code):
         adapters.set_client("stepfunctions", None)
 
 
-def test_a_late_event_from_before_the_deployment_does_not_fail_it(deployed, plan, sfn, lambda_context):
+def test_a_late_event_from_before_the_deployment_does_not_fail_it(deployed, plan, sfn, lambda_context, monkeypatch):
     """Delivered out of order, an InService event of the previous config can arrive after the
-    new deployment parked its task: the endpoint has not changed since, so the task waits."""
+    new deployment parked its task: the endpoint has not changed since, so the task waits. A
+    rollback fails the task, and is logged against the training run that deployed that config."""
+    from autoloop import tracking
+
+    rollbacks = []
+    monkeypatch.setattr(tracking, "rolled_back", lambda *args: rollbacks.append(args))
     serve(deployed, plan, lambda_context)
     table = deployed.resources["TaskTokenTable"]
     later = time.time() + 5  # parked after the endpoint last changed
@@ -185,6 +190,8 @@ def test_a_late_event_from_before_the_deployment_does_not_fail_it(deployed, plan
     result = load_handler("job_callback").handler(endpoint_event(), lambda_context)
     assert result["tasks"][f"{ENDPOINT}-v3-abcdef"] == "failed"
     assert sfn.calls[0][1]["error"] == "DeploymentRolledBack"
+    [(endpoint, config, reason)] = rollbacks
+    assert (endpoint, config) == (ENDPOINT, f"{ENDPOINT}-v3-abcdef") and "rolled back to" in reason
 
 
 # ----------------------------------------------------------------------------- compare before updating
