@@ -28,7 +28,8 @@ STACK = "autoloop-stacktest"
 # Every condition of the template, with its value for the default parameters. A new
 # condition must be added here (the test below fails until it is).
 DEFAULT_CONDITIONS = {"IsProd": False, "HasNotificationEmail": False, "HasKmsKey": False, "HasVpc": False,
-                      "UsesModelMonitor": False, "HasCustomImageRepository": False}
+                      "UsesModelMonitor": False, "HasCustomImageRepository": False,
+                      "HasMlflowTrackingServer": False}
 
 
 # --------------------------------------------------------------------------- helpers
