@@ -16,7 +16,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean():
-    result = run(str(BIN / "ruff"), "check", "src", "functions", "localaws", "tests", "bench")
+    result = run(str(BIN / "ruff"), "check", "src", "functions", "autoloop_cli", "localaws", "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
