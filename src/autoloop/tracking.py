@@ -32,13 +32,15 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoloop import adapters
-from autoloop.drift import Violation
 from autoloop.jobs import ENTRY_POINT, JOB_TRACKING_DIR
 from autoloop.observability import logger
-from autoloop.state import MonitoringPlan, PipelineState
+
+if TYPE_CHECKING:  # annotations only: the handlers that log (through autoloop.tasks) need not import them
+    from autoloop.drift import Violation
+    from autoloop.state import MonitoringPlan, PipelineState
 
 #: Tags on every run Autoloop logs (MLflow keys may hold dots; filters quote them with backticks).
 RUN_ID_TAG, MODEL_TAG, KIND_TAG, TRIGGER_TAG = "autoloop.run_id", "autoloop.model", "autoloop.kind", "autoloop.trigger"
