@@ -122,7 +122,10 @@ class MlflowServer:
 
     @property
     def _pristine(self) -> Path:
-        return store_dir(self.home) / "empty.db"
+        """Per MLflow version: a store migrated by another version's server would be refused."""
+        from importlib import metadata
+
+        return store_dir(self.home) / f"empty-{metadata.version('mlflow')}.db"
 
     def _keep_pristine(self) -> None:
         """A fresh store, just migrated (nothing logged yet), kept for the next fresh start."""
