@@ -70,7 +70,6 @@ class ImageRuntime:
     version: str  # the framework version of the image tag, e.g. 1.2-1
     python: str  # the image's Python, major.minor
     packages: tuple[str, ...]  # pins, as pip requirements
-    source: str  # where the pins come from
 
     @property
     def image(self) -> str:
@@ -80,18 +79,14 @@ class ImageRuntime:
 #: The images a local runtime exists for. Pins are the ones the images' Dockerfiles and
 #: requirements files name; they are not read off a pulled image (no Docker or AWS here).
 IMAGE_RUNTIMES: tuple[ImageRuntime, ...] = (
-    ImageRuntime(
-        "sagemaker-scikit-learn", "1.2-1", "3.9",
-        ("scikit-learn==1.2.1", "pandas==1.1.3", "numpy==1.24.1", "scipy==1.8.0"),
-        "aws/sagemaker-scikit-learn-container docker/1.2-1 (Python 3.9, scikit-learn==1.2.1) and its "
-        "requirements at that version (pandas 1.1.3, numpy 1.24.1, scipy 1.8.0)",
-    ),
-    ImageRuntime(
-        "sagemaker-xgboost", "1.7-1", "3.8",
-        ("xgboost==1.7.4", "pandas==1.2.4", "numpy==1.19.2", "scikit-learn==0.24.1", "scipy==1.6.2"),
-        "aws/sagemaker-xgboost-container docker/1.7-1 (Python 3.8, xgboost==1.7.4) and its requirements "
-        "at that version (pandas 1.2.4, numpy 1.19.2, scikit-learn 0.24.1, scipy 1.6.2)",
-    ),
+    # aws/sagemaker-scikit-learn-container docker/1.2-1 (Python 3.9, scikit-learn==1.2.1) and its
+    # requirements at that version
+    ImageRuntime("sagemaker-scikit-learn", "1.2-1", "3.9",
+                 ("scikit-learn==1.2.1", "pandas==1.1.3", "numpy==1.24.1", "scipy==1.8.0")),
+    # aws/sagemaker-xgboost-container docker/1.7-1 (Python 3.8, xgboost==1.7.4) and its requirements
+    # at that version
+    ImageRuntime("sagemaker-xgboost", "1.7-1", "3.8",
+                 ("xgboost==1.7.4", "pandas==1.2.4", "numpy==1.19.2", "scikit-learn==0.24.1", "scipy==1.6.2")),
 )
 
 

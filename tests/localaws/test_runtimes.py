@@ -75,7 +75,7 @@ def test_an_unknown_mode_is_refused_with_the_choices(monkeypatch: pytest.MonkeyP
 
 
 def test_a_python_that_is_not_installed_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    runtime = runtimes.ImageRuntime("sagemaker-test", "1-1", "2.9", ("six",), "test")
+    runtime = runtimes.ImageRuntime("sagemaker-test", "1-1", "2.9", ("six",))
     with pytest.raises(runtimes.RuntimeUnavailable, match=r"runs Python 2.9, which is not installed here: install it "
                                                           r"\(`pyenv install 2.9`\) or set AUTOLOOP_LOCAL_RUNTIME="):
         runtimes.build(runtime, progress=lambda _: None)
@@ -83,8 +83,7 @@ def test_a_python_that_is_not_installed_says_how_to_get_it(monkeypatch: pytest.M
 
 def test_a_failed_build_names_the_step_and_log_and_leaves_nothing_half_built(empty_cache: Path) -> None:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    runtime = runtimes.ImageRuntime("sagemaker-test", "1-1", version, ("./no-such-wheel-1.0-py3-none-any.whl",),
-                                    "test")
+    runtime = runtimes.ImageRuntime("sagemaker-test", "1-1", version, ("./no-such-wheel-1.0-py3-none-any.whl",))
     said: list[str] = []
     with pytest.raises(runtimes.RuntimeUnavailable) as raised:
         runtimes.build(runtime, progress=said.append)
