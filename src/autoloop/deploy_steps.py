@@ -16,6 +16,7 @@ from autoloop.batch import schedule_name as batch_schedule_name
 from autoloop.batch import schedule_request as batch_schedule_request
 from autoloop.config import (
     EndpointSettings,
+    ModelConfig,
     MonitorScheduleSettings,
     PlanSettings,
     StartDeploySettings,
@@ -140,7 +141,8 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
     # The model's own resources, which no template names: the alarms that roll back its
     # blue/green updates (before the endpoint is created or updated) and its monthly schedule.
     alarms = put_rollback_alarms(p, settings.stack_name)
-    schedule = put_batch_schedule(p.model, settings)
+    config = published_config(p.model, settings)
+    schedule = put_batch_schedule(p.model, config, settings)
     logger.info("model resources put", extra={"alarms": alarms, "batch_schedule": schedule})
     sagemaker = client("sagemaker")
     _create_ignoring_existing(f"creating model {p.model_name}", sagemaker.create_model,
@@ -149,7 +151,7 @@ def deploy_endpoint(payload: Any, settings: EndpointSettings) -> dict[str, Any]:
     _create_ignoring_existing(
         f"creating endpoint config {p.config_name}", sagemaker.create_endpoint_config,
         **endpoint_config_request(p, capture_uri=capture, sampling_percentage=settings.data_capture_percentage,
-                                  instance_type=endpoint_instance_type(p.model, settings),
+                                  instance_type=endpoint_instance_type(p.model, config, settings),
                                   serverless_memory_mb=p.serverless_memory_mb or None, tags=tags,
                                   security=settings.security()),
     )
@@ -316,28 +318,34 @@ def put_rollback_alarms(p: Plan, stack: str) -> list[str]:
     return names
 
 
-def endpoint_instance_type(model: str, settings: EndpointSettings) -> str:
+def published_config(model: str, settings: EndpointSettings) -> ModelConfig | UnknownModel | InvalidModelConfig:
+    """The model's published config, read once per deployment, or why it cannot be read: neither
+    the schedule nor the instance type it sets may stop a deployment or a rollback."""
+    try:
+        return load_model_config(settings.artifacts_bucket, model)
+    except (UnknownModel, InvalidModelConfig) as exc:
+        return exc
+
+
+def endpoint_instance_type(model: str, config: ModelConfig | Exception, settings: EndpointSettings) -> str:
     """The model config's ``instance_types.endpoint``, else the stack's EndpointInstanceType. The
     endpoint config is named by package version, so a change takes effect with the next version
     deployed. A config that cannot be read deploys on the stack's type (and says so)."""
-    try:
-        chosen = load_model_config(settings.artifacts_bucket, model).instance_types.endpoint
-    except (UnknownModel, InvalidModelConfig) as exc:
-        logger.warning("endpoint on the stack's instance type", extra={"model": model, "reason": str(exc)})
+    if isinstance(config, Exception):
+        logger.warning("endpoint on the stack's instance type", extra={"model": model, "reason": str(config)})
         return settings.endpoint_instance_type
-    return chosen or settings.endpoint_instance_type
+    return config.instance_types.endpoint or settings.endpoint_instance_type
 
 
-def put_batch_schedule(model: str, settings: EndpointSettings) -> dict[str, Any]:
+def put_batch_schedule(model: str, config: ModelConfig | Exception, settings: EndpointSettings) -> dict[str, Any]:
     """The model's monthly batch schedule, as its published config says: created or updated when
     ``batch.schedule`` is on (the default), deleted when it is off. A config that cannot be read
     leaves the schedule as it is (and says so): it must not stop a deployment or a rollback."""
     name = batch_schedule_name(settings.stack_name, model)
-    try:
-        wanted = load_model_config(settings.artifacts_bucket, model).batch.schedule
-    except (UnknownModel, InvalidModelConfig) as exc:
-        logger.warning("batch schedule left as it is", extra={"schedule": name, "reason": str(exc)})
-        return {"schedule_name": name, "action": "kept", "reason": str(exc)}
+    if isinstance(config, Exception):
+        logger.warning("batch schedule left as it is", extra={"schedule": name, "reason": str(config)})
+        return {"schedule_name": name, "action": "kept", "reason": str(config)}
+    wanted = config.batch.schedule
     if not wanted:
         with aws_call(f"deleting batch schedule {name}"):
             try:

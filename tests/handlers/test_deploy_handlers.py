@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from autoloop import batch, errors
 from autoloop.config import EndpointSettings, load_settings
 from autoloop.deploy import rollback_alarms
-from autoloop.deploy_steps import endpoint_instance_type
+from autoloop.deploy_steps import endpoint_instance_type, published_config
 from autoloop.jobs import config_key
 from autoloop_cli.publish import publish_config_with
 from tests.conftest import load_event, load_handler
@@ -182,9 +182,11 @@ def test_the_endpoint_runs_on_the_configs_instance_type_else_the_stacks(deployed
 
     settings = load_settings(EndpointSettings, env)
     publish_config_with(s3, deployed.artifacts_bucket, "churn", {})
-    assert endpoint_instance_type("churn", settings) == env["ENDPOINT_INSTANCE_TYPE"] == "ml.m5.large"
+    assert endpoint_instance_type("churn", published_config("churn", settings), settings) \
+        == env["ENDPOINT_INSTANCE_TYPE"] == "ml.m5.large"
     s3.put_object(Bucket=deployed.artifacts_bucket, Key=config_key("churn"), Body=b"{not json")
-    assert endpoint_instance_type("churn", settings) == env["ENDPOINT_INSTANCE_TYPE"]
+    assert endpoint_instance_type("churn", published_config("churn", settings), settings) \
+        == env["ENDPOINT_INSTANCE_TYPE"]
 
 
 def test_cleanup_keeps_only_the_serving_version(deployed, planner, lambda_context):
